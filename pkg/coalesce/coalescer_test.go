@@ -1,0 +1,101 @@
+package coalesce
+
+import (
+	"testing"
+	"time"
+)
+
+var (
+	obs = Key{DatastoreID: "095d2262da454bb7347488c930e009eb", ResourceType: "Observation"}
+	pat = Key{DatastoreID: "095d2262da454bb7347488c930e009eb", ResourceType: "Patient"}
+)
+
+func TestCoalescerGroupsByKeyAndCloses(t *testing.T) {
+	cfg := Defaults()
+	c := New(cfg)
+	t0 := ts("2026-11-20T09:15:03Z")
+	acked := 0
+	ack := func() { acked++ }
+
+	c.Add(t0, obs, Hint{EventID: "a", Time: t0, Op: Create}, ack)
+	c.Add(t0.Add(200*time.Millisecond), obs, Hint{EventID: "b", Time: t0.Add(time.Second), Op: Update}, ack)
+	c.Add(t0.Add(300*time.Millisecond), pat, Hint{EventID: "c", Time: t0, Op: Create}, ack)
+	// the same CloudTrail event delivered twice: one event, two acks
+	c.Add(t0.Add(400*time.Millisecond), obs, Hint{EventID: "a", Time: t0, Op: Create}, ack)
+
+	if c.Open() != 2 {
+		t.Fatalf("open windows = %d, want 2", c.Open())
+	}
+	if next, ok := c.NextClose(); !ok || !next.Equal(t0.Add(cfg.Window)) {
+		t.Fatalf("NextClose = %v %v, want %v", next, ok, t0.Add(cfg.Window))
+	}
+	if got := c.Closed(t0.Add(999 * time.Millisecond)); len(got) != 0 {
+		t.Fatalf("closed early: %d windows", len(got))
+	}
+	got := c.Closed(t0.Add(cfg.Window))
+	if len(got) != 1 {
+		t.Fatalf("closed %d windows at obs deadline, want 1", len(got))
+	}
+	w := got[0]
+	if w.Key != obs || w.Events() != 2 || w.Creates != 1 || w.Updates != 1 || len(w.Acks) != 3 {
+		t.Fatalf("window = key %v events %d creates %d updates %d acks %d", w.Key, w.Events(), w.Creates, w.Updates, len(w.Acks))
+	}
+	if !w.MinEvent.Equal(t0) || !w.MaxEvent.Equal(t0.Add(time.Second)) {
+		t.Fatalf("event bounds = %v..%v", w.MinEvent, w.MaxEvent)
+	}
+	from, to := w.Range(cfg)
+	if !from.Equal(t0.Add(-cfg.Lead)) || !to.Equal(t0.Add(2*time.Second+cfg.Lag)) {
+		t.Fatalf("range = [%v, %v)", from, to)
+	}
+	if !w.ReadyAt(cfg).Equal(t0.Add(2*time.Second + cfg.Settle)) {
+		t.Fatalf("ReadyAt = %v", w.ReadyAt(cfg))
+	}
+	w.Ack()
+	w.Ack()
+	if acked != 3 {
+		t.Fatalf("acked %d, want 3 (once per record)", acked)
+	}
+	// a hint for a key whose window was handed out opens a new window
+	c.Add(t0.Add(2*time.Second), obs, Hint{EventID: "d", Time: t0.Add(2 * time.Second), Op: Update}, ack)
+	if c.Open() != 2 {
+		t.Fatalf("open = %d, want 2", c.Open())
+	}
+	if rest := c.Drain(t0.Add(2 * time.Second)); len(rest) != 2 || c.Open() != 0 {
+		t.Fatalf("drain = %d windows, open after = %d", len(rest), c.Open())
+	}
+}
+
+func TestCoalescerClosesFullWindow(t *testing.T) {
+	cfg := Defaults()
+	cfg.MaxEvents = 3
+	c := New(cfg)
+	t0 := ts("2026-11-20T09:15:03Z")
+	for i, id := range []string{"a", "b"} {
+		if full := c.Add(t0, obs, Hint{EventID: id, Time: t0, Op: Create}, nil); full != nil {
+			t.Fatalf("window full after %d events", i+1)
+		}
+	}
+	// a duplicate does not fill the window
+	if full := c.Add(t0, obs, Hint{EventID: "b", Time: t0, Op: Create}, nil); full != nil {
+		t.Fatal("duplicate filled the window")
+	}
+	full := c.Add(t0, obs, Hint{EventID: "c", Time: t0, Op: Create}, nil)
+	if full == nil || full.Events() != 3 || !full.Closes.Equal(t0) {
+		t.Fatalf("want a full window closed at once, got %+v", full)
+	}
+	if c.Open() != 0 {
+		t.Fatalf("full window still open")
+	}
+}
+
+func TestReadyAtNeverBeforeClose(t *testing.T) {
+	cfg := Config{Window: 5 * time.Second, Settle: 0, MaxEvents: 10}
+	c := New(cfg)
+	now := ts("2026-11-20T10:00:00Z")
+	old := ts("2026-11-20T09:00:00Z") // a backlog: the hint is an hour old
+	c.Add(now, obs, Hint{EventID: "a", Time: old, Op: Create}, nil)
+	w := c.Drain(now.Add(5 * time.Second))[0]
+	if !w.ReadyAt(cfg).Equal(w.Closes) {
+		t.Fatalf("ReadyAt = %v, want the close time %v for an old hint", w.ReadyAt(cfg), w.Closes)
+	}
+}

@@ -1,0 +1,98 @@
+package coalesce
+
+import "time"
+
+// Key is what windows are partitioned by.
+type Key struct {
+	DatastoreID  string
+	ResourceType string
+}
+
+// Op is the FHIR operation a hint reports.
+type Op int
+
+// The operations a window can hold.
+const (
+	Create Op = iota + 1
+	Update
+	Delete
+)
+
+// Hint is one accepted CloudTrail record: something of Key changed during the second of Time.
+type Hint struct {
+	EventID string
+	Time    time.Time
+	Op      Op
+}
+
+// Window is the set of hints for one key that share a search. It owns the acks of the
+// records that fed it: the caller runs them once everything the window found is emitted.
+type Window struct {
+	Key Key
+	// Opened is when the first hint arrived; Closes is when the window stops taking hints.
+	Opened, Closes time.Time
+	// MinEvent and MaxEvent bound the hints' eventTimes.
+	MinEvent, MaxEvent time.Time
+	// EventIDs are the distinct CloudTrail event ids, in arrival order: a record delivered
+	// twice counts once.
+	EventIDs []string
+	// Creates, Updates and Deletes count distinct events by operation.
+	Creates, Updates, Deletes int
+	// Acks are the callbacks of the records that fed this window, duplicates included.
+	Acks []func()
+
+	seen map[string]struct{}
+}
+
+func newWindow(key Key, now time.Time, window time.Duration) *Window {
+	return &Window{Key: key, Opened: now, Closes: now.Add(window), seen: make(map[string]struct{})}
+}
+
+func (w *Window) add(h Hint, ack func()) {
+	if ack != nil {
+		w.Acks = append(w.Acks, ack)
+	}
+	if _, dup := w.seen[h.EventID]; dup {
+		return
+	}
+	w.seen[h.EventID] = struct{}{}
+	w.EventIDs = append(w.EventIDs, h.EventID)
+	if w.MinEvent.IsZero() || h.Time.Before(w.MinEvent) {
+		w.MinEvent = h.Time
+	}
+	if h.Time.After(w.MaxEvent) {
+		w.MaxEvent = h.Time
+	}
+	switch h.Op {
+	case Create:
+		w.Creates++
+	case Update:
+		w.Updates++
+	case Delete:
+		w.Deletes++
+	}
+}
+
+// Events is the number of distinct hints.
+func (w *Window) Events() int { return len(w.EventIDs) }
+
+// Range is the window's search range under cfg.
+func (w *Window) Range(cfg Config) (from, to time.Time) { return cfg.Range(w.MinEvent, w.MaxEvent) }
+
+// ReadyAt is when the window's search may run under cfg.
+func (w *Window) ReadyAt(cfg Config) time.Time {
+	r := cfg.ReadyAt(w.MaxEvent)
+	if r.Before(w.Closes) {
+		return w.Closes
+	}
+	return r
+}
+
+// Ack runs every record's ack once; later calls do nothing.
+func (w *Window) Ack() {
+	acks := w.Acks
+	w.Acks = nil
+	for _, a := range acks {
+		a()
+	}
+}
