@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	crand "crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+const (
+	amzJSON11         = "application/x-amz-json-1.1"
+	putEventsTarget   = "AWSEvents.PutEvents"
+	maxRequestBody    = 4 << 20 // JSON escaping makes a full 256 KB call larger on the wire
+	defaultFailCode   = "InternalFailure"
+	injectedFailMsg   = "injected failure (eventbridge recorder)"
+	injectedThrottle  = "Rate exceeded (injected by eventbridge recorder)"
+	defaultEventBus   = "default"
+	invalidEntryCode  = "InvalidArgument"
+	serializationCode = "SerializationException"
+)
+
+// Failures is the failure injection the recorder applies; it is also the JSON body of
+// POST /_recorder/config.
+type Failures struct {
+	// FailRate is the fraction of valid entries failed with FailCode.
+	FailRate float64 `json:"failRate"`
+	// FailCode is the ErrorCode of injected entry failures; default InternalFailure.
+	FailCode string `json:"failCode"`
+	// ThrottleRate is the fraction of calls answered with a ThrottlingException.
+	ThrottleRate float64 `json:"throttleRate"`
+	// FailNextIndexes fails the entries at these indexes of the next call that reaches entry
+	// processing (not throttled, not rejected), then clears itself.
+	FailNextIndexes []int `json:"failNextIndexes"`
+}
+
+// Validate reports settings that cannot work.
+func (f Failures) Validate() error {
+	if f.FailRate < 0 || f.FailRate > 1 {
+		return fmt.Errorf("failRate %v is outside [0, 1]", f.FailRate)
+	}
+	if f.ThrottleRate < 0 || f.ThrottleRate > 1 {
+		return fmt.Errorf("throttleRate %v is outside [0, 1]", f.ThrottleRate)
+	}
+	for _, i := range f.FailNextIndexes {
+		if i < 0 || i >= maxEntries {
+			return fmt.Errorf("failNextIndexes: %d is outside [0, %d)", i, maxEntries)
+		}
+	}
+	return nil
+}
+
+func (f Failures) withDefaults() Failures {
+	if f.FailCode == "" {
+		f.FailCode = defaultFailCode
+	}
+	f.FailNextIndexes = append([]int{}, f.FailNextIndexes...)
+	return f
+}
+
+// Stats counts what the recorder did since start or the last reset.
+type Stats struct {
+	Calls            int64 `json:"calls"`
+	EntriesAccepted  int64 `json:"entriesAccepted"`
+	EntriesFailed    int64 `json:"entriesFailed"`
+	Throttled        int64 `json:"throttled"`
+	ValidationErrors int64 `json:"validationErrors"`
+}
+
+// Options configures a Recorder.
+type Options struct {
+	// Out is the JSON Lines file accepted entries are appended to; its directory is created.
+	Out string
+	// Seed seeds the randomness of FailRate and ThrottleRate.
+	Seed uint64
+	// Failures is the injection at start, and what POST /_recorder/reset returns to.
+	Failures Failures
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Recorder is a PutEvents-compatible EventBridge stand-in: it validates calls like AWS, appends
+// every accepted entry to a JSON Lines file and can fail entries or throttle calls on purpose.
+type Recorder struct {
+	out     string
+	seed    uint64
+	initial Failures
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu       sync.Mutex // guards the fields below
+	failures Failures
+	rng      *rand.Rand
+	stats    Stats
+
+	fileMu sync.Mutex // guards file; held across a call's write so its lines stay together
+	file   *os.File
+}
+
+// New opens (creating if needed) the output file and returns a Recorder writing to it.
+func New(opts Options) (*Recorder, error) {
+	if opts.Out == "" {
+		return nil, errors.New("recorder: no output file")
+	}
+	if err := opts.Failures.Validate(); err != nil {
+		return nil, fmt.Errorf("recorder: %w", err)
+	}
+	out, err := filepath.Abs(opts.Out)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: output file: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, fmt.Errorf("recorder: output directory: %w", err)
+	}
+	f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: output file: %w", err)
+	}
+	r := &Recorder{
+		out:     out,
+		seed:    opts.Seed,
+		initial: opts.Failures.withDefaults(),
+		log:     opts.Logger,
+		now:     opts.Now,
+		file:    f,
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	r.failures = r.initial.withDefaults()
+	r.rng = newRand(r.seed)
+	return r, nil
+}
+
+func newRand(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// Out is the absolute path of the output file.
+func (r *Recorder) Out() string { return r.out }
+
+// Close closes the output file.
+func (r *Recorder) Close() error {
+	r.fileMu.Lock()
+	defer r.fileMu.Unlock()
+	if r.file == nil {
+		return nil
+	}
+	err := r.file.Close()
+	r.file = nil
+	return err
+}
+
+// Handler serves PutEvents on POST / and the admin API under /_recorder/.
+func (r *Recorder) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /{$}", r.serveAPI)
+	mux.HandleFunc("GET /_recorder/config", r.serveGetConfig)
+	mux.HandleFunc("POST /_recorder/config", r.servePostConfig)
+	mux.HandleFunc("GET /_recorder/stats", r.serveStats)
+	mux.HandleFunc("POST /_recorder/reset", r.serveReset)
+	return mux
+}
+
+// record is one line of the output file.
+type record struct {
+	Received     string          `json:"received"`
+	EventID      string          `json:"eventId"`
+	EventBusName string          `json:"eventBusName"`
+	Source       string          `json:"source"`
+	DetailType   string          `json:"detailType"`
+	Time         string          `json:"time"`
+	Resources    []string        `json:"resources"`
+	Detail       json.RawMessage `json:"detail"`
+	TraceHeader  string          `json:"traceHeader,omitempty"`
+}
+
+func (r *Recorder) serveAPI(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("X-Amzn-RequestId", newID())
+	if target := req.Header.Get("X-Amz-Target"); target != putEventsTarget {
+		writeAPIError(w, http.StatusBadRequest, "UnknownOperationException",
+			fmt.Sprintf("operation %q is not supported by the eventbridge recorder (only %s)", target, putEventsTarget))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxRequestBody))
+	if err != nil {
+		writeAPIError(w, http.StatusRequestEntityTooLarge, serializationCode, "request body too large or unreadable")
+		return
+	}
+	var in putEventsRequest
+	if err := json.Unmarshal(body, &in); err != nil {
+		writeAPIError(w, http.StatusBadRequest, serializationCode, "request body is not a valid PutEvents request")
+		return
+	}
+
+	received := r.now()
+	if err := validateRequest(in); err != nil {
+		r.count(func(s *Stats) { s.Calls++; s.ValidationErrors++ })
+		r.log.Info("putevents rejected", "entries", len(in.Entries), "error", err)
+		writeAPIError(w, http.StatusBadRequest, "ValidationException", err.Error())
+		return
+	}
+
+	results, injected, throttled := r.decide(in.Entries)
+	if throttled {
+		r.log.Info("putevents throttled (injected)", "entries", len(in.Entries))
+		writeAPIError(w, http.StatusBadRequest, "ThrottlingException", injectedThrottle)
+		return
+	}
+
+	var lines bytes.Buffer
+	enc := json.NewEncoder(&lines)
+	for i, e := range in.Entries {
+		if results[i].ErrorCode != "" {
+			continue
+		}
+		results[i].EventID = newID()
+		if err = enc.Encode(r.toRecord(received, results[i].EventID, e)); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = r.append(lines.Bytes())
+	}
+	if err != nil {
+		r.log.Error("append to output file failed", "file", r.out, "error", err)
+		writeAPIError(w, http.StatusInternalServerError, "InternalException", "the recorder could not write its output file")
+		return
+	}
+
+	var accepted, failed int64
+	for _, res := range results {
+		if res.ErrorCode != "" {
+			failed++
+		} else {
+			accepted++
+		}
+	}
+	r.count(func(s *Stats) { s.EntriesAccepted += accepted; s.EntriesFailed += failed })
+	r.log.Debug("putevents", "entries", len(in.Entries), "accepted", accepted, "failed", failed, "injected", injected)
+	writeJSON(w, amzJSON11, putEventsResponse{FailedEntryCount: int(failed), Entries: results})
+}
+
+// decide counts the call and applies validation and failure injection under one lock, so that
+// a seed gives the same outcome for the same sequence of calls.
+func (r *Recorder) decide(entries []putEventsEntry) (results []putEventsResultEntry, injected int, throttled bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Calls++
+	if r.failures.ThrottleRate > 0 && r.rng.Float64() < r.failures.ThrottleRate {
+		r.stats.Throttled++
+		return nil, 0, true
+	}
+	failAt := make(map[int]bool, len(r.failures.FailNextIndexes))
+	for _, i := range r.failures.FailNextIndexes {
+		failAt[i] = true
+	}
+	r.failures.FailNextIndexes = nil
+
+	results = make([]putEventsResultEntry, len(entries))
+	for i, e := range entries {
+		if err := validateEntry(e); err != nil {
+			results[i] = putEventsResultEntry{ErrorCode: invalidEntryCode, ErrorMessage: err.Error()}
+			continue
+		}
+		if failAt[i] || (r.failures.FailRate > 0 && r.rng.Float64() < r.failures.FailRate) {
+			results[i] = putEventsResultEntry{ErrorCode: r.failures.FailCode, ErrorMessage: injectedFailMsg}
+			injected++
+		}
+	}
+	return results, injected, false
+}
+
+func (r *Recorder) toRecord(received time.Time, id string, e putEventsEntry) record {
+	// AWS stamps an event without Time with the time it received it.
+	t := received
+	if e.Time != nil {
+		t, _ = parseEpochSeconds(*e.Time) // validateEntry checked it
+	}
+	bus := e.EventBusName
+	if bus == "" {
+		bus = defaultEventBus
+	}
+	resources := e.Resources
+	if resources == nil {
+		resources = []string{}
+	}
+	var detail bytes.Buffer
+	if err := json.Compact(&detail, []byte(e.Detail)); err != nil {
+		detail.Reset()
+		detail.WriteString(e.Detail)
+	}
+	return record{
+		Received:     received.UTC().Format(time.RFC3339Nano),
+		EventID:      id,
+		EventBusName: bus,
+		Source:       e.Source,
+		DetailType:   e.DetailType,
+		Time:         t.UTC().Format(time.RFC3339Nano),
+		Resources:    resources,
+		Detail:       detail.Bytes(),
+		TraceHeader:  e.TraceHeader,
+	}
+}
+
+// append writes one call's lines with a single write, so a reader never sees half a call.
+func (r *Recorder) append(lines []byte) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	r.fileMu.Lock()
+	defer r.fileMu.Unlock()
+	if r.file == nil {
+		return os.ErrClosed
+	}
+	_, err := r.file.Write(lines)
+	return err
+}
+
+func (r *Recorder) count(f func(*Stats)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(&r.stats)
+}
+
+// newID returns a random UUID (version 4), the shape of AWS event ids.
+func newID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:]) // never fails since Go 1.24
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

@@ -1,0 +1,125 @@
+package stacktest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+func stackKinesisClient(t *testing.T) *kinesis.Client {
+	t.Helper()
+	return kinesis.NewFromConfig(awsConfig(t), func(o *kinesis.Options) {
+		o.BaseEndpoint = aws.String(baseURL(t, "KINESIS"))
+	})
+}
+
+// stackUniqueName keeps tests that share a long-running server from seeing each other's resources.
+func stackUniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+}
+
+func TestKinesisPutAndReadAllShards(t *testing.T) {
+	ctx := testContext(t, 60*time.Second)
+	kc := stackKinesisClient(t)
+	stream := stackUniqueName("stacktest-kinesis")
+	const shards, records = 4, 400
+
+	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(shards)}); err != nil {
+		t.Fatalf("CreateStream: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx := testContext(t, 10*time.Second)
+		if _, err := kc.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(stream)}); err != nil {
+			t.Errorf("DeleteStream: %v", err)
+		}
+	})
+	waiter := kinesis.NewStreamExistsWaiter(kc, func(o *kinesis.StreamExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
+	})
+	if err := waiter.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(stream)}, 30*time.Second); err != nil {
+		t.Fatalf("stream %s did not become ACTIVE: %v", stream, err)
+	}
+
+	want := make([]string, records)
+	for start := 0; start < records; start += 100 {
+		batch := make([]types.PutRecordsRequestEntry, 0, 100)
+		for i := start; i < start+100; i++ {
+			want[i] = fmt.Sprintf("record-%03d", i)
+			batch = append(batch, types.PutRecordsRequestEntry{
+				Data:         []byte(want[i]),
+				PartitionKey: aws.String(fmt.Sprintf("pk-%d", i)),
+			})
+		}
+		out, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: batch})
+		if err != nil {
+			t.Fatalf("PutRecords: %v", err)
+		}
+		if n := aws.ToInt32(out.FailedRecordCount); n != 0 {
+			t.Fatalf("PutRecords: %d records failed", n)
+		}
+	}
+
+	ls, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatalf("ListShards: %v", err)
+	}
+	if len(ls.Shards) != shards {
+		t.Fatalf("ListShards: %d shards, want %d", len(ls.Shards), shards)
+	}
+
+	var got []string
+	nonEmpty := 0
+	for _, sh := range ls.Shards {
+		data, err := readShard(t, kc, stream, aws.ToString(sh.ShardId))
+		if err != nil {
+			t.Fatalf("shard %s: %v", aws.ToString(sh.ShardId), err)
+		}
+		if len(data) > 0 {
+			nonEmpty++
+		}
+		got = append(got, data...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("read %d records back, want exactly the %d put", len(got), len(want))
+	}
+	if nonEmpty < 2 {
+		t.Errorf("records landed on %d shard(s), want them spread over several", nonEmpty)
+	}
+}
+
+// readShard reads a shard from TRIM_HORIZON until a read returns nothing new and the shard
+// has caught up with its tip.
+func readShard(t *testing.T, kc *kinesis.Client, stream, shardID string) ([]string, error) {
+	ctx := testContext(t, 30*time.Second)
+	it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+		StreamName:        aws.String(stream),
+		ShardId:           aws.String(shardID),
+		ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var data []string
+	iter := it.ShardIterator
+	for iter != nil {
+		out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(1000)})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range out.Records {
+			data = append(data, string(r.Data))
+		}
+		if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
+			return data, nil
+		}
+		iter = out.NextShardIterator
+	}
+	return nil, errors.New("shard closed before reaching its tip")
+}
