@@ -1,0 +1,182 @@
+package fhir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// DatastorePlaceholder marks where the datastore id goes in Config.Endpoint.
+const DatastorePlaceholder = "{datastoreId}"
+
+// Defaults for the zero values of Config.
+const (
+	DefaultPageSize     = 100 // also HealthLake's maximum _count
+	DefaultMaxAttempts  = 8
+	DefaultBaseBackoff  = 200 * time.Millisecond
+	DefaultMaxBackoff   = 10 * time.Second
+	DefaultMaxPages     = 100_000
+	DefaultMaxPageBytes = 32 << 20
+	DefaultHTTPTimeout  = 60 * time.Second // per request, for the default HTTP client only
+)
+
+// Config configures a Client. Zero values mean the documented default.
+type Config struct {
+	// Endpoint is the FHIR base URL with DatastorePlaceholder in its path, e.g.
+	// https://healthlake.us-east-1.amazonaws.com/datastore/{datastoreId}/r4/
+	// It must be http or https, hold the placeholder once, in the path, and have no user
+	// info, query or fragment. A missing trailing slash is added.
+	Endpoint string
+	// HTTPClient sends the requests (wrap its transport with SigV4Transport for HealthLake).
+	// Default: a client with DefaultHTTPTimeout. Redirects are never followed, whatever the
+	// client's CheckRedirect says.
+	HTTPClient *http.Client
+	// PageSize is the _count of each search, 1..100. Default 100.
+	PageSize int
+	// MaxAttempts is the number of requests made for one page before giving up on a retryable
+	// failure. Default 8; 1 means no retries.
+	MaxAttempts int
+	// BaseBackoff and MaxBackoff bound the exponential backoff (full jitter) between attempts.
+	// Default 200ms and 10s. A Retry-After longer than MaxBackoff is still honoured.
+	BaseBackoff, MaxBackoff time.Duration
+	// MaxPages ends a walk of next links with ErrTooManyPages. Default 100,000.
+	MaxPages int
+	// MaxPageBytes is the largest response body accepted (after content decoding). Default 32 MiB.
+	MaxPageBytes int64
+	// Sleep waits between attempts; it must return early with ctx.Err() when ctx ends.
+	// Default: a timer that honours ctx. Tests inject one that records the durations.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Rand returns a number in [0, 1) for the jitter. Default math/rand/v2.Float64.
+	Rand func() float64
+	// OnRequest, if set, is called after every HTTP attempt with the operation ("search" or
+	// "history"), the status code (0 when no response arrived) and the attempt's duration.
+	// It must be cheap and safe for concurrent use.
+	OnRequest func(op string, status int, dur time.Duration)
+}
+
+// endpoint is a parsed Config.Endpoint: the datastore's base path is prefix + id + suffix.
+type endpoint struct {
+	scheme, host   string
+	prefix, suffix string
+}
+
+func parseEndpoint(raw string) (endpoint, error) {
+	if strings.Count(raw, DatastorePlaceholder) != 1 {
+		return endpoint{}, fmt.Errorf("endpoint must contain %s exactly once", DatastorePlaceholder)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return endpoint{}, fmt.Errorf("endpoint: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return endpoint{}, errors.New("endpoint must be an http or https URL")
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return endpoint{}, errors.New("endpoint has no host")
+	}
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return endpoint{}, errors.New("endpoint must not have user info, a query or a fragment")
+	}
+	p := u.Path
+	if strings.Count(p, DatastorePlaceholder) != 1 {
+		return endpoint{}, fmt.Errorf("endpoint must have %s in its path", DatastorePlaceholder)
+	}
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	// A base path that is not already clean (//, ., ..) or needs escaping would make the
+	// same-base-path check on next links compare two spellings of one path.
+	if path.Clean(p)+"/" != p || strings.ContainsAny(p, "%?#;\\ ") {
+		return endpoint{}, errors.New("endpoint path must be clean: no empty, . or .. segments, no escapes")
+	}
+	i := strings.Index(p, DatastorePlaceholder)
+	return endpoint{
+		scheme: u.Scheme,
+		host:   canonicalHost(u.Scheme, u.Host),
+		prefix: p[:i],
+		suffix: p[i+len(DatastorePlaceholder):],
+	}, nil
+}
+
+// canonicalHost lower-cases the host and drops the scheme's default port, so that
+// "Example.com:443" and "example.com" compare equal for https.
+func canonicalHost(scheme, host string) string {
+	host = strings.ToLower(host)
+	if (scheme == "https" && strings.HasSuffix(host, ":443")) || (scheme == "http" && strings.HasSuffix(host, ":80")) {
+		host = host[:strings.LastIndexByte(host, ':')]
+	}
+	return host
+}
+
+// Validate reports the first problem with c, or nil.
+func (c Config) Validate() error {
+	if _, err := parseEndpoint(c.Endpoint); err != nil {
+		return err
+	}
+	switch {
+	case c.PageSize < 0 || c.PageSize > 100:
+		return errors.New("page size must be 1..100 (0 for the default)")
+	case c.MaxAttempts < 0:
+		return errors.New("max attempts must not be negative")
+	case c.BaseBackoff < 0 || c.MaxBackoff < 0:
+		return errors.New("backoff durations must not be negative")
+	case c.BaseBackoff > 0 && c.MaxBackoff > 0 && c.MaxBackoff < c.BaseBackoff:
+		return errors.New("max backoff must not be shorter than base backoff")
+	case c.MaxPages < 0:
+		return errors.New("max pages must not be negative")
+	case c.MaxPageBytes < 0:
+		return errors.New("max page bytes must not be negative")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	if c.PageSize == 0 {
+		c.PageSize = DefaultPageSize
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.BaseBackoff == 0 {
+		c.BaseBackoff = DefaultBaseBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = max(DefaultMaxBackoff, c.BaseBackoff)
+	}
+	if c.MaxPages == 0 {
+		c.MaxPages = DefaultMaxPages
+	}
+	if c.MaxPageBytes == 0 {
+		c.MaxPageBytes = DefaultMaxPageBytes
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleepCtx
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	return c
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,304 @@
+package fhir
+
+// Integration tests against the local FHIR server (deploy/local/fhir), which must be running:
+// `make up`, or `node deploy/local/fhir/server.js &` from the repository root. Each test uses
+// a fresh random datastore and per-datastore knobs, so tests sharing the server do not meet.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// localFHIR returns the base URL of the local FHIR server, failing the test when none runs.
+func localFHIR(t *testing.T) string {
+	t.Helper()
+	port := os.Getenv("CDC_LOCAL_FHIR_PORT")
+	if port == "" {
+		port = "18090"
+	}
+	addr := net.JoinHostPort("127.0.0.1", port)
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("local FHIR server is not reachable at %s (start the local stack with make up): %v", addr, err)
+	}
+	conn.Close()
+	return "http://" + addr
+}
+
+func randomDatastore(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// localHTTP is a client with its own transport, closed with the test, so no keep-alive
+// goroutine outlives it (goleak).
+func localHTTP(t *testing.T) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func postJSON(ctx context.Context, hc *http.Client, url string, body any, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	return doJSON(hc, req, out)
+}
+
+func doJSON(hc *http.Client, req *http.Request, out any) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: HTTP %d", req.Method, req.URL.Path, resp.StatusCode)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// setKnobs changes the server's settings for one datastore only.
+func setKnobs(t *testing.T, hc *http.Client, base, ds string, knobs map[string]any) {
+	t.Helper()
+	knobs["datastoreId"] = ds
+	if err := postJSON(t.Context(), hc, base+"/_admin/config", knobs, nil); err != nil {
+		t.Fatalf("admin config: %v", err)
+	}
+}
+
+type created struct {
+	ID   string `json:"id"`
+	Meta struct {
+		VersionID   string    `json:"versionId"`
+		LastUpdated time.Time `json:"lastUpdated"`
+	} `json:"meta"`
+}
+
+// createObservations POSTs n Observations, 8 at a time, and returns what the server assigned.
+func createObservations(t *testing.T, hc *http.Client, fhirBase string, n int) []created {
+	t.Helper()
+	out := make([]created, n)
+	g, ctx := errgroup.WithContext(t.Context())
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error {
+			obs := map[string]any{"resourceType": "Observation", "status": "final", "code": map[string]any{"text": fmt.Sprintf("test %d", i)}}
+			return postJSON(ctx, hc, fhirBase+"Observation", obs, &out[i])
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return out
+}
+
+func localClient(t *testing.T, base string, hc *http.Client, mod func(*Config)) *Client {
+	t.Helper()
+	cfg := Config{Endpoint: base + "/datastore/{datastoreId}/r4/", HTTPClient: hc}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestIntegrationSearchAllPages(t *testing.T) {
+	base := localFHIR(t)
+	hc := localHTTP(t)
+	ds := randomDatastore(t)
+	setKnobs(t, hc, base, ds, map[string]any{"visibilityDelayMs": 0, "rateLimit": 0})
+	made := createObservations(t, hc, base+"/datastore/"+ds+"/r4/", 250)
+	slices.SortFunc(made, func(a, b created) int { return a.Meta.LastUpdated.Compare(b.Meta.LastUpdated) })
+	from, last := made[0].Meta.LastUpdated, made[len(made)-1].Meta.LastUpdated
+
+	c := localClient(t, base, hc, nil)
+	search := func(from, to time.Time) (map[string]Resource, int) {
+		t.Helper()
+		got := map[string]Resource{}
+		pages := 0
+		err := c.Search(t.Context(), ds, "Observation", from, to, func(p Page) error {
+			pages++
+			if p.Number != pages || p.Skipped != 0 {
+				t.Errorf("page %d: Number %d, Skipped %d", pages, p.Number, p.Skipped)
+			}
+			for _, r := range p.Resources {
+				if _, dup := got[r.ID]; dup {
+					t.Errorf("resource %s returned twice", r.ID)
+				}
+				got[r.ID] = r
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("search: %v", err)
+		}
+		return got, pages
+	}
+
+	// [first, last + 1ms) holds every write: the bounds are exact to the millisecond.
+	got, pages := search(from, last.Add(time.Millisecond))
+	if pages < 3 {
+		t.Errorf("%d pages, want at least 3 for 250 resources", pages)
+	}
+	if len(got) != len(made) {
+		t.Errorf("found %d resources, want %d", len(got), len(made))
+	}
+	for _, m := range made {
+		r, ok := got[m.ID]
+		if !ok {
+			t.Errorf("resource %s missing", m.ID)
+			continue
+		}
+		if r.VersionID != m.Meta.VersionID || !r.LastUpdated.Equal(m.Meta.LastUpdated) || len(r.Raw) == 0 {
+			t.Errorf("resource %s: version %s at %v, want %s at %v", m.ID, r.VersionID, r.LastUpdated, m.Meta.VersionID, m.Meta.LastUpdated)
+		}
+	}
+
+	// A range ending at a write's lastUpdated excludes it (lt) and starts inclusive (ge).
+	mid := made[len(made)/2].Meta.LastUpdated
+	got, _ = search(from, mid)
+	want := 0
+	for _, m := range made {
+		if m.Meta.LastUpdated.Before(mid) {
+			want++
+			if _, ok := got[m.ID]; !ok {
+				t.Errorf("resource %s before %v missing", m.ID, mid)
+			}
+		}
+	}
+	if len(got) != want {
+		t.Errorf("[from, mid) found %d, want %d", len(got), want)
+	}
+}
+
+func TestIntegrationSearchThrottled(t *testing.T) {
+	base := localFHIR(t)
+	hc := localHTTP(t)
+	ds := randomDatastore(t)
+	setKnobs(t, hc, base, ds, map[string]any{"visibilityDelayMs": 0, "rateLimit": 0})
+	made := createObservations(t, hc, base+"/datastore/"+ds+"/r4/", 120)
+	slices.SortFunc(made, func(a, b created) int { return a.Meta.LastUpdated.Compare(b.Meta.LastUpdated) })
+
+	var mu sync.Mutex
+	var statuses []int
+	c := localClient(t, base, hc, func(c *Config) {
+		c.BaseBackoff = 50 * time.Millisecond
+		c.MaxBackoff = 500 * time.Millisecond
+		c.OnRequest = func(_ string, status int, _ time.Duration) {
+			mu.Lock()
+			statuses = append(statuses, status)
+			mu.Unlock()
+		}
+	})
+	setKnobs(t, hc, base, ds, map[string]any{"throttleForMs": 1000})
+	start := time.Now()
+	n := 0
+	err := c.Search(t.Context(), ds, "Observation", made[0].Meta.LastUpdated, made[len(made)-1].Meta.LastUpdated.Add(time.Millisecond), func(p Page) error {
+		n += len(p.Resources)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("search under throttling: %v", err)
+	}
+	if n != len(made) {
+		t.Errorf("found %d, want %d", n, len(made))
+	}
+	if !slices.Contains(statuses, 429) || statuses[len(statuses)-1] != 200 {
+		t.Errorf("statuses %v, want 429s then 200s", statuses)
+	}
+	// Retry-After (whole seconds) was honoured, though MaxBackoff is 500ms.
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("search finished after %v, before the throttle ended", d)
+	}
+	var stats struct{ Throttled int }
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/_admin/stats?datastoreId="+ds, nil)
+	if err := doJSON(hc, req, &stats); err != nil || stats.Throttled == 0 {
+		t.Errorf("server stats: throttled %d, err %v", stats.Throttled, err)
+	}
+}
+
+func TestIntegrationHistoryShowsDelete(t *testing.T) {
+	base := localFHIR(t)
+	hc := localHTTP(t)
+	ds := randomDatastore(t)
+	setKnobs(t, hc, base, ds, map[string]any{"visibilityDelayMs": 0, "rateLimit": 0})
+	fhirBase := base + "/datastore/" + ds + "/r4/"
+	made := createObservations(t, hc, fhirBase, 3)
+	victim := made[1]
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodDelete, fhirBase+"Observation/"+victim.ID, nil)
+	if err := doJSON(hc, req, nil); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	since := victim.Meta.LastUpdated
+	for _, m := range made {
+		if m.Meta.LastUpdated.Before(since) {
+			since = m.Meta.LastUpdated
+		}
+	}
+
+	c := localClient(t, base, hc, func(c *Config) { c.PageSize = 2 }) // several history pages
+	var entries []HistoryEntry
+	pages := 0
+	err := c.History(t.Context(), ds, "Observation", since, func(p HistoryPage) error {
+		pages++
+		if p.Skipped != 0 {
+			t.Errorf("page %d skipped %d", p.Number, p.Skipped)
+		}
+		entries = append(entries, p.Entries...)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	if len(entries) != 4 || pages != 2 {
+		t.Fatalf("%d entries on %d pages, want 4 on 2: %+v", len(entries), pages, entries)
+	}
+	// Newest first: the delete leads.
+	d := entries[0]
+	if !d.Deleted || d.ID != victim.ID || d.Resource != nil || d.LastUpdated.Before(victim.Meta.LastUpdated) || d.VersionID == "" {
+		t.Errorf("delete entry %+v", d)
+	}
+	for _, e := range entries[1:] {
+		if e.Deleted || e.Resource == nil || e.Resource.ID != e.ID || e.VersionID == "" {
+			t.Errorf("create entry %+v", e)
+		}
+	}
+	// A delete is invisible to search: the CDC reason for History.
+	var found []string
+	err = c.Search(t.Context(), ds, "Observation", since, d.LastUpdated.Add(time.Millisecond), func(p Page) error {
+		for _, r := range p.Resources {
+			found = append(found, r.ID)
+		}
+		return nil
+	})
+	if err != nil || len(found) != 2 || slices.Contains(found, victim.ID) {
+		t.Errorf("search after delete: %v, %v", found, err)
+	}
+}

@@ -1,0 +1,202 @@
+package fhir
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	maxIssueCodes    = 5
+	maxErrorBodyRead = 64 << 10 // of an error response, to find issue codes and reuse the connection
+	maxRetryAfter    = time.Hour
+)
+
+var issueCodePattern = regexp.MustCompile(`^[a-z][a-z-]{0,31}$`)
+
+// get fetches one page, retrying what may succeed later, and returns its body.
+func (c *Client) get(ctx context.Context, op string, u *url.URL) ([]byte, error) {
+	for attempt := 1; ; attempt++ {
+		body, retryAfter, err := c.attempt(ctx, op, u)
+		if err == nil {
+			return body, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("fhir %s: %w", op, ctx.Err())
+		}
+		var se *StatusError
+		isStatus := errors.As(err, &se)
+		if isStatus {
+			se.Attempts = attempt
+		}
+		if IsPermanent(err) || attempt >= c.cfg.MaxAttempts {
+			if !isStatus && !IsPermanent(err) {
+				err = fmt.Errorf("%w (after %d attempts)", err, attempt)
+			}
+			return nil, err
+		}
+		delay := c.backoff(attempt, retryAfter)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
+			// Waiting past the deadline cannot succeed; say why instead of "deadline exceeded".
+			return nil, fmt.Errorf("%w (next attempt due after the context deadline)", err)
+		}
+		if err := c.cfg.Sleep(ctx, delay); err != nil {
+			return nil, fmt.Errorf("fhir %s: %w", op, err)
+		}
+	}
+}
+
+// backoff is full jitter over an exponential ceiling, but never less than the server's
+// Retry-After: retrying earlier only earns another 429.
+func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	ceiling := float64(c.cfg.BaseBackoff) * math.Pow(2, float64(attempt-1))
+	ceiling = math.Min(ceiling, float64(c.cfg.MaxBackoff))
+	d := time.Duration(c.cfg.Rand() * ceiling)
+	return max(d, retryAfter)
+}
+
+// attempt makes one request. It returns the body of a 2xx JSON response, or an error and the
+// Retry-After the response asked for (0 if none).
+func (c *Client) attempt(ctx context.Context, op string, u *url.URL) (body []byte, retryAfter time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		// The error would quote the URL; it cannot happen for a URL this package built.
+		return nil, 0, permanent(fmt.Errorf("fhir %s: cannot build the request", op))
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.observe(op, 0, start)
+		// A *url.Error quotes the URL, which carries search values; keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, 0, fmt.Errorf("fhir %s: %w", op, err)
+	}
+	defer resp.Body.Close()
+
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		body, err = c.readPage(resp)
+		c.observe(op, code, start)
+		if err != nil {
+			return nil, 0, fmt.Errorf("fhir %s: %w", op, err)
+		}
+		return body, 0, nil
+	default:
+		issues := issueCodes(resp)
+		c.observe(op, code, start)
+		se := &StatusError{Op: op, StatusCode: code, Retryable: retryableStatus(code), Attempts: 1, IssueCodes: issues}
+		if se.Retryable {
+			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		}
+		return nil, retryAfter, se
+	}
+}
+
+func (c *Client) observe(op string, status int, start time.Time) {
+	if c.cfg.OnRequest != nil {
+		c.cfg.OnRequest(op, status, time.Since(start))
+	}
+}
+
+func retryableStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// readPage checks the content type and reads at most MaxPageBytes. A read that fails midway
+// is a network error and retried; a body over the limit is permanent.
+func (c *Client) readPage(resp *http.Response) ([]byte, error) {
+	if !isJSON(resp.Header.Get("Content-Type")) {
+		return nil, permanent(ErrNotJSON)
+	}
+	limit := c.cfg.MaxPageBytes
+	if resp.ContentLength > limit {
+		return nil, permanentf(ErrPageTooLarge, "%d bytes, limit %d", resp.ContentLength, limit)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, permanentf(ErrPageTooLarge, "limit %d bytes", limit)
+	}
+	return body, nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || mt == "application/fhir+json" ||
+		(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// issueCodes reads the issue codes of an OperationOutcome error body, if it is one. Only the
+// codes, which are FHIR code values, leave this function: diagnostics may quote PHI.
+func issueCodes(resp *http.Response) []string {
+	if !isJSON(resp.Header.Get("Content-Type")) {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyRead))
+		return nil
+	}
+	var oo struct {
+		ResourceType string `json:"resourceType"`
+		Issue        []struct {
+			Code string `json:"code"`
+		} `json:"issue"`
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyRead))
+	if json.Unmarshal(body, &oo) != nil || oo.ResourceType != "OperationOutcome" {
+		return nil
+	}
+	var codes []string
+	for _, is := range oo.Issue {
+		if len(codes) == maxIssueCodes {
+			break
+		}
+		if issueCodePattern.MatchString(is.Code) {
+			codes = append(codes, is.Code)
+		}
+	}
+	return codes
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date; anything else, or a time in the past,
+// is 0. Absurd values are capped so a broken header cannot park a shard.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
