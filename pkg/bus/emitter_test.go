@@ -1,0 +1,549 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+)
+
+// fakeAPI is a PutEvents that answers with fn and remembers every call's entries.
+type fakeAPI struct {
+	fn    func(ctx context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error)
+	mu    sync.Mutex
+	calls [][]types.PutEventsRequestEntry
+}
+
+func (f *fakeAPI) PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
+	f.mu.Lock()
+	n := len(f.calls)
+	f.calls = append(f.calls, in.Entries)
+	f.mu.Unlock()
+	if f.fn == nil {
+		return accept(in), nil
+	}
+	return f.fn(ctx, n, in)
+}
+
+// markers lists the marker of each entry of each call, in call order.
+func (f *fakeAPI) markers() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([][]string, len(f.calls))
+	for c, entries := range f.calls {
+		for _, e := range entries {
+			out[c] = append(out[c], marker(e))
+		}
+	}
+	return out
+}
+
+// accept answers a call with every entry accepted.
+func accept(in *eventbridge.PutEventsInput) *eventbridge.PutEventsOutput {
+	return fail(in, nil)
+}
+
+// fail answers a call with the entries at the indexes in codes failed with those codes.
+func fail(in *eventbridge.PutEventsInput, codes map[int]string) *eventbridge.PutEventsOutput {
+	out := &eventbridge.PutEventsOutput{Entries: make([]types.PutEventsResultEntry, len(in.Entries))}
+	for i := range in.Entries {
+		if code, ok := codes[i]; ok {
+			out.Entries[i] = types.PutEventsResultEntry{ErrorCode: aws.String(code), ErrorMessage: aws.String("injected " + code)}
+			out.FailedEntryCount++
+		} else {
+			out.Entries[i] = types.PutEventsResultEntry{EventId: aws.String(fmt.Sprintf("ev-%d", i))}
+		}
+	}
+	return out
+}
+
+// entry is an entry whose Detail carries marker m and is padded to about size bytes.
+func entry(m string, size int) types.PutEventsRequestEntry {
+	pad := ""
+	if size > len(m)+30 {
+		pad = strings.Repeat("x", size-len(m)-30)
+	}
+	return types.PutEventsRequestEntry{
+		Source:     aws.String("healthlake.cdc"),
+		DetailType: aws.String("test"),
+		Detail:     aws.String(`{"m":"` + m + `","pad":"` + pad + `"}`),
+	}
+}
+
+func marker(e types.PutEventsRequestEntry) string {
+	if e.EventBusName != nil {
+		return *e.EventBusName
+	}
+	d := aws.ToString(e.Detail)
+	d = strings.TrimPrefix(d, `{"m":"`)
+	m, _, _ := strings.Cut(d, `"`)
+	return m
+}
+
+func entries(n, size int) []types.PutEventsRequestEntry {
+	out := make([]types.PutEventsRequestEntry, n)
+	for i := range out {
+		out[i] = entry(strconv.Itoa(i), size)
+	}
+	return out
+}
+
+// sleeps records the backoff waits without waiting.
+type sleeps struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func newEmitter(t *testing.T, api bus.PutEventsAPI, opts bus.Options) (*bus.Emitter, *sleeps) {
+	t.Helper()
+	s := &sleeps{}
+	if opts.Sleep == nil {
+		opts.Sleep = s.sleep
+	}
+	e, err := bus.New(api, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, s
+}
+
+func allNil(t *testing.T, errs []error) {
+	t.Helper()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("entry %d: %v", i, err)
+		}
+	}
+}
+
+func callSizes(calls [][]string) []int {
+	out := make([]int, len(calls))
+	for i, c := range calls {
+		out[i] = len(c)
+	}
+	return out
+}
+
+func TestBatchesOfTen(t *testing.T) {
+	api := &fakeAPI{}
+	e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 1})
+	errs := e.Emit(context.Background(), entries(25, 100))
+	if len(errs) != 25 {
+		t.Fatalf("%d errors for 25 entries", len(errs))
+	}
+	allNil(t, errs)
+	calls := api.markers()
+	if got := fmt.Sprint(callSizes(calls)); got != "[10 10 5]" {
+		t.Errorf("call sizes %s, want [10 10 5]", got)
+	}
+	// Greedy and in order.
+	var seen []string
+	for _, c := range calls {
+		seen = append(seen, c...)
+	}
+	for i, m := range seen {
+		if m != strconv.Itoa(i) {
+			t.Fatalf("entry %d went out as %s: order not kept", i, m)
+		}
+	}
+}
+
+func TestBatchesBySize(t *testing.T) {
+	const kb = 1024
+	for _, tc := range []struct {
+		name  string
+		sizes []int
+		want  string
+	}{
+		{"100 KB entries, two per call", []int{100 * kb, 100 * kb, 100 * kb, 100 * kb, 100 * kb}, "[2 2 1]"},
+		{"exactly 256 KB fits one call", []int{128 * kb, 128 * kb, 1}, "[2 1]"},
+		{"one byte over starts a new call", []int{128 * kb, 128*kb + 1}, "[1 1]"},
+		{"greedy, in order", []int{200 * kb, 50 * kb, 10 * kb, 1 * kb}, "[2 2]"},
+		{"a full-size entry alone", []int{10, 256 * kb, 10}, "[1 1 1]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := make([]types.PutEventsRequestEntry, len(tc.sizes))
+			for i, s := range tc.sizes {
+				in[i] = exactSize(strconv.Itoa(i), s)
+			}
+			api := &fakeAPI{}
+			e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 1})
+			allNil(t, e.Emit(context.Background(), in))
+			if got := fmt.Sprint(callSizes(api.markers())); got != tc.want {
+				t.Errorf("call sizes %s, want %s", got, tc.want)
+			}
+			for c, entries := range api.calls {
+				total := 0
+				for _, en := range entries {
+					total += bus.EntrySize(en)
+				}
+				if total > bus.MaxRequestBytes || len(entries) > bus.MaxEntries {
+					t.Errorf("call %d: %d entries, %d bytes: over the limits", c, len(entries), total)
+				}
+			}
+		})
+	}
+}
+
+// exactSize is an entry with marker m whose EntrySize is exactly size. The marker rides in
+// EventBusName, which EntrySize does not count.
+func exactSize(m string, size int) types.PutEventsRequestEntry {
+	e := types.PutEventsRequestEntry{EventBusName: aws.String(m), Source: aws.String(strings.Repeat("s", size))}
+	if n := size - 1 - len(`{"p":""}`); n >= 0 {
+		e.Source = aws.String("s")
+		e.Detail = aws.String(`{"p":"` + strings.Repeat("p", n) + `"}`)
+	}
+	return e
+}
+
+func TestRetriesExactlyTheFailedEntry(t *testing.T) {
+	api := &fakeAPI{fn: func(_ context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		if call == 0 {
+			return fail(in, map[int]string{3: "InternalFailure"}), nil
+		}
+		return accept(in), nil
+	}}
+	var onCall []string
+	e, s := newEmitter(t, api, bus.Options{MaxInFlight: 1, OnCall: func(n, failed int, err error) {
+		onCall = append(onCall, fmt.Sprintf("%d/%d/%v", n, failed, err))
+	}})
+	allNil(t, e.Emit(context.Background(), entries(8, 100)))
+	calls := api.markers()
+	if len(calls) != 2 || fmt.Sprint(calls[1]) != "[3]" {
+		t.Fatalf("calls %v; want the second call to carry only entry 3", calls)
+	}
+	if len(s.d) != 1 {
+		t.Errorf("slept %v; want one backoff", s.d)
+	}
+	if got := fmt.Sprint(onCall); got != "[8/1/<nil> 1/0/<nil>]" {
+		t.Errorf("OnCall saw %s", got)
+	}
+}
+
+// Failed entries of several calls are packed together for the retry.
+func TestRetriesAcrossCallsRepacked(t *testing.T) {
+	api := &fakeAPI{fn: func(_ context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		if call < 3 {
+			return fail(in, map[int]string{0: "ThrottlingException", 4: "InternalFailure"}), nil
+		}
+		return accept(in), nil
+	}}
+	e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 1})
+	allNil(t, e.Emit(context.Background(), entries(25, 100)))
+	calls := api.markers()
+	if len(calls) != 4 || fmt.Sprint(calls[3]) != "[0 4 10 14 20 24]" {
+		t.Fatalf("calls %v; want a 4th call with exactly the 6 failed entries", calls)
+	}
+}
+
+func TestPermanentEntryFailureIsNotRetried(t *testing.T) {
+	for _, code := range []string{"InvalidArgument", "MalformedDetail", "NotAuthorizedForSourceException", "AccessDeniedException", "ValidationException"} {
+		t.Run(code, func(t *testing.T) {
+			api := &fakeAPI{fn: func(_ context.Context, _ int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+				return fail(in, map[int]string{1: code}), nil
+			}}
+			e, s := newEmitter(t, api, bus.Options{})
+			errs := e.Emit(context.Background(), entries(3, 100))
+			if len(api.calls) != 1 || len(s.d) != 0 {
+				t.Fatalf("%d calls, %d sleeps; want 1 call and no retry", len(api.calls), len(s.d))
+			}
+			if errs[0] != nil || errs[2] != nil {
+				t.Errorf("accepted entries have errors: %v", errs)
+			}
+			var ee *bus.EntryError
+			if !errors.As(errs[1], &ee) || ee.Code != code || ee.Attempts != 1 || !bus.IsPermanent(errs[1]) {
+				t.Fatalf("entry 1: %#v; want a permanent %s after 1 attempt", errs[1], code)
+			}
+			if !strings.Contains(ee.Error(), "injected "+code) {
+				t.Errorf("message lost: %v", ee)
+			}
+		})
+	}
+}
+
+func TestRetryableEntryRunsOutOfAttempts(t *testing.T) {
+	api := &fakeAPI{fn: func(_ context.Context, _ int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		return fail(in, map[int]string{0: "InternalFailure"}), nil
+	}}
+	e, s := newEmitter(t, api, bus.Options{MaxAttempts: 6, BaseBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	errs := e.Emit(context.Background(), entries(2, 100))
+	if len(api.calls) != 6 {
+		t.Fatalf("%d calls, want 6 (MaxAttempts)", len(api.calls))
+	}
+	var ee *bus.EntryError
+	if !errors.As(errs[0], &ee) || ee.Code != "InternalFailure" || ee.Attempts != 6 || bus.IsPermanent(errs[0]) {
+		t.Fatalf("entry 0: %#v; want a retryable InternalFailure after 6 attempts", errs[0])
+	}
+	if errs[1] != nil {
+		t.Errorf("entry 1: %v", errs[1])
+	}
+	// Exponential, capped, jittered to [d/2, d].
+	want := []time.Duration{100, 200, 400, 800, 1000}
+	if len(s.d) != len(want) {
+		t.Fatalf("slept %v, want %d waits", s.d, len(want))
+	}
+	for i, d := range s.d {
+		hi := want[i] * time.Millisecond
+		if d < hi/2 || d > hi {
+			t.Errorf("wait %d = %v, want in [%v, %v]", i+1, d, hi/2, hi)
+		}
+	}
+}
+
+func TestCallErrors(t *testing.T) {
+	throttled := &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}
+	for _, tc := range []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{"throttled", throttled, false},
+		{"internal", &smithy.GenericAPIError{Code: "InternalException"}, false},
+		{"network", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), false},
+		{"missing bus", &smithy.GenericAPIError{Code: "ResourceNotFoundException", Message: "Event bus x does not exist."}, true},
+		{"validation", &smithy.GenericAPIError{Code: "ValidationException"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := &fakeAPI{fn: func(_ context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+				if call == 0 {
+					return nil, tc.err
+				}
+				return accept(in), nil
+			}}
+			var callErrs atomic.Int32
+			e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 1, OnCall: func(n, failed int, err error) {
+				if err != nil && failed == n {
+					callErrs.Add(1)
+				}
+			}})
+			errs := e.Emit(context.Background(), entries(12, 100))
+			if callErrs.Load() != 1 {
+				t.Errorf("OnCall saw %d failed calls, want 1", callErrs.Load())
+			}
+			if !tc.permanent {
+				allNil(t, errs)
+				if got := fmt.Sprint(callSizes(api.markers())); got != "[10 2 10]" {
+					t.Errorf("calls %s; want the failed call's 10 entries sent again", got)
+				}
+				return
+			}
+			if len(api.calls) != 2 {
+				t.Errorf("%d calls; want 2, no retry", len(api.calls))
+			}
+			for i, err := range errs {
+				if i >= 10 {
+					if err != nil {
+						t.Errorf("entry %d of the second call: %v", i, err)
+					}
+					continue
+				}
+				var ae smithy.APIError
+				if !bus.IsPermanent(err) || !errors.As(err, &ae) {
+					t.Errorf("entry %d: %v; want permanent, wrapping the API error", i, err)
+				}
+			}
+		})
+	}
+}
+
+func TestEntryTooLargeIsNeverSent(t *testing.T) {
+	api := &fakeAPI{}
+	e, _ := newEmitter(t, api, bus.Options{})
+	in := entries(3, 100)
+	in[1] = entry("big", bus.MaxRequestBytes+1)
+	errs := e.Emit(context.Background(), in)
+	var ee *bus.EntryError
+	if !errors.As(errs[1], &ee) || ee.Code != bus.CodeEntryTooLarge || ee.Attempts != 0 || !bus.IsPermanent(errs[1]) {
+		t.Fatalf("entry 1: %v; want a permanent %s, never sent", errs[1], bus.CodeEntryTooLarge)
+	}
+	if errs[0] != nil || errs[2] != nil {
+		t.Errorf("others: %v", errs)
+	}
+	if got := fmt.Sprint(api.markers()); got != "[[0 2]]" {
+		t.Errorf("calls %s, want [[0 2]]", got)
+	}
+}
+
+func TestMisalignedResponseIsRetried(t *testing.T) {
+	api := &fakeAPI{fn: func(_ context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		if call == 0 {
+			return &eventbridge.PutEventsOutput{}, nil
+		}
+		return accept(in), nil
+	}}
+	e, _ := newEmitter(t, api, bus.Options{})
+	allNil(t, e.Emit(context.Background(), entries(4, 100)))
+	if len(api.calls) != 2 {
+		t.Errorf("%d calls, want 2", len(api.calls))
+	}
+}
+
+func TestContextCancelStopsACall(t *testing.T) {
+	started := make(chan struct{}, 100)
+	api := &fakeAPI{fn: func(ctx context.Context, _ int, _ *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-started
+		cancel()
+	}()
+	errs := e.Emit(ctx, entries(50, 100))
+	for i, err := range errs {
+		if !errors.Is(err, context.Canceled) || bus.IsPermanent(err) {
+			t.Fatalf("entry %d: %v; want context.Canceled, not permanent", i, err)
+		}
+	}
+	if n := len(api.calls); n > 2 {
+		t.Errorf("%d calls were made after the cancel; want at most the 2 in flight", n)
+	}
+}
+
+func TestContextCancelStopsTheBackoff(t *testing.T) {
+	api := &fakeAPI{fn: func(_ context.Context, _ int, _ *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		return nil, &smithy.GenericAPIError{Code: "ThrottlingException"}
+	}}
+	// The real sleep, with a backoff far longer than the test.
+	e, err := bus.New(api, bus.Options{BaseBackoff: time.Hour, MaxBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	errs := e.Emit(ctx, entries(3, 100))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Emit took %v after the deadline", d)
+	}
+	for i, err := range errs {
+		var ee *bus.EntryError
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ee) || ee.Attempts != 1 {
+			t.Errorf("entry %d: %v; want DeadlineExceeded after 1 attempt", i, err)
+		}
+	}
+}
+
+func TestMaxInFlight(t *testing.T) {
+	const limit = 3
+	var inFlight, peak atomic.Int32
+	api := &fakeAPI{fn: func(ctx context.Context, _ int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		// Hold the call until the bound is reached (or a while), so the test sees the peak.
+		deadline := time.Now().Add(200 * time.Millisecond)
+		for inFlight.Load() < limit && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(2 * time.Millisecond)
+		return accept(in), nil
+	}}
+	e, _ := newEmitter(t, api, bus.Options{MaxInFlight: limit})
+	// Two Emit calls at once share the bound.
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { allNil(t, e.Emit(context.Background(), entries(100, 100))) })
+	}
+	wg.Wait()
+	if p := peak.Load(); p != limit {
+		t.Errorf("peak concurrency %d, want %d", p, limit)
+	}
+	if len(api.calls) != 20 {
+		t.Errorf("%d calls, want 20", len(api.calls))
+	}
+}
+
+func TestNoEntries(t *testing.T) {
+	api := &fakeAPI{}
+	e, _ := newEmitter(t, api, bus.Options{})
+	if errs := e.Emit(context.Background(), nil); len(errs) != 0 || len(api.calls) != 0 {
+		t.Errorf("Emit(nil) = %v with %d calls", errs, len(api.calls))
+	}
+}
+
+func TestOptions(t *testing.T) {
+	if _, err := bus.New(nil, bus.Options{}); err == nil {
+		t.Error("New(nil api): no error")
+	}
+	for _, o := range []bus.Options{
+		{MaxInFlight: -1}, {MaxAttempts: -1}, {BaseBackoff: -time.Second},
+		{BaseBackoff: time.Second, MaxBackoff: time.Millisecond},
+	} {
+		if _, err := bus.New(&fakeAPI{}, o); err == nil {
+			t.Errorf("New(%+v): no error", o)
+		}
+	}
+}
+
+func TestEntrySize(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		e    types.PutEventsRequestEntry
+		want int
+	}{
+		{"empty", types.PutEventsRequestEntry{}, 0},
+		{"time counts 14", types.PutEventsRequestEntry{Time: &now}, 14},
+		{"strings by UTF-8 bytes", types.PutEventsRequestEntry{
+			Source:     aws.String("healthlake.cdc"),     // 14
+			DetailType: aws.String("FHIR Resource Créé"), // 20 (é is 2 bytes)
+			Detail:     aws.String(`{"a":"ü"}`),          // 10
+		}, 44},
+		{"each resource", types.PutEventsRequestEntry{Resources: []string{"arn:a", "arn:bb"}}, 11},
+		{"bus name and trace header are free", types.PutEventsRequestEntry{
+			EventBusName: aws.String("my-bus"), TraceHeader: aws.String("Root=1-abc"), Source: aws.String("s"),
+		}, 1},
+	} {
+		if got := bus.EntrySize(tc.e); got != tc.want {
+			t.Errorf("%s: EntrySize = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestEntryErrorMessage(t *testing.T) {
+	for _, tc := range []struct {
+		err  *bus.EntryError
+		want string
+	}{
+		{&bus.EntryError{Code: "InternalFailure", Message: "oops", Attempts: 3}, "eventbridge: entry not accepted after 3 attempts (retryable): InternalFailure: oops"},
+		{&bus.EntryError{Code: "InvalidArgument", Attempts: 1, Permanent: true}, "eventbridge: entry not accepted after 1 attempts (permanent): InvalidArgument"},
+		{&bus.EntryError{Attempts: 2, Err: errors.New("connection reset")}, "eventbridge: entry not accepted after 2 attempts (retryable): connection reset"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("Error() = %q, want %q", got, tc.want)
+		}
+	}
+	if bus.IsPermanent(nil) || bus.IsPermanent(errors.New("x")) {
+		t.Error("IsPermanent of a non-EntryError")
+	}
+	if !bus.IsPermanent(fmt.Errorf("wrapped: %w", &bus.EntryError{Permanent: true})) {
+		t.Error("IsPermanent does not see through wrapping")
+	}
+}

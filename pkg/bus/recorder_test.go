@@ -1,0 +1,238 @@
+package bus_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+)
+
+// recorderURL is the local stack's EventBridge recorder (deploy/local/recorder, started by
+// `deploy/local/stack.sh up eventbridge`). The tests that need it fail when it is not there,
+// except under -short, where they are skipped.
+func recorderURL(t testing.TB) string {
+	t.Helper()
+	port := os.Getenv("CDC_LOCAL_EVENTBRIDGE_PORT")
+	if port == "" {
+		port = "14010"
+	}
+	addr := net.JoinHostPort("127.0.0.1", port)
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		if testing.Short() {
+			t.Skipf("EventBridge recorder not reachable at %s (-short): %v", addr, err)
+		}
+		t.Fatalf("EventBridge recorder is not reachable at %s (start it with `deploy/local/stack.sh up eventbridge`): %v", addr, err)
+	}
+	c.Close()
+	return "http://" + addr
+}
+
+// recorderClient is the real EventBridge client a program builds, pointed at the recorder, with
+// static credentials so nothing reaches a real credential provider. Its idle connections are
+// closed when the test ends (goleak would see their goroutines).
+func recorderClient(t testing.TB, url string) *eventbridge.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return eventbridge.NewFromConfig(aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+		HTTPClient:  &http.Client{Transport: tr},
+	}, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(url) })
+}
+
+type recorderStats struct {
+	Calls           int64  `json:"calls"`
+	EntriesAccepted int64  `json:"entriesAccepted"`
+	EntriesFailed   int64  `json:"entriesFailed"`
+	Throttled       int64  `json:"throttled"`
+	Out             string `json:"out"`
+}
+
+// adminClient keeps no idle connections, which goleak would see.
+var adminClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+// admin calls the recorder's admin API and decodes the JSON answer into out (if not nil).
+func admin(t testing.TB, method, url string, body []byte, out any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := adminClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %s: %s", method, url, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+	}
+}
+
+func randomHex() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// TestEmitThroughRecorder sends 25 entries through the real SDK client to the recorder while it
+// fails 30% of entries and throttles 20% of calls: every entry ends up accepted exactly once.
+func TestEmitThroughRecorder(t *testing.T) {
+	url := recorderURL(t)
+	client := recorderClient(t, url)
+
+	// The recorder is shared: put its failure injection back as it was, and count only this
+	// run's entries (by a run id in the detail).
+	var prev json.RawMessage
+	admin(t, http.MethodGet, url+"/_recorder/config", nil, &prev)
+	t.Cleanup(func() { admin(t, http.MethodPost, url+"/_recorder/config", prev, nil) })
+	// failNextIndexes makes sure the next call has failures even if the random ones miss.
+	admin(t, http.MethodPost, url+"/_recorder/config", []byte(`{"failRate":0.3,"throttleRate":0.2,"failNextIndexes":[0,3,7]}`), nil)
+	var before recorderStats
+	admin(t, http.MethodGet, url+"/_recorder/stats", nil, &before)
+
+	run := randomHex()
+	const n = 25
+	arn := "arn:aws:healthlake:us-east-1:123456789012:datastore/fhir/0123456789abcdef0123456789abcdef"
+	when := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	in := make([]types.PutEventsRequestEntry, n)
+	for i := range in {
+		in[i] = types.PutEventsRequestEntry{
+			Source:     aws.String("healthlake.cdc.test"),
+			DetailType: aws.String("Bus Integration Test"),
+			Detail:     aws.String(`{"run":"` + run + `","marker":` + strconv.Itoa(i) + `}`),
+			Resources:  []string{arn},
+			Time:       aws.Time(when),
+		}
+	}
+	var calls, failed atomic.Int64
+	e, err := bus.New(client, bus.Options{
+		MaxAttempts: 30, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		OnCall: func(_, f int, _ error) { calls.Add(1); failed.Add(int64(f)) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	allNil(t, e.Emit(ctx, in))
+	admin(t, http.MethodPost, url+"/_recorder/config", prev, nil)
+
+	var after recorderStats
+	admin(t, http.MethodGet, url+"/_recorder/stats", nil, &after)
+	t.Logf("%d calls, %d entry failures retried; recorder: +%d accepted, +%d failed, +%d throttled",
+		calls.Load(), failed.Load(), after.EntriesAccepted-before.EntriesAccepted,
+		after.EntriesFailed-before.EntriesFailed, after.Throttled-before.Throttled)
+	if failed.Load() == 0 {
+		t.Error("no entry failed: the retry path was not exercised")
+	}
+	if d := after.EntriesAccepted - before.EntriesAccepted; d < n {
+		t.Errorf("recorder accepted %d entries, want at least %d", d, n)
+	}
+
+	// The output file holds each of this run's entries exactly once, as sent.
+	f, err := os.Open(after.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seen := map[int]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	for sc.Scan() {
+		var rec struct {
+			Source, DetailType, Time string
+			Resources                []string
+			Detail                   struct {
+				Run    string
+				Marker int
+			}
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Detail.Run != run {
+			continue
+		}
+		seen[rec.Detail.Marker]++
+		if rec.Source != "healthlake.cdc.test" || rec.DetailType != "Bus Integration Test" ||
+			len(rec.Resources) != 1 || rec.Resources[0] != arn || rec.Time != "2026-03-04T05:06:07Z" {
+			t.Errorf("entry %d recorded as %+v", rec.Detail.Marker, rec)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Errorf("recorded %d distinct markers of this run, want %d", len(seen), n)
+	}
+	for m, c := range seen {
+		if m < 0 || m >= n || c != 1 {
+			t.Errorf("marker %d recorded %d times", m, c)
+		}
+	}
+}
+
+// BenchmarkEmitRecorder is Emit of 100 entries of about 2 KB (10 calls, 4 in flight) through
+// the real SDK client to the local recorder over loopback HTTP.
+func BenchmarkEmitRecorder(b *testing.B) {
+	e, err := bus.New(recorderClient(b, recorderURL(b)), bus.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchEmit(b, e)
+}
+
+// BenchmarkEmit is Emit of 100 entries of about 2 KB against a fake that accepts everything:
+// the emitter's own cost (packing, goroutines, result handling), no network.
+func BenchmarkEmit(b *testing.B) {
+	e, err := bus.New(acceptAll{}, bus.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchEmit(b, e)
+}
+
+// acceptAll is a PutEvents that accepts every entry and remembers nothing.
+type acceptAll struct{}
+
+func (acceptAll) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
+	return accept(in), nil
+}
+
+func benchEmit(b *testing.B, e *bus.Emitter) {
+	in := entries(100, 2048)
+	for i := range in {
+		in[i].Source = aws.String("healthlake.cdc.bench")
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, err := range e.Emit(ctx, in) {
+			if err != nil {
+				b.Fatalf("entry %d: %v", i, err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/entry")
+}

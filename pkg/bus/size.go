@@ -1,0 +1,61 @@
+package bus
+
+import "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+// Limits of one PutEvents call.
+const (
+	// MaxEntries is the most entries one PutEvents call takes.
+	MaxEntries = 10
+	// MaxRequestBytes is the most the entries of one call may weigh together, by EntrySize.
+	MaxRequestBytes = 256 * 1024
+	// timeBytes is what a set Time counts, whatever its value.
+	timeBytes = 14
+)
+
+// EntrySize is the size EventBridge charges an entry against MaxRequestBytes, as the AWS
+// EventBridge User Guide documents it in "Calculating Amazon EventBridge PutEvents event entry
+// size": 14 bytes if Time is set, plus the UTF-8 byte length of Source, DetailType and Detail,
+// plus that of each Resources string. EventBusName and TraceHeader are not counted. Go strings
+// hold UTF-8, so their byte length is the UTF-8 length.
+//
+// The event EventBridge delivers is always larger than this (it adds the envelope's keys), but
+// the limit is on the entry.
+func EntrySize(e types.PutEventsRequestEntry) int {
+	n := 0
+	if e.Time != nil {
+		n += timeBytes
+	}
+	n += strLen(e.Source) + strLen(e.DetailType) + strLen(e.Detail)
+	for _, r := range e.Resources {
+		n += len(r)
+	}
+	return n
+}
+
+func strLen(s *string) int {
+	if s == nil {
+		return 0
+	}
+	return len(*s)
+}
+
+// pack splits the indexes of entries (in order) into calls of at most MaxEntries entries and
+// MaxRequestBytes bytes, greedily: a call is closed when the next entry does not fit. Every
+// entry must fit a call on its own (sizes[i] <= MaxRequestBytes).
+func pack(indexes []int, sizes []int) [][]int {
+	var calls [][]int
+	var cur []int
+	curBytes := 0
+	for _, i := range indexes {
+		if len(cur) == MaxEntries || (len(cur) > 0 && curBytes+sizes[i] > MaxRequestBytes) {
+			calls = append(calls, cur)
+			cur, curBytes = nil, 0
+		}
+		cur = append(cur, i)
+		curBytes += sizes[i]
+	}
+	if len(cur) > 0 {
+		calls = append(calls, cur)
+	}
+	return calls
+}
