@@ -54,6 +54,8 @@ pid_alive() {
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$(signature_of "$svc")"
 }
 
+running() { [ -n "$(tr -d '\0' <"/proc/$1/cmdline" 2>/dev/null)" ]; }
+
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
     log "need root to run: $*"; return 1
@@ -104,7 +106,7 @@ start() {
       ;;
     kinesis | dynamodb)
       ensure_node_modules
-      CDC_LOCAL_"${svc^^}"_PORT=$port setsid nohup node "$here/$svc.js" >"$logfile" 2>&1 </dev/null &
+      env "CDC_LOCAL_${svc^^}_PORT=$port" setsid nohup node "$here/$svc.js" >"$logfile" 2>&1 </dev/null &
       echo $! >"$pidfile"
       ;;
     fhir)
@@ -143,11 +145,13 @@ stop() {
   fi
   pid=$(cat "$pidfile")
   kill -TERM "$pid" 2>/dev/null || true
+  # An exited process may linger as a zombie until init reaps it; a zombie has an empty
+  # cmdline, so "still running" means "still has one".
   for i in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
+    running "$pid" || break
     sleep 0.1
   done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  running "$pid" && kill -KILL "$pid" 2>/dev/null || true
   rm -f "$pidfile"
   log "$svc stopped (pid $pid)"
 }
