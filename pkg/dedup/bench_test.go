@@ -32,7 +32,7 @@ func BenchmarkClaimMarkDone100(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if res[page-1] != dedup.Claimed {
+		if res[page-1] != dedup.New {
 			b.Fatalf("claim: %v", res[page-1])
 		}
 		if err := s.MarkDone(ctx, ids); err != nil {

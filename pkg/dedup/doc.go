@@ -5,7 +5,7 @@
 // trip per step:
 //
 //  1. Claim: SET key "pending:<owner>" NX PX claim-ttl, then GET key. We set it, or it already
-//     holds our own token from an earlier attempt: Claimed, emit it. It holds "done": Duplicate,
+//     holds our own token from an earlier attempt: New, emit it. It holds "done": Duplicate,
 //     skip it. It holds another worker's token: Pending, that worker is mid-emit; do not skip and
 //     do not ack, look again later (its claim expires after claim-ttl if it died).
 //  2. MarkDone after EventBridge accepted the entry: SET key "done" EX dedup-ttl.

@@ -75,7 +75,7 @@ func uniquePrefix() string {
 
 func newStore(t testing.TB, rdb redis.UniversalClient, opts dedup.Options) *dedup.Store {
 	t.Helper()
-	s, err := dedup.New(rdb, opts)
+	s, err := dedup.NewStore(rdb, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,9 @@ type Identity struct {
 type Result int
 
 const (
-	// Claimed: a new change and we hold its claim (just taken, or still ours from an earlier
+	// New: a new change and we hold its claim (just taken, or still ours from an earlier
 	// attempt). Emit it, then MarkDone it — or Release it if the emit failed.
-	Claimed Result = iota + 1
+	New Result = iota + 1
 	// Duplicate: the change was already emitted within the dedup TTL. Skip it.
 	Duplicate
 	// Pending: another worker holds the claim and is mid-emit. Do not skip and do not ack: claim
@@ -33,8 +33,8 @@ const (
 
 func (r Result) String() string {
 	switch r {
-	case Claimed:
-		return "claimed"
+	case New:
+		return "new"
 	case Duplicate:
 		return "duplicate"
 	case Pending:
@@ -62,9 +62,9 @@ type Store struct {
 	tokenArg, claimMSArg, doneArg, doneSecsArg any
 }
 
-// New returns a Store using rdb (a *redis.Client, *redis.ClusterClient or any other
+// NewStore returns a Store using rdb (a *redis.Client, *redis.ClusterClient or any other
 // UniversalClient). Options are defaulted and validated.
-func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
+func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("dedup: nil redis client")
 	}
@@ -138,7 +138,7 @@ func (s *Store) Claim(ctx context.Context, ids []Identity) ([]Result, error) {
 			return nil, fmt.Errorf("dedup: claim %d changes: %w", len(ids), err)
 		}
 		if won {
-			out[i] = Claimed
+			out[i] = New
 			continue
 		}
 		v, err := gets[i].Result()
@@ -154,7 +154,7 @@ func (s *Store) Claim(ctx context.Context, ids []Identity) ([]Result, error) {
 		case v == s.token:
 			// Ours from an earlier attempt (a retried window, or a pipeline the client re-sent
 			// after a lost reply).
-			out[i] = Claimed
+			out[i] = New
 		default:
 			out[i] = Pending
 		}

@@ -39,9 +39,9 @@ func TestClaimProtocol(t *testing.T) {
 		do   func() dedup.Result
 		want dedup.Result
 	}{
-		{"A claims first", func() dedup.Result { return claimOne(t, a, id) }, dedup.Claimed},
+		{"A claims first", func() dedup.Result { return claimOne(t, a, id) }, dedup.New},
 		{"B sees A mid-emit", func() dedup.Result { return claimOne(t, b, id) }, dedup.Pending},
-		{"A again (a retried window) still holds it", func() dedup.Result { return claimOne(t, a, id) }, dedup.Claimed},
+		{"A again (a retried window) still holds it", func() dedup.Result { return claimOne(t, a, id) }, dedup.New},
 		{"after A marked it done, B skips it", func() dedup.Result {
 			if err := a.MarkDone(ctx, []dedup.Identity{id}); err != nil {
 				t.Fatal(err)
@@ -49,7 +49,7 @@ func TestClaimProtocol(t *testing.T) {
 			return claimOne(t, b, id)
 		}, dedup.Duplicate},
 		{"and so does A", func() dedup.Result { return claimOne(t, a, id) }, dedup.Duplicate},
-		{"the next version is a new change", func() dedup.Result { return claimOne(t, b, ident("p1", "2")) }, dedup.Claimed},
+		{"the next version is a new change", func() dedup.Result { return claimOne(t, b, ident("p1", "2")) }, dedup.New},
 	}
 	for _, st := range steps {
 		if got := st.do(); got != st.want {
@@ -67,7 +67,7 @@ func TestReleaseDeletesOnlyOwnClaim(t *testing.T) {
 	id := ident("p1", "1")
 	key := a.Key(id)
 
-	if got := claimOne(t, a, id); got != dedup.Claimed {
+	if got := claimOne(t, a, id); got != dedup.New {
 		t.Fatalf("A claim: %v", got)
 	}
 	if err := b.Release(ctx, []dedup.Identity{id}); err != nil {
@@ -82,7 +82,7 @@ func TestReleaseDeletesOnlyOwnClaim(t *testing.T) {
 	if n, err := rdb.Exists(ctx, key).Result(); err != nil || n != 0 {
 		t.Fatalf("after A's release: exists=%d, %v; want the key gone", n, err)
 	}
-	if got := claimOne(t, b, id); got != dedup.Claimed {
+	if got := claimOne(t, b, id); got != dedup.New {
 		t.Fatalf("B claim after release: %v, want new", got)
 	}
 	// Releasing a change that is done (another worker emitted it) keeps it done.
@@ -133,7 +133,7 @@ func TestClaimExpires(t *testing.T) {
 	b := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-b", ClaimTTL: ttl})
 	id := ident("p1", "1")
 
-	if got := claimOne(t, a, id); got != dedup.Claimed {
+	if got := claimOne(t, a, id); got != dedup.New {
 		t.Fatalf("A claim: %v", got)
 	}
 	if got := claimOne(t, b, id); got != dedup.Pending {
@@ -143,7 +143,7 @@ func TestClaimExpires(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got := claimOne(t, b, id)
-		if got == dedup.Claimed {
+		if got == dedup.New {
 			break
 		}
 		if got != dedup.Pending || time.Now().After(deadline) {
@@ -223,7 +223,7 @@ func TestClaimPipelineAlignsByIndex(t *testing.T) {
 			held = append(held, ids[i])
 			want[i] = dedup.Pending
 		default:
-			want[i] = dedup.Claimed
+			want[i] = dedup.New
 		}
 	}
 	if _, err := other.Claim(ctx, held); err != nil {
@@ -255,7 +255,7 @@ func TestClaimPipelineAlignsByIndex(t *testing.T) {
 	}
 	// The keys A won are A's (and the other store's keys are the same keys).
 	for i, id := range ids {
-		if want[i] == dedup.Claimed {
+		if want[i] == dedup.New {
 			if v, _ := rdb.Get(ctx, a.Key(id)).Result(); v != "pending:worker-a" {
 				t.Fatalf("index %d: value %q, want A's claim", i, v)
 			}
@@ -354,8 +354,8 @@ func TestOptions(t *testing.T) {
 			t.Errorf("%+v: Validate() = %v, want ok=%v", tc.opts, err, tc.ok)
 		}
 	}
-	if _, err := dedup.New(nil, dedup.Options{}); err == nil {
-		t.Error("New(nil client): no error")
+	if _, err := dedup.NewStore(nil, dedup.Options{}); err == nil {
+		t.Error("NewStore(nil client): no error")
 	}
 	a, b := dedup.RandomOwner(), dedup.RandomOwner()
 	if a == b || a == "" {
@@ -364,7 +364,7 @@ func TestOptions(t *testing.T) {
 }
 
 func TestResultString(t *testing.T) {
-	for r, want := range map[dedup.Result]string{dedup.Claimed: "claimed", dedup.Duplicate: "duplicate", dedup.Pending: "pending", 0: "Result(0)"} {
+	for r, want := range map[dedup.Result]string{dedup.New: "new", dedup.Duplicate: "duplicate", dedup.Pending: "pending", 0: "Result(0)"} {
 		if r.String() != want {
 			t.Errorf("%d.String() = %q, want %q", int(r), r.String(), want)
 		}
