@@ -1,0 +1,68 @@
+package event
+
+import (
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+)
+
+// MaxRejectedDetailBytes bounds the free text of a rejected-record entry.
+const MaxRejectedDetailBytes = 1024
+
+type rejectedDetail struct {
+	Reason         string `json:"reason"`
+	Detail         string `json:"detail,omitempty"`
+	ShardID        string `json:"shardId"`
+	SequenceNumber string `json:"sequenceNumber"`
+}
+
+// Rejected builds the "HealthLake CDC Record Rejected" entry for an input record the pipeline
+// acked without acting on it, so operators can route reports to any dead-letter target with a
+// rule. It carries where the record is (shard, sequence number) and why it was rejected (a
+// reason code and a short text, cut to MaxRejectedDetailBytes) — never the record's data, which
+// may hold PHI: the detail text must not quote it. Time is at (when it was rejected).
+func (b Builder) Rejected(reason, detail, shardID, sequenceNumber string, at time.Time) types.PutEventsRequestEntry {
+	js, err := marshal(rejectedDetail{
+		Reason:         reason,
+		Detail:         truncate(detail, MaxRejectedDetailBytes),
+		ShardID:        shardID,
+		SequenceNumber: sequenceNumber,
+	})
+	if err != nil {
+		// Strings always marshal (invalid UTF-8 becomes U+FFFD); keep the entry valid anyway.
+		js = `{"reason":"unencodable"}`
+	}
+	source := b.opts.Source
+	if source == "" {
+		source = DefaultSource
+	}
+	e := types.PutEventsRequestEntry{
+		Source:       aws.String(source),
+		DetailType:   aws.String(DetailTypeRejected),
+		Detail:       aws.String(js),
+		EventBusName: b.busName(),
+	}
+	if !at.IsZero() {
+		t := at.UTC()
+		e.Time = &t
+	}
+	return e
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 {
+		r, size := utf8.DecodeLastRuneInString(s)
+		if r != utf8.RuneError || size > 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
+}
