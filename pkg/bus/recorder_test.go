@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -46,8 +47,10 @@ func recorderURL(t testing.TB) string {
 }
 
 // recorderClient is the real EventBridge client a program builds, pointed at the recorder, with
-// static credentials so nothing reaches a real credential provider. Its idle connections are
-// closed when the test ends (goleak would see their goroutines).
+// static credentials so nothing reaches a real credential provider, and without the SDK's own
+// retries, so that throttled calls reach the Emitter's retry (and the test does not wait for
+// the SDK's backoff of up to 20 s). Its idle connections are closed when the test ends (goleak
+// would see their goroutines).
 func recorderClient(t testing.TB, url string) *eventbridge.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
@@ -55,7 +58,10 @@ func recorderClient(t testing.TB, url string) *eventbridge.Client {
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
 		HTTPClient:  &http.Client{Transport: tr},
-	}, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(url) })
+	}, func(o *eventbridge.Options) {
+		o.BaseEndpoint = aws.String(url)
+		o.Retryer = aws.NopRetryer{}
+	})
 }
 
 type recorderStats struct {
@@ -113,6 +119,11 @@ func TestEmitThroughRecorder(t *testing.T) {
 	admin(t, http.MethodPost, url+"/_recorder/config", []byte(`{"failRate":0.3,"throttleRate":0.2,"failNextIndexes":[0,3,7]}`), nil)
 	var before recorderStats
 	admin(t, http.MethodGet, url+"/_recorder/stats", nil, &before)
+	// Read only what is appended from here on: the file is shared and may be large.
+	var offset int64
+	if fi, err := os.Stat(before.Out); err == nil {
+		offset = fi.Size()
+	}
 
 	run := randomHex()
 	const n = 25
@@ -143,7 +154,7 @@ func TestEmitThroughRecorder(t *testing.T) {
 
 	var after recorderStats
 	admin(t, http.MethodGet, url+"/_recorder/stats", nil, &after)
-	t.Logf("%d calls, %d entry failures retried; recorder: +%d accepted, +%d failed, +%d throttled",
+	t.Logf("%d calls, %d entry failures (by entry or by call), all retried; recorder: +%d accepted, +%d failed, +%d throttled",
 		calls.Load(), failed.Load(), after.EntriesAccepted-before.EntriesAccepted,
 		after.EntriesFailed-before.EntriesFailed, after.Throttled-before.Throttled)
 	if failed.Load() == 0 {
@@ -159,10 +170,18 @@ func TestEmitThroughRecorder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() >= offset { // else someone reset the recorder
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+	}
 	seen := map[int]int{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 4<<20)
 	for sc.Scan() {
+		if !bytes.Contains(sc.Bytes(), []byte(run)) {
+			continue
+		}
 		var rec struct {
 			Source, DetailType, Time string
 			Resources                []string
@@ -190,6 +209,40 @@ func TestEmitThroughRecorder(t *testing.T) {
 		if m < 0 || m >= n || c != 1 {
 			t.Errorf("marker %d recorded %d times", m, c)
 		}
+	}
+}
+
+// TestThrottledCallsThroughRecorder: the SDK's ThrottlingException for a whole call is
+// retryable, and an entry that never gets through ends with it, not as permanent.
+func TestThrottledCallsThroughRecorder(t *testing.T) {
+	url := recorderURL(t)
+	var prev json.RawMessage
+	admin(t, http.MethodGet, url+"/_recorder/config", nil, &prev)
+	t.Cleanup(func() { admin(t, http.MethodPost, url+"/_recorder/config", prev, nil) })
+	admin(t, http.MethodPost, url+"/_recorder/config", []byte(`{"throttleRate":1}`), nil)
+
+	var calls atomic.Int64
+	e, err := bus.New(recorderClient(t, url), bus.Options{
+		MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+		OnCall: func(int, int, error) { calls.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in := entries(12, 100)
+	for i := range in {
+		in[i].Source = aws.String("healthlake.cdc.test")
+	}
+	for i, err := range e.Emit(ctx, in) {
+		var ee *bus.EntryError
+		if !errors.As(err, &ee) || ee.Code != "ThrottlingException" || ee.Attempts != 3 || bus.IsPermanent(err) {
+			t.Errorf("entry %d: %v; want a retryable ThrottlingException after 3 attempts", i, err)
+		}
+	}
+	if calls.Load() != 6 {
+		t.Errorf("%d calls, want 6 (2 per attempt)", calls.Load())
 	}
 }
 
