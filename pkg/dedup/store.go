@@ -12,7 +12,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Identity is one change: a resource at a version. All fields are required.
+// Identity is one change: a resource at a version. DatastoreID, ResourceType and ID are
+// required. VersionID may be empty (a history delete entry without a version), but then every
+// versionless change of the resource shares one key for the dedup TTL, so a delete, re-create
+// and delete within it would be emitted once: callers that can should put a stand-in that
+// differs per change there (e.g. "deleted@" + the entry's lastUpdated).
 type Identity struct {
 	DatastoreID, ResourceType, ID, VersionID string
 }
@@ -246,9 +250,9 @@ func (s *Store) release(ctx context.Context, keys [][]string, eval evalFunc) ([]
 
 func validate(ids []Identity) error {
 	for i, id := range ids {
-		if id.DatastoreID == "" || id.ResourceType == "" || id.ID == "" || id.VersionID == "" {
-			return fmt.Errorf("dedup: identity %d (%s/%s/%s/%s) has an empty field",
-				i, id.DatastoreID, id.ResourceType, id.ID, id.VersionID)
+		if id.DatastoreID == "" || id.ResourceType == "" || id.ID == "" {
+			return fmt.Errorf("dedup: identity %d (%s/%s/%s) lacks its datastore, type or id",
+				i, id.DatastoreID, id.ResourceType, id.ID)
 		}
 	}
 	return nil

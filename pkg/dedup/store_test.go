@@ -156,6 +156,26 @@ func TestClaimExpires(t *testing.T) {
 	}
 }
 
+// A delete from history may come without a versionId; it still gets claimed and deduped.
+func TestEmptyVersionID(t *testing.T) {
+	prefix := uniquePrefix()
+	rdb := newRedis(t, prefix)
+	s := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-a"})
+	id := ident("p1", "")
+	if got := claimOne(t, s, id); got != dedup.New {
+		t.Fatalf("claim: %v", got)
+	}
+	if err := s.MarkDone(testContext(t), []dedup.Identity{id}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimOne(t, s, id); got != dedup.Duplicate {
+		t.Fatalf("claim after done: %v", got)
+	}
+	if s.Key(id) == s.Key(ident("p1", "1")) {
+		t.Error("empty version shares a key with version 1")
+	}
+}
+
 func TestTTLs(t *testing.T) {
 	prefix := uniquePrefix()
 	rdb := newRedis(t, prefix)
@@ -323,15 +343,15 @@ func TestRejectsEmptyIdentity(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	s := newStore(t, rdb, dedup.Options{})
 	ctx := testContext(t)
-	bad := []dedup.Identity{ident("p1", "1"), ident("p2", "")}
+	bad := []dedup.Identity{ident("p1", "1"), ident("", "1")}
 	if _, err := s.Claim(ctx, bad); err == nil {
-		t.Error("claim: no error for an empty versionId")
+		t.Error("claim: no error for an empty id")
 	}
 	if err := s.MarkDone(ctx, bad); err == nil {
-		t.Error("mark done: no error for an empty versionId")
+		t.Error("mark done: no error for an empty id")
 	}
 	if err := s.Release(ctx, bad); err == nil {
-		t.Error("release: no error for an empty versionId")
+		t.Error("release: no error for an empty id")
 	}
 	if res, err := s.Claim(ctx, nil); res != nil || err != nil {
 		t.Errorf("claim of nothing: %v, %v", res, err)

@@ -48,6 +48,8 @@ const (
 
 // Change is one resource version to announce.
 type Change struct {
+	// DatastoreID, ResourceType and ID are required; VersionID too, except for a Delete whose
+	// history entry has none.
 	DatastoreID, ResourceType, ID, VersionID string
 	// LastUpdated is the version's meta.lastUpdated: the entry's Time and the detail's
 	// lastUpdated. Required.
@@ -220,11 +222,15 @@ func (b Builder) busName() *string {
 func (c Change) validate(content Content) error {
 	var missing []string
 	for _, f := range []struct{ name, v string }{
-		{"datastoreId", c.DatastoreID}, {"resourceType", c.ResourceType}, {"id", c.ID}, {"versionId", c.VersionID},
+		{"datastoreId", c.DatastoreID}, {"resourceType", c.ResourceType}, {"id", c.ID},
 	} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
+	}
+	// A delete found in history may have no version; the detail then says "versionId":"".
+	if c.VersionID == "" && c.Action != Delete {
+		missing = append(missing, "versionId")
 	}
 	if c.LastUpdated.IsZero() {
 		missing = append(missing, "lastUpdated")

@@ -298,6 +298,10 @@ func TestEntryErrors(t *testing.T) {
 	if _, err := b.Entry(del); err != nil {
 		t.Errorf("delete without resource: %v", err)
 	}
+	del.VersionID = ""
+	if e, err := b.Entry(del); err != nil || !strings.Contains(*e.Detail, `"versionId":""`) {
+		t.Errorf("delete without version: %v", err)
+	}
 	noRes := good
 	noRes.Resource = nil
 	if _, err := builder(t, event.Options{Content: event.IDOnly}).Entry(noRes); err != nil {
