@@ -23,6 +23,8 @@ type Hint struct {
 	EventID string
 	Time    time.Time
 	Op      Op
+	// Region and Account name the datastore's home, for the events' datastore ARN.
+	Region, Account string
 }
 
 // Window is the set of hints for one key that share a search. It owns the acks of the
@@ -40,6 +42,8 @@ type Window struct {
 	Creates, Updates, Deletes int
 	// Acks are the callbacks of the records that fed this window, duplicates included.
 	Acks []func()
+	// Region and Account are the first hint's: a datastore lives in one of each.
+	Region, Account string
 
 	seen map[string]struct{}
 }
@@ -56,6 +60,9 @@ func (w *Window) add(h Hint, ack func()) {
 		return
 	}
 	w.seen[h.EventID] = struct{}{}
+	if w.Region == "" {
+		w.Region, w.Account = h.Region, h.Account
+	}
 	w.EventIDs = append(w.EventIDs, h.EventID)
 	if w.MinEvent.IsZero() || h.Time.Before(w.MinEvent) {
 		w.MinEvent = h.Time

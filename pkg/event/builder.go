@@ -61,6 +61,9 @@ type Change struct {
 	Trigger  Trigger
 	// TraceParent is the W3C traceparent of the window that found the change.
 	TraceParent string
+	// Region and Account of the datastore, from the CloudTrail records that led here; they
+	// override the Builder's Options for the datastore ARN.
+	Region, Account string
 }
 
 // Trigger is what made the pipeline look: the window's CloudTrail events and the
@@ -76,7 +79,8 @@ type Options struct {
 	Source string
 	// BusName is the entries' EventBusName (name or ARN); empty means the account's default bus.
 	BusName string
-	// Region and Account of the HealthLake datastores, for their ARNs. Required.
+	// Region and Account of the HealthLake datastores, for their ARNs, when a Change does not
+	// carry its own (it normally does: CloudTrail records name both). Optional.
 	Region, Account string
 	// Content is FullResource (default) or IDOnly.
 	Content Content
@@ -85,10 +89,10 @@ type Options struct {
 // Validate reports options that cannot work.
 func (o Options) Validate() error {
 	var errs []error
-	if o.Region == "" || strings.ContainsAny(o.Region, ": ") {
+	if o.Region != "" && !validRegion(o.Region) {
 		errs = append(errs, fmt.Errorf("region %q is not valid", o.Region))
 	}
-	if !isDigits(o.Account, 12) {
+	if o.Account != "" && !isDigits(o.Account, 12) {
 		errs = append(errs, fmt.Errorf("account %q is not a 12-digit AWS account id", o.Account))
 	}
 	switch o.Content {
@@ -105,8 +109,8 @@ func (o Options) Validate() error {
 // Builder turns changes and rejected records into PutEvents entries. Make one with NewBuilder;
 // it is a small value, safe to copy and to use concurrently.
 type Builder struct {
-	opts      Options
-	arnPrefix string // arn:{partition}:healthlake:{region}:{account}:datastore/fhir/
+	opts Options
+	made bool
 }
 
 // NewBuilder returns a Builder for opts, defaulted and validated.
@@ -120,17 +124,31 @@ func NewBuilder(opts Options) (Builder, error) {
 	if opts.Content == "" {
 		opts.Content = FullResource
 	}
-	return Builder{
-		opts:      opts,
-		arnPrefix: "arn:" + partition(opts.Region) + ":healthlake:" + opts.Region + ":" + opts.Account + ":datastore/fhir/",
-	}, nil
+	return Builder{opts: opts, made: true}, nil
 }
 
 // DatastoreARN is the ARN of a HealthLake datastore, the entries' only Resources element:
 // arn:aws:healthlake:{region}:{account}:datastore/fhir/{datastoreId}.
-func (b Builder) DatastoreARN(datastoreID string) string {
-	return b.arnPrefix + datastoreID
+func DatastoreARN(region, account, datastoreID string) string {
+	return "arn:" + partition(region) + ":healthlake:" + region + ":" + account + ":datastore/fhir/" + datastoreID
 }
+
+// where is the region and account of c's datastore: c's own, else the Builder's.
+func (b Builder) where(c Change) (region, account string, err error) {
+	region, account = c.Region, c.Account
+	if region == "" {
+		region = b.opts.Region
+	}
+	if account == "" {
+		account = b.opts.Account
+	}
+	if !validRegion(region) || !isDigits(account, 12) {
+		return "", "", fmt.Errorf("event: change %s/%s: no valid region and account for the datastore ARN", c.ResourceType, c.ID)
+	}
+	return region, account, nil
+}
+
+func validRegion(r string) bool { return r != "" && !strings.ContainsAny(r, ": /") }
 
 // detail is the Detail of a change entry; the field order is the JSON order.
 type detail struct {
@@ -159,12 +177,17 @@ type trigger struct {
 // "contentOmitted":"size". An error means c is incomplete or its resource is not valid JSON;
 // sending it again will not help.
 func (b Builder) Entry(c Change) (types.PutEventsRequestEntry, error) {
-	if b.arnPrefix == "" {
+	if !b.made {
 		return types.PutEventsRequestEntry{}, errors.New("event: Builder not made by NewBuilder")
 	}
 	if err := c.validate(b.opts.Content); err != nil {
 		return types.PutEventsRequestEntry{}, err
 	}
+	region, account, err := b.where(c)
+	if err != nil {
+		return types.PutEventsRequestEntry{}, err
+	}
+	arn := DatastoreARN(region, account, c.DatastoreID)
 	d := detail{
 		DatastoreID:  c.DatastoreID,
 		ResourceType: c.ResourceType,
@@ -182,20 +205,20 @@ func (b Builder) Entry(c Change) (types.PutEventsRequestEntry, error) {
 	default:
 		d.Resource = c.Resource
 	}
-	e, err := b.entry(c, d)
+	e, err := b.entry(c, d, arn)
 	if err != nil {
 		return types.PutEventsRequestEntry{}, err
 	}
 	if d.Resource != nil && bus.EntrySize(e) > bus.MaxRequestBytes {
 		d.Resource, d.ContentOmitted = nil, OmittedSize
-		if e, err = b.entry(c, d); err != nil {
+		if e, err = b.entry(c, d, arn); err != nil {
 			return types.PutEventsRequestEntry{}, err
 		}
 	}
 	return e, nil
 }
 
-func (b Builder) entry(c Change, d detail) (types.PutEventsRequestEntry, error) {
+func (b Builder) entry(c Change, d detail, arn string) (types.PutEventsRequestEntry, error) {
 	js, err := marshal(d)
 	if err != nil {
 		return types.PutEventsRequestEntry{}, fmt.Errorf("event: %s/%s/_history/%s: resource is not valid JSON: %w",
@@ -206,7 +229,7 @@ func (b Builder) entry(c Change, d detail) (types.PutEventsRequestEntry, error) 
 		Source:       aws.String(b.opts.Source),
 		DetailType:   aws.String(c.Action.detailType()),
 		Detail:       aws.String(js),
-		Resources:    []string{b.DatastoreARN(c.DatastoreID)},
+		Resources:    []string{arn},
 		Time:         &t,
 		EventBusName: b.busName(),
 	}, nil

@@ -237,7 +237,7 @@ func TestDatastoreARN(t *testing.T) {
 		{"cn-north-1", "arn:aws-cn:healthlake:cn-north-1:123456789012:datastore/fhir/" + datastore},
 	} {
 		b := builder(t, event.Options{Region: tc.region})
-		if got := b.DatastoreARN(datastore); got != tc.want {
+		if got := event.DatastoreARN(tc.region, "123456789012", datastore); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.region, got, tc.want)
 		}
 		e, err := b.Entry(change(event.Create, "1", patient))
@@ -247,6 +247,27 @@ func TestDatastoreARN(t *testing.T) {
 		if len(e.Resources) != 1 || e.Resources[0] != tc.want {
 			t.Errorf("%s: Resources %v", tc.region, e.Resources)
 		}
+	}
+}
+
+// TestEntryRegionAccountFromChange: the change's own region and account (from its CloudTrail
+// records) win over the Builder's, and an entry with neither is refused.
+func TestEntryRegionAccountFromChange(t *testing.T) {
+	c := change(event.Create, "1", patient)
+	c.Region, c.Account = "eu-west-1", "210987654321"
+	e, err := builder(t, event.Options{}).Entry(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "arn:aws:healthlake:eu-west-1:210987654321:datastore/fhir/" + datastore; e.Resources[0] != want {
+		t.Fatalf("Resources %v, want %s", e.Resources, want)
+	}
+	bare, err := event.NewBuilder(event.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bare.Entry(change(event.Create, "1", patient)); err == nil {
+		t.Fatal("entry without region and account: want an error")
 	}
 }
 
@@ -321,7 +342,8 @@ func TestOptions(t *testing.T) {
 		{event.Options{Region: "us-east-1", Account: "123456789012", Content: event.IDOnly}, true},
 		{event.Options{Region: "us-east-1", Account: "123456789012", Content: "full"}, true},
 		{event.Options{Region: "us-east-1", Account: "123456789012", Content: "none"}, false},
-		{event.Options{Account: "123456789012"}, false},
+		{event.Options{Account: "123456789012"}, true}, // region may come with each change
+		{event.Options{}, true},
 		{event.Options{Region: "us-east-1:x", Account: "123456789012"}, false},
 		{event.Options{Region: "us-east-1", Account: "12345678901"}, false},
 		{event.Options{Region: "us-east-1", Account: "12345678901x"}, false},
