@@ -88,6 +88,17 @@ func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// WithOwner returns a Store sharing s's client and settings whose claims carry owner. The
+// pipeline takes one per window attempt: two overlapping windows of one process must not both
+// win a change because they share a process-wide token.
+func (s *Store) WithOwner(owner string) *Store {
+	c := *s
+	c.opts.Owner = owner
+	c.token = pendingPrefix + owner
+	c.tokenArg = c.token
+	return &c
+}
+
 // Owner is the token that marks this Store's claims.
 func (s *Store) Owner() string { return s.opts.Owner }
 

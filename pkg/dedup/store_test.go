@@ -390,3 +390,22 @@ func TestResultString(t *testing.T) {
 		}
 	}
 }
+
+// TestWithOwner: two attempts of one process (two overlapping windows) are different owners,
+// so only one of them wins a change; they share the client and settings.
+func TestWithOwner(t *testing.T) {
+	prefix := uniquePrefix()
+	rdb := newRedis(t, prefix)
+	base := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "proc"})
+	first, second := base.WithOwner("proc/1"), base.WithOwner("proc/2")
+	id := ident("p1", "1")
+	if got := claimOne(t, first, id); got != dedup.New {
+		t.Fatalf("first attempt: %v, want New", got)
+	}
+	if got := claimOne(t, second, id); got != dedup.Pending {
+		t.Fatalf("second attempt: %v, want Pending", got)
+	}
+	if first.Key(id) != base.Key(id) || first.Owner() != "proc/1" || base.Owner() != "proc" {
+		t.Fatalf("WithOwner changed the key or the original: %q %q %q", first.Key(id), first.Owner(), base.Owner())
+	}
+}

@@ -16,7 +16,9 @@ const { Datastore } = require('./datastore');
 const { envDefaults, Settings, effective, Stats } = require('./knobs');
 const { PagingError, parseCount, paginate, links } = require('./paging');
 
-const HOST = '127.0.0.1';
+// 127.0.0.1 unless told otherwise: only docker-compose, inside its container network, sets
+// CDC_LOCAL_FHIR_HOST=0.0.0.0.
+const HOST = process.env.CDC_LOCAL_FHIR_HOST || '127.0.0.1';
 const DEFAULT_PORT = 18090;
 const MAX_BODY_BYTES = 10 << 20;
 const DATASTORE_ID = /^[0-9a-f]{32}$/;
