@@ -3,7 +3,6 @@ package fhir
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -147,10 +146,3 @@ func ids(pages []Page) []string {
 	return out
 }
 
-func fmtIDs(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s%d", prefix, i)
-	}
-	return out
-}
