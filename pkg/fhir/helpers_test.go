@@ -145,4 +145,3 @@ func ids(pages []Page) []string {
 	}
 	return out
 }
-
