@@ -16,6 +16,10 @@ type configUpdate struct {
 	FailCode        *string  `json:"failCode"`
 	ThrottleRate    *float64 `json:"throttleRate"`
 	FailNextIndexes *[]int   `json:"failNextIndexes"`
+	// Source, when set, scopes the update to calls whose first entry has this Source, so
+	// concurrent tests sharing one recorder (each with its own Source) do not fail each
+	// other's entries. Such an override starts from no failures.
+	Source *string `json:"source"`
 }
 
 func (u configUpdate) apply(f Failures) Failures {
@@ -58,13 +62,21 @@ func (r *Recorder) servePostConfig(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
-	f := u.apply(r.failures)
+	base := r.failures
+	if u.Source != nil {
+		base = r.bySource[*u.Source]
+	}
+	f := u.apply(base)
 	if err := f.Validate(); err != nil {
 		r.mu.Unlock()
 		http.Error(w, fmt.Sprintf("config: %v", err), http.StatusBadRequest)
 		return
 	}
-	r.failures = f
+	if u.Source != nil {
+		r.bySource[*u.Source] = f
+	} else {
+		r.failures = f
+	}
 	r.mu.Unlock()
 	r.log.Info("failure injection configured", "failRate", f.FailRate, "failCode", f.FailCode,
 		"throttleRate", f.ThrottleRate, "failNextIndexes", f.FailNextIndexes)
@@ -89,6 +101,7 @@ func (r *Recorder) serveReset(w http.ResponseWriter, _ *http.Request) {
 	r.mu.Lock()
 	r.stats = Stats{}
 	r.failures = r.initial.withDefaults()
+	r.bySource = make(map[string]Failures)
 	r.rng = newRand(r.seed)
 	resp := statsResponse{Stats: r.stats, Out: r.out, Config: r.failures.withDefaults()}
 	r.mu.Unlock()

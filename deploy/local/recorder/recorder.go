@@ -100,6 +100,7 @@ type Recorder struct {
 
 	mu       sync.Mutex // guards the fields below
 	failures Failures
+	bySource map[string]Failures // overrides of failures, by the calls' Source
 	rng      *rand.Rand
 	stats    Stats
 
@@ -141,6 +142,7 @@ func New(opts Options) (*Recorder, error) {
 		r.now = time.Now
 	}
 	r.failures = r.initial.withDefaults()
+	r.bySource = make(map[string]Failures)
 	r.rng = newRand(r.seed)
 	return r, nil
 }
@@ -260,15 +262,22 @@ func (r *Recorder) decide(entries []putEventsEntry) (results []putEventsResultEn
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Calls++
-	if r.failures.ThrottleRate > 0 && r.rng.Float64() < r.failures.ThrottleRate {
+	f := &r.failures
+	if len(entries) > 0 {
+		if sf, ok := r.bySource[entries[0].Source]; ok {
+			f = &sf
+			defer func() { r.bySource[entries[0].Source] = sf }()
+		}
+	}
+	if f.ThrottleRate > 0 && r.rng.Float64() < f.ThrottleRate {
 		r.stats.Throttled++
 		return nil, 0, true
 	}
-	failAt := make(map[int]bool, len(r.failures.FailNextIndexes))
-	for _, i := range r.failures.FailNextIndexes {
+	failAt := make(map[int]bool, len(f.FailNextIndexes))
+	for _, i := range f.FailNextIndexes {
 		failAt[i] = true
 	}
-	r.failures.FailNextIndexes = nil
+	f.FailNextIndexes = nil
 
 	results = make([]putEventsResultEntry, len(entries))
 	for i, e := range entries {
@@ -276,8 +285,8 @@ func (r *Recorder) decide(entries []putEventsEntry) (results []putEventsResultEn
 			results[i] = putEventsResultEntry{ErrorCode: invalidEntryCode, ErrorMessage: err.Error()}
 			continue
 		}
-		if failAt[i] || (r.failures.FailRate > 0 && r.rng.Float64() < r.failures.FailRate) {
-			results[i] = putEventsResultEntry{ErrorCode: r.failures.FailCode, ErrorMessage: injectedFailMsg}
+		if failAt[i] || (f.FailRate > 0 && r.rng.Float64() < f.FailRate) {
+			results[i] = putEventsResultEntry{ErrorCode: f.FailCode, ErrorMessage: injectedFailMsg}
 			injected++
 		}
 	}

@@ -307,6 +307,30 @@ func TestEventBridgeFailNextIndexes(t *testing.T) {
 	}
 }
 
+// TestEventBridgeFailuresBySource: an override for one Source fails only that Source's calls,
+// so tests sharing the recorder do not disturb each other.
+func TestEventBridgeFailuresBySource(t *testing.T) {
+	f := newFixture(t, Failures{})
+	f.admin(t, http.MethodPost, "/_recorder/config", `{"source":"test.mine","failRate":1}`, nil)
+
+	mine := entries(5)
+	for i := range mine {
+		mine[i].Source = aws.String("test.mine")
+	}
+	out, err := f.put(t, mine)
+	if err != nil || out.FailedEntryCount != 5 {
+		t.Fatalf("own source: %v, FailedEntryCount %d; want all 5 failed", err, out.FailedEntryCount)
+	}
+	out, err = f.put(t, entries(5))
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("other source: %v, FailedEntryCount %d; want none failed", err, out.FailedEntryCount)
+	}
+	f.admin(t, http.MethodPost, "/_recorder/reset", "", nil)
+	if out, err = f.put(t, mine); err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("after reset: %v, FailedEntryCount %d; want the override gone", err, out.FailedEntryCount)
+	}
+}
+
 func TestEventBridgeInvalidEntriesFailAlone(t *testing.T) {
 	f := newFixture(t, Failures{})
 	es := entries(5)
