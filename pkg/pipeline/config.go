@@ -1,0 +1,81 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+)
+
+// Config holds the pipeline's settings. Start from DefaultConfig.
+type Config struct {
+	Windows coalesce.Config
+	// FHIRConcurrency bounds the windows searching at once, and so the concurrent FHIR
+	// requests (each window walks its pages one after another).
+	FHIRConcurrency int
+	// Backoff bounds the waits before a window or a rejection report is tried again.
+	MinBackoff, MaxBackoff time.Duration
+	// PendingRetry is how soon a window retries changes another worker is emitting.
+	PendingRetry time.Duration
+	// RejectBatchDelay is how long rejections gather before they are reported together.
+	RejectBatchDelay time.Duration
+	// NoDedup emits without Redis claims (opt-in, for when Redis is down and duplicates are
+	// acceptable). Never the default.
+	NoDedup bool
+	// Now and Sleep are the clock; tests replace them.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Logger gets the pipeline's logs; they never carry a resource body or a search result.
+	Logger *slog.Logger
+}
+
+// DefaultConfig suits real HealthLake.
+func DefaultConfig() Config {
+	return Config{
+		Windows:          coalesce.Defaults(),
+		FHIRConcurrency:  8,
+		MinBackoff:       200 * time.Millisecond,
+		MaxBackoff:       30 * time.Second,
+		PendingRetry:     time.Second,
+		RejectBatchDelay: 100 * time.Millisecond,
+		Now:              time.Now,
+		Sleep:            sleep,
+		Logger:           slog.Default(),
+	}
+}
+
+// Validate reports every setting that cannot work.
+func (c Config) Validate() error {
+	errs := []error{c.Windows.Validate()}
+	if c.FHIRConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("FHIR concurrency must be at least 1, got %d", c.FHIRConcurrency))
+	}
+	if c.MinBackoff <= 0 || c.MaxBackoff < c.MinBackoff {
+		errs = append(errs, fmt.Errorf("backoff must satisfy 0 < min (%v) <= max (%v)", c.MinBackoff, c.MaxBackoff))
+	}
+	if c.PendingRetry <= 0 {
+		errs = append(errs, fmt.Errorf("pending retry must be positive, got %v", c.PendingRetry))
+	}
+	if c.Now == nil || c.Sleep == nil || c.Logger == nil {
+		errs = append(errs, errors.New("clock, sleep and logger must be set"))
+	}
+	return errors.Join(errs...)
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

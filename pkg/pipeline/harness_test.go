@@ -1,0 +1,457 @@
+package pipeline_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+)
+
+// localAddr is host:port of a local stack server, honouring CDC_LOCAL_<NAME>_PORT.
+func localAddr(t testing.TB, name, port string) string {
+	t.Helper()
+	if p := os.Getenv("CDC_LOCAL_" + name + "_PORT"); p != "" {
+		port = p
+	}
+	a := net.JoinHostPort("127.0.0.1", port)
+	c, err := net.DialTimeout("tcp", a, 2*time.Second)
+	if err != nil {
+		t.Fatalf("local %s server is not reachable at %s (start the local stack with `make up`): %v", name, a, err)
+	}
+	c.Close()
+	return a
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// harness is one pipeline on the real local servers: the FHIR server, Redis and the
+// EventBridge recorder. Each harness has its own datastores, dedup prefix and event Source,
+// so tests (and packages) sharing the servers do not see each other's data.
+type harness struct {
+	t        *testing.T
+	fhirBase string
+	recorder string
+	source   string
+	pipe     *pipeline.Pipeline
+	searches *searchLog
+
+	seq   atomic.Int64
+	acked atomic.Int64
+	fed   atomic.Int64
+
+	mu     sync.Mutex
+	writes []write
+}
+
+type harnessOptions struct {
+	config func(*pipeline.Config)
+	redis  string // host:port; default the local stack's
+}
+
+func newHarness(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	h := &harness{
+		t:        t,
+		fhirBase: "http://" + localAddr(t, "FHIR", "18090"),
+		recorder: "http://" + localAddr(t, "EVENTBRIDGE", "14010"),
+		source:   "test.pipeline." + randomHex(6),
+	}
+	redisAddr := o.redis
+	if redisAddr == "" {
+		redisAddr = localAddr(t, "REDIS", "16379")
+	}
+
+	fc, err := fhir.New(fhir.Config{
+		Endpoint:    h.fhirBase + "/datastore/{datastoreId}/r4/",
+		BaseBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.searches = &searchLog{next: fc}
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	store, err := dedup.NewStore(rdb, dedup.Options{Prefix: "test:" + randomHex(6) + ":", ClaimTTL: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb := eventbridge.New(eventbridge.Options{
+		BaseEndpoint: aws.String(h.recorder), Region: "us-east-1", Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+	})
+	emitter, err := bus.New(eb, bus.Options{BaseBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	builder, err := event.NewBuilder(event.Options{Source: h.source})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := pipeline.DefaultConfig()
+	cfg.Windows = coalesce.Config{
+		Window: 300 * time.Millisecond, Settle: 0, Lead: 2 * time.Second, Lag: 2 * time.Second,
+		Recheck: time.Second, MaxEvents: 10000,
+	}
+	cfg.MinBackoff, cfg.MaxBackoff, cfg.PendingRetry = 50*time.Millisecond, time.Second, 200*time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if o.config != nil {
+		o.config(&cfg)
+	}
+	validator, err := cloudtrail.NewValidator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.pipe, err = pipeline.New(cfg, pipeline.Parts{
+		Validator: validator,
+		FHIR:      h.searches,
+		NewClaims: func() pipeline.Claims { return store.WithOwner(dedup.RandomOwner()) },
+		Emitter:   emitter,
+		Events:    builder,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.pipe.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return h
+}
+
+// searchLog records every datastore and type the pipeline asked the FHIR server about, so
+// tests can prove no rejected value ever reached a URL.
+type searchLog struct {
+	next *fhir.Client
+	mu   sync.Mutex
+	keys map[[2]string]int
+}
+
+func (s *searchLog) note(ds, rt string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		s.keys = make(map[[2]string]int)
+	}
+	s.keys[[2]string{ds, rt}]++
+}
+
+func (s *searchLog) Search(ctx context.Context, ds, rt string, from, to time.Time, visit func(fhir.Page) error) error {
+	s.note(ds, rt)
+	return s.next.Search(ctx, ds, rt, from, to, visit)
+}
+
+func (s *searchLog) History(ctx context.Context, ds, rt string, since time.Time, visit func(fhir.HistoryPage) error) error {
+	s.note(ds, rt)
+	return s.next.History(ctx, ds, rt, since, visit)
+}
+
+func (s *searchLog) searched() map[[2]string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[[2]string]int, len(s.keys))
+	for k, v := range s.keys {
+		out[k] = v
+	}
+	return out
+}
+
+// write is one change made on the FHIR server: what the pipeline must announce.
+type write struct {
+	DS, Type, ID, Version string
+	LastUpdated           time.Time
+	Op                    cloudtrail.Operation
+}
+
+// fhirDo sends one request to the local FHIR server and decodes the resource it returns.
+func (h *harness) fhirDo(method, path string, body any) (id, version string, lastUpdated time.Time) {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, h.fhirBase+path, rd)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 300 {
+		h.t.Fatalf("%s %s: status %d", method, path, res.StatusCode)
+	}
+	if method == http.MethodDelete {
+		return "", "", time.Now().UTC()
+	}
+	var r struct {
+		ID   string `json:"id"`
+		Meta struct {
+			VersionID   string    `json:"versionId"`
+			LastUpdated time.Time `json:"lastUpdated"`
+		} `json:"meta"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+		h.t.Fatalf("%s %s: decode: %v", method, path, err)
+	}
+	return r.ID, r.Meta.VersionID, r.Meta.LastUpdated
+}
+
+// create makes a resource and returns the write with its CloudTrail record.
+func (h *harness) create(ds, rt string) (write, []byte) {
+	id, v, lu := h.fhirDo(http.MethodPost, "/datastore/"+ds+"/r4/"+rt, resource(rt, "", 0))
+	return h.noteWrite(write{DS: ds, Type: rt, ID: id, Version: v, LastUpdated: lu, Op: cloudtrail.Create})
+}
+
+// update writes a new version of an existing resource.
+func (h *harness) update(ds, rt, id string, n int) (write, []byte) {
+	_, v, lu := h.fhirDo(http.MethodPut, "/datastore/"+ds+"/r4/"+rt+"/"+id, resource(rt, id, n))
+	return h.noteWrite(write{DS: ds, Type: rt, ID: id, Version: v, LastUpdated: lu, Op: cloudtrail.Update})
+}
+
+// remove deletes a resource.
+func (h *harness) remove(ds, rt, id string) (write, []byte) {
+	_, _, at := h.fhirDo(http.MethodDelete, "/datastore/"+ds+"/r4/"+rt+"/"+id, nil)
+	return h.noteWrite(write{DS: ds, Type: rt, ID: id, LastUpdated: at, Op: cloudtrail.Delete})
+}
+
+func (h *harness) noteWrite(w write) (write, []byte) {
+	h.mu.Lock()
+	h.writes = append(h.writes, w)
+	h.mu.Unlock()
+	// CloudTrail's eventTime is when the call started, in whole seconds: at or before the
+	// resource's lastUpdated.
+	rec, err := cloudtrail.Encode(cloudtrail.Change{
+		EventID: "ct-" + randomHex(12), DatastoreID: w.DS, ResourceType: w.Type, Operation: w.Op,
+		EventTime: w.LastUpdated.Truncate(time.Second), Region: "us-east-1", Account: "123456789012",
+	}, "eb-"+randomHex(12), "req-"+randomHex(8))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return w, rec
+}
+
+func resource(rt, id string, n int) map[string]any {
+	r := map[string]any{"resourceType": rt}
+	if id != "" {
+		r["id"] = id
+	}
+	switch rt {
+	case "Observation":
+		r["status"] = "final"
+		r["code"] = map[string]any{"text": "heart rate"}
+		r["valueQuantity"] = map[string]any{"value": 60 + n, "unit": "beats/min"}
+	case "Patient":
+		r["name"] = []any{map[string]any{"family": "Test", "given": []string{"Synthetic" + strconv.Itoa(n)}}}
+	default:
+		r["status"] = "finished"
+	}
+	return r
+}
+
+// feed hands records to the pipeline as one shard would, in order, each acked into h.acked.
+func (h *harness) feed(records ...[]byte) {
+	h.t.Helper()
+	for _, data := range records {
+		seq := h.seq.Add(1)
+		h.fed.Add(1)
+		var once sync.Once
+		err := h.pipe.Handle(context.Background(), pipeline.Record{
+			ShardID: "shardId-000000000000", SequenceNumber: fmt.Sprintf("%056d", seq), Data: data,
+		}, func() { once.Do(func() { h.acked.Add(1) }) })
+		if err != nil {
+			h.t.Fatalf("Handle: %v", err)
+		}
+	}
+}
+
+// waitAcked waits until every fed record is acked.
+func (h *harness) waitAcked(timeout time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for h.acked.Load() < h.fed.Load() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d of %d records acked after %v; stats %+v", h.acked.Load(), h.fed.Load(), timeout, h.pipe.Stats().Snapshot())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// emitted is one event the recorder received from this harness.
+type emitted struct {
+	DetailType string          `json:"detailType"`
+	Detail     json.RawMessage `json:"detail"`
+	Resources  []string        `json:"resources"`
+	d          struct {
+		DatastoreID    string          `json:"datastoreId"`
+		ResourceType   string          `json:"resourceType"`
+		ID             string          `json:"id"`
+		VersionID      string          `json:"versionId"`
+		LastUpdated    time.Time       `json:"lastUpdated"`
+		Action         string          `json:"action"`
+		Resource       json.RawMessage `json:"resource"`
+		ContentOmitted string          `json:"contentOmitted"`
+		Reason         string          `json:"reason"`
+		ShardID        string          `json:"shardId"`
+		SequenceNumber string          `json:"sequenceNumber"`
+	}
+}
+
+// events reads what the recorder wrote for this harness's Source.
+func (h *harness) events() []emitted {
+	h.t.Helper()
+	res, err := http.Get(h.recorder + "/_recorder/stats")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var st struct {
+		Out string `json:"out"`
+	}
+	json.NewDecoder(res.Body).Decode(&st)
+	res.Body.Close()
+	f, err := os.Open(st.Out)
+	if err != nil {
+		h.t.Fatalf("recorder output: %v", err)
+	}
+	defer f.Close()
+	var out []emitted
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	for sc.Scan() {
+		var line struct {
+			Source string `json:"source"`
+			emitted
+		}
+		if !bytes.Contains(sc.Bytes(), []byte(h.source)) {
+			continue
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil || line.Source != h.source {
+			continue
+		}
+		e := line.emitted
+		if err := json.Unmarshal(e.Detail, &e.d); err != nil {
+			h.t.Fatalf("event detail: %v", err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// recorderConfig scopes failure injection to this harness's Source.
+func (h *harness) recorderConfig(body string) {
+	h.t.Helper()
+	var m map[string]any
+	json.Unmarshal([]byte(body), &m)
+	m["source"] = h.source
+	b, _ := json.Marshal(m)
+	res, err := http.Post(h.recorder+"/_recorder/config", "application/json", bytes.NewReader(b))
+	if err != nil || res.StatusCode != http.StatusOK {
+		h.t.Fatalf("recorder config %s: %v %v", b, err, res)
+	}
+	res.Body.Close()
+}
+
+// fhirConfig sets the FHIR server's knobs for one datastore.
+func (h *harness) fhirConfig(ds, body string) {
+	h.t.Helper()
+	var m map[string]any
+	json.Unmarshal([]byte(body), &m)
+	m["datastoreId"] = ds
+	b, _ := json.Marshal(m)
+	res, err := http.Post(h.fhirBase+"/_admin/config", "application/json", bytes.NewReader(b))
+	if err != nil || res.StatusCode != http.StatusOK {
+		h.t.Fatalf("fhir config %s: %v %v", b, err, res)
+	}
+	res.Body.Close()
+}
+
+// checkDelivered asserts the contract on what reached the bus: every write has an event for
+// its resource at or after it (a delete: a delete event), and no (resource, version) twice.
+func (h *harness) checkDelivered(evs []emitted) {
+	h.t.Helper()
+	type rid struct{ ds, rt, id string }
+	latest := make(map[rid]time.Time)
+	deleted := make(map[rid]bool)
+	seen := make(map[string]int)
+	for _, e := range evs {
+		if e.DetailType == event.DetailTypeRejected {
+			continue
+		}
+		k := rid{e.d.DatastoreID, e.d.ResourceType, e.d.ID}
+		if e.d.Action == "delete" {
+			deleted[k] = true
+		} else if e.d.LastUpdated.After(latest[k]) {
+			latest[k] = e.d.LastUpdated
+		}
+		seen[k.ds+"/"+k.rt+"/"+k.id+"/"+e.d.VersionID+"/"+e.d.Action]++
+	}
+	for v, n := range seen {
+		if n > 1 {
+			h.t.Errorf("emitted %d times: %s", n, v)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	missing := 0
+	for _, w := range h.writes {
+		k := rid{w.DS, w.Type, w.ID}
+		if w.Op == cloudtrail.Delete {
+			if !deleted[k] {
+				missing++
+				h.t.Errorf("no delete event for %s/%s", w.Type, w.ID)
+			}
+			continue
+		}
+		if deleted[k] {
+			continue // deleted later: the delete event stands for it
+		}
+		if l, ok := latest[k]; !ok || l.Before(w.LastUpdated) {
+			missing++
+			if missing <= 10 {
+				h.t.Errorf("write %s/%s v%s at %s: latest event %v", w.Type, w.ID, w.Version, w.LastUpdated.Format(time.RFC3339Nano), l)
+			}
+		}
+	}
+	if missing > 0 {
+		h.t.Errorf("%d of %d writes missing; stats %+v", missing, len(h.writes), h.pipe.Stats().Snapshot())
+	}
+}

@@ -1,0 +1,250 @@
+package pipeline_test
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+)
+
+// TestBurstsAndRepeatedUpdates: creates, a burst to one key, one resource updated 50 times in
+// a row, over two datastores and two types — every write announced, nothing twice, and far
+// fewer searches than hints.
+func TestBurstsAndRepeatedUpdates(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	dss := []string{randomHex(16), randomHex(16)}
+	types := []string{"Observation", "Patient"}
+	var records [][]byte
+	var ids []write
+	for _, ds := range dss {
+		for _, rt := range types {
+			for range 20 {
+				w, rec := h.create(ds, rt)
+				ids = append(ids, w)
+				records = append(records, rec)
+			}
+		}
+	}
+	// a burst of 120 writes to one key inside about a second
+	for i := range 120 {
+		w, rec := h.update(dss[0], "Observation", ids[i%20].ID, i)
+		_ = w
+		records = append(records, rec)
+	}
+	// one resource updated 50 times in a row
+	hot := ids[len(ids)-1]
+	for i := range 50 {
+		_, rec := h.update(hot.DS, hot.Type, hot.ID, i)
+		records = append(records, rec)
+	}
+	h.feed(records...)
+	h.waitAcked(60 * time.Second)
+	h.checkDelivered(h.events())
+
+	s := h.pipe.Stats().Snapshot()
+	if s.RecordsAct != int64(len(records)) {
+		t.Errorf("act records %d, want %d", s.RecordsAct, len(records))
+	}
+	// 250 hints for 4 keys: coalescing makes that a handful of windows, not 250 searches.
+	if s.Windows > 40 {
+		t.Errorf("%d windows for %d hints over 4 keys; coalescing is not working", s.Windows, len(records))
+	}
+	t.Logf("stats: %+v", s)
+}
+
+// TestDuplicateAndOutOfOrderDelivery: every record delivered twice, shuffled, and late
+// copies after the first pass finished — no change is emitted twice.
+func TestDuplicateAndOutOfOrderDelivery(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ds := randomHex(16)
+	var records [][]byte
+	for range 30 {
+		w, rec := h.create(ds, "Observation")
+		records = append(records, rec)
+		_, rec = h.update(ds, "Observation", w.ID, 1)
+		records = append(records, rec)
+	}
+	twice := append(append([][]byte{}, records...), records...)
+	rand.Shuffle(len(twice), func(i, j int) { twice[i], twice[j] = twice[j], twice[i] })
+	h.feed(twice...)
+	h.waitAcked(60 * time.Second)
+	// the same events once more, after everything was emitted
+	h.feed(records[:10]...)
+	h.waitAcked(30 * time.Second)
+	evs := h.events()
+	h.checkDelivered(evs)
+	if s := h.pipe.Stats().Snapshot(); s.DedupDuplicate == 0 {
+		t.Errorf("no duplicate was caught by dedup; stats %+v", s)
+	}
+}
+
+// TestHostileRecordsAreRejectedAndReported: every hostile fixture, interleaved with good
+// records, is rejected once with the right reason and reported on the bus; the good ones
+// still flow, and nothing from a rejected record reaches a URL.
+func TestHostileRecordsAreRejectedAndReported(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ds := randomHex(16)
+	want := map[string]string{
+		"reject-bad-datastore.json":        string(cloudtrail.BadDatastoreID),
+		"reject-bad-resourcetype.json":     string(cloudtrail.BadResourceType),
+		"reject-missing-resourcetype.json": string(cloudtrail.MissingField),
+		"not-json.bin":                     string(cloudtrail.Undecodable),
+		"truncated.json":                   string(cloudtrail.Undecodable),
+	}
+	skips := []string{"ignore-read.json", "ignore-search.json", "ignore-failed-create.json"}
+	var records [][]byte
+	for name := range want {
+		data, err := os.ReadFile(filepath.Join("..", "cloudtrail", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, good := h.create(ds, "Observation")
+		records = append(records, good, data)
+	}
+	for _, name := range skips {
+		data, err := os.ReadFile(filepath.Join("..", "cloudtrail", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		records = append(records, data)
+	}
+	h.feed(records...)
+	h.waitAcked(60 * time.Second)
+	evs := h.events()
+	h.checkDelivered(evs)
+
+	reasons := map[string]int{}
+	for _, e := range evs {
+		if e.DetailType == event.DetailTypeRejected {
+			reasons[e.d.Reason]++
+			if e.d.ShardID == "" || e.d.SequenceNumber == "" {
+				t.Errorf("rejected report without shard or sequence number: %s", e.Detail)
+			}
+		}
+	}
+	wantReasons := map[string]int{}
+	for _, r := range want {
+		wantReasons[r]++
+	}
+	for r, n := range wantReasons {
+		if reasons[r] != n {
+			t.Errorf("reason %s reported %d times, want %d (all: %v)", r, reasons[r], n, reasons)
+		}
+	}
+	s := h.pipe.Stats().Snapshot()
+	if s.RecordsRejected != int64(len(want)) || s.RecordsSkipped != int64(len(skips)) || s.RejectsReported != int64(len(want)) {
+		t.Errorf("rejected %d skipped %d reported %d; want %d, %d, %d", s.RecordsRejected, s.RecordsSkipped, s.RejectsReported, len(want), len(skips), len(want))
+	}
+	for k := range h.searches.searched() {
+		if k[0] != ds || !cloudtrail.IsResourceType(k[1]) {
+			t.Errorf("the FHIR server was asked about %q/%q, which no good record named", k[0], k[1])
+		}
+	}
+}
+
+// TestVisibilityDelayRecheck: writes reach search 3 s late while the pipeline does not wait
+// for that (settle 0); the re-check finds them.
+func TestVisibilityDelayRecheck(t *testing.T) {
+	h := newHarness(t, harnessOptions{config: func(c *pipeline.Config) {
+		c.Windows.Settle = 0
+		c.Windows.Recheck = 4 * time.Second
+	}})
+	ds := randomHex(16)
+	h.fhirConfig(ds, `{"visibilityDelayMs":3000}`)
+	var records [][]byte
+	for range 25 {
+		_, rec := h.create(ds, "Observation")
+		records = append(records, rec)
+	}
+	h.feed(records...)
+	h.waitAcked(60 * time.Second)
+	h.checkDelivered(h.events())
+	if s := h.pipe.Stats().Snapshot(); s.Rechecks == 0 {
+		t.Errorf("no re-check ran; stats %+v", s)
+	}
+}
+
+// TestFailingBusAndThrottledFHIR: EventBridge fails 20% of entries and the FHIR server answers
+// 429 for a while — nothing missing, nothing twice.
+func TestFailingBusAndThrottledFHIR(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ds := randomHex(16)
+	var records [][]byte
+	for range 60 {
+		_, rec := h.create(ds, "Observation")
+		records = append(records, rec)
+	}
+	h.recorderConfig(`{"failRate":0.2}`)
+	h.fhirConfig(ds, `{"throttleForMs":2500}`)
+	h.feed(records...)
+	h.waitAcked(90 * time.Second)
+	h.checkDelivered(h.events())
+}
+
+// TestDeletesResolvedThroughHistory: a DeleteResource hint becomes a "FHIR Resource Deleted"
+// event, found in the type's history.
+func TestDeletesResolvedThroughHistory(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ds := randomHex(16)
+	var records [][]byte
+	var ws []write
+	for range 5 {
+		w, rec := h.create(ds, "Encounter")
+		ws = append(ws, w)
+		records = append(records, rec)
+	}
+	for _, w := range ws[:2] {
+		_, rec := h.remove(ds, "Encounter", w.ID)
+		records = append(records, rec)
+	}
+	h.feed(records...)
+	h.waitAcked(60 * time.Second)
+	evs := h.events()
+	h.checkDelivered(evs)
+	deletes := 0
+	for _, e := range evs {
+		if e.DetailType == "FHIR Resource Deleted" {
+			deletes++
+		}
+	}
+	if deletes != 2 {
+		t.Errorf("%d delete events, want 2", deletes)
+	}
+}
+
+// TestRedisOutage: Redis stops mid-run for a few seconds; the pipeline stops acking (fails
+// closed) and finishes once it is back — nothing missing, nothing twice.
+func TestRedisOutage(t *testing.T) {
+	r := startRedis(t)
+	h := newHarness(t, harnessOptions{redis: r.addr})
+	ds := randomHex(16)
+	var first, second [][]byte
+	for range 20 {
+		_, rec := h.create(ds, "Observation")
+		first = append(first, rec)
+	}
+	h.feed(first...)
+	h.waitAcked(30 * time.Second)
+
+	r.stop()
+	for range 20 {
+		_, rec := h.create(ds, "Observation")
+		second = append(second, rec)
+	}
+	h.feed(second...)
+	time.Sleep(3 * time.Second)
+	if h.acked.Load() != int64(len(first)) {
+		t.Errorf("records acked while Redis was down: %d, want %d", h.acked.Load(), len(first))
+	}
+	r.start()
+	h.waitAcked(60 * time.Second)
+	h.checkDelivered(h.events())
+	if s := h.pipe.Stats().Snapshot(); s.WindowRetries == 0 {
+		t.Errorf("no window was retried during the outage; stats %+v", s)
+	}
+}
