@@ -111,6 +111,8 @@ func (p *Pipeline) attempt(ctx context.Context, w *coalesce.Window) (attempt, er
 		if err != nil {
 			return a, fmt.Errorf("search: %w", err)
 		}
+		p.stats.Searches.Add(1)
+		p.stats.SearchPagesMin.Add(int64(max(1, (len(seen)+99)/100)))
 	}
 	if w.Deletes > 0 {
 		if err := p.deletes(ctx, claims, w, from, to, trigger, &a); err != nil {
