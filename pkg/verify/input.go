@@ -1,0 +1,101 @@
+package verify
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Write is one manifest line: a FHIR write the producer made. The field names are the
+// manifest's format (see the simulate package).
+type Write struct {
+	DatastoreID  string    `json:"datastoreId"`
+	ResourceType string    `json:"resourceType"`
+	ID           string    `json:"id"`
+	VersionID    string    `json:"versionId"`
+	LastUpdated  time.Time `json:"lastUpdated"`
+	Operation    string    `json:"operation"` // create, update or delete
+	EventID      string    `json:"eventId,omitempty"`
+}
+
+func (w Write) key() resourceKey { return resourceKey{w.DatastoreID, w.ResourceType, w.ID} }
+
+type resourceKey struct{ datastore, resourceType, id string }
+
+// Detail types of the output contract.
+const (
+	detailCreated  = "FHIR Resource Created"
+	detailUpdated  = "FHIR Resource Updated"
+	detailDeleted  = "FHIR Resource Deleted"
+	detailRejected = "HealthLake CDC Record Rejected"
+)
+
+// recorded is one line of the recorder's file, decoded only as far as verification needs.
+type recorded struct {
+	Received   time.Time       `json:"received"`
+	Source     string          `json:"source"`
+	DetailType string          `json:"detailType"`
+	Detail     json.RawMessage `json:"detail"`
+}
+
+// changeDetail holds the identifying fields of a change event's detail; the resource body is
+// never decoded.
+type changeDetail struct {
+	DatastoreID  string    `json:"datastoreId"`
+	ResourceType string    `json:"resourceType"`
+	ID           string    `json:"id"`
+	VersionID    string    `json:"versionId"`
+	LastUpdated  time.Time `json:"lastUpdated"`
+	Action       string    `json:"action"`
+}
+
+type rejectedDetail struct {
+	Reason string `json:"reason"`
+}
+
+// readManifest decodes every manifest line. A bad line is an error: the manifest is ours, and
+// verifying half of it would report a wrong result.
+func readManifest(r io.Reader) ([]Write, error) {
+	var writes []Write
+	err := eachLine(r, func(n int, line []byte) error {
+		var w Write
+		if err := json.Unmarshal(line, &w); err != nil {
+			return fmt.Errorf("manifest line %d: %w", n, err)
+		}
+		if w.DatastoreID == "" || w.ResourceType == "" || w.ID == "" || w.LastUpdated.IsZero() {
+			return fmt.Errorf("manifest line %d: datastoreId, resourceType, id and lastUpdated are required", n)
+		}
+		switch w.Operation {
+		case "create", "update", "delete":
+		default:
+			return fmt.Errorf("manifest line %d: operation %q is not create, update or delete", n, w.Operation)
+		}
+		writes = append(writes, w)
+		return nil
+	})
+	return writes, err
+}
+
+// eachLine calls fn with every non-blank line of r (without its newline), numbered from 1.
+// Lines may be of any length: an event with a large resource is a long line.
+func eachLine(r io.Reader, fn func(n int, line []byte) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			if ferr := fn(n, line); ferr != nil {
+				return ferr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,212 @@
+package verify
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// DefaultSource is the Source the consumer emits with unless configured otherwise.
+const DefaultSource = "healthlake.cdc"
+
+// DefaultMaxExamples is how many missing writes a Report lists.
+const DefaultMaxExamples = 5
+
+// Options says which events count.
+type Options struct {
+	// Source of the events to look at; default DefaultSource. Everything else in the events
+	// file (other tests, other runs) is ignored.
+	Source string
+	// ManifestDatastoresOnly ignores change events of datastores the manifest never wrote to,
+	// so EventsEmitted and Duplicates describe this run even when the recorder's file holds
+	// other runs with the same Source. Rejected-record reports carry no datastore and are
+	// always counted.
+	ManifestDatastoresOnly bool
+	// ExpectDeletes makes an unannounced delete count as missing.
+	ExpectDeletes bool
+	// MaxExamples bounds Report.MissingExamples; default DefaultMaxExamples.
+	MaxExamples int
+}
+
+// Report is the outcome of a verification.
+type Report struct {
+	Writes           int `json:"writes"`           // manifest lines
+	ResourcesChanged int `json:"resourcesChanged"` // distinct (datastore, type, id) written
+	Deletes          int `json:"deletes"`          // delete writes (part of Writes)
+	DeletesAnnounced int `json:"deletesAnnounced"` // delete writes with a delete event
+	EventsEmitted    int `json:"eventsEmitted"`    // change events that passed the filters
+	// EventsForeign are change events (part of EventsEmitted) for resources the manifest
+	// never wrote: another run's, or a bug.
+	EventsForeign int `json:"eventsForeign"`
+	// Missing writes: no change event for the resource with lastUpdated at or after the
+	// write's, and no delete event for it (deletes count only with Options.ExpectDeletes).
+	Missing         int       `json:"missing"`
+	MissingExamples []Example `json:"missingExamples,omitempty"`
+	// Duplicates: change events beyond the first with the same datastore, type, id,
+	// versionId and action.
+	Duplicates int `json:"duplicates"`
+	// Rejected counts the rejected-record reports by reason.
+	Rejected map[string]int `json:"rejected"`
+	// Latency from each covered write's lastUpdated to the receipt of the first event
+	// covering it.
+	Latency Latency `json:"latency"`
+	// BadEventLines: lines of the events file that could not be decoded (a line being
+	// written while we read, say); they are skipped.
+	BadEventLines int `json:"badEventLines,omitempty"`
+}
+
+// OK reports whether every write that should have been announced was.
+func (r Report) OK() bool { return r.Missing == 0 }
+
+// Example identifies a missing write; it carries no resource content.
+type Example struct {
+	DatastoreID  string    `json:"datastoreId"`
+	ResourceType string    `json:"resourceType"`
+	ID           string    `json:"id"`
+	VersionID    string    `json:"versionId,omitempty"`
+	Operation    string    `json:"operation"`
+	LastUpdated  time.Time `json:"lastUpdated"`
+	Why          string    `json:"why"`
+}
+
+// seen is one change event for a resource of the manifest.
+type seen struct {
+	lastUpdated, received time.Time
+	delete                bool
+}
+
+type identity struct {
+	resourceKey
+	versionID, action string
+}
+
+// Verify matches the writes of manifest (the producer's JSON lines) against the events
+// (the recorder's JSON lines) and reports what it found. It returns an error only for
+// unreadable input or a malformed manifest; missing writes are a Report, not an error.
+func Verify(manifest, events io.Reader, opts Options) (Report, error) {
+	if opts.Source == "" {
+		opts.Source = DefaultSource
+	}
+	if opts.MaxExamples <= 0 {
+		opts.MaxExamples = DefaultMaxExamples
+	}
+	writes, err := readManifest(manifest)
+	if err != nil {
+		return Report{}, fmt.Errorf("verify: %w", err)
+	}
+	rep := Report{Writes: len(writes), Rejected: map[string]int{}}
+	written := map[resourceKey]bool{}
+	datastores := map[string]bool{}
+	for _, w := range writes {
+		written[w.key()] = true
+		datastores[w.DatastoreID] = true
+		if w.Operation == "delete" {
+			rep.Deletes++
+		}
+	}
+	rep.ResourcesChanged = len(written)
+
+	byKey := map[resourceKey][]seen{}
+	identities := map[identity]int{}
+	err = eachLine(events, func(_ int, line []byte) error {
+		var ev recorded
+		if json.Unmarshal(line, &ev) != nil || ev.Received.IsZero() {
+			rep.BadEventLines++
+			return nil
+		}
+		if ev.Source != opts.Source {
+			return nil
+		}
+		switch ev.DetailType {
+		case detailRejected:
+			var d rejectedDetail
+			if json.Unmarshal(ev.Detail, &d) != nil {
+				rep.BadEventLines++
+				return nil
+			}
+			rep.Rejected[d.Reason]++
+			return nil
+		case detailCreated, detailUpdated, detailDeleted:
+		default:
+			return nil
+		}
+		var d changeDetail
+		if json.Unmarshal(ev.Detail, &d) != nil || d.LastUpdated.IsZero() {
+			rep.BadEventLines++
+			return nil
+		}
+		if opts.ManifestDatastoresOnly && !datastores[d.DatastoreID] {
+			return nil
+		}
+		rep.EventsEmitted++
+		k := resourceKey{d.DatastoreID, d.ResourceType, d.ID}
+		id := identity{k, d.VersionID, d.Action}
+		if identities[id]++; identities[id] > 1 {
+			rep.Duplicates++
+		}
+		if !written[k] {
+			rep.EventsForeign++
+			return nil
+		}
+		byKey[k] = append(byKey[k], seen{
+			lastUpdated: d.LastUpdated, received: ev.Received,
+			delete: ev.DetailType == detailDeleted || d.Action == "delete",
+		})
+		return nil
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("verify: read events: %w", err)
+	}
+
+	var latencies []time.Duration
+	for _, w := range writes {
+		first, ok := firstCovering(byKey[w.key()], w)
+		if ok {
+			latencies = append(latencies, first.Sub(w.LastUpdated))
+			if w.Operation == "delete" {
+				rep.DeletesAnnounced++
+			}
+			continue
+		}
+		if w.Operation == "delete" && !opts.ExpectDeletes {
+			continue
+		}
+		rep.Missing++
+		if len(rep.MissingExamples) < opts.MaxExamples {
+			rep.MissingExamples = append(rep.MissingExamples, Example{
+				DatastoreID: w.DatastoreID, ResourceType: w.ResourceType, ID: w.ID, VersionID: w.VersionID,
+				Operation: w.Operation, LastUpdated: w.LastUpdated, Why: why(byKey[w.key()], w),
+			})
+		}
+	}
+	rep.Latency = Summarize(latencies)
+	return rep, nil
+}
+
+// firstCovering returns when the first event covering w was received. A delete write is
+// covered by a delete event; any other write by a delete event or by a change event whose
+// lastUpdated is at or after the write's (the consumer may announce only the latest of
+// several quick versions).
+func firstCovering(events []seen, w Write) (time.Time, bool) {
+	var first time.Time
+	for _, e := range events {
+		covers := e.delete || (w.Operation != "delete" && !e.lastUpdated.Before(w.LastUpdated))
+		if covers && (first.IsZero() || e.received.Before(first)) {
+			first = e.received
+		}
+	}
+	return first, !first.IsZero()
+}
+
+func why(events []seen, w Write) string {
+	switch {
+	case len(events) == 0:
+		return "no event for this resource"
+	case w.Operation == "delete":
+		return "no delete event for this resource"
+	}
+	latest := slices.MaxFunc(events, func(a, b seen) int { return a.lastUpdated.Compare(b.lastUpdated) })
+	return "latest event is for lastUpdated " + latest.lastUpdated.UTC().Format(time.RFC3339Nano) + ", before this write"
+}
