@@ -1,0 +1,236 @@
+package simulate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+)
+
+// Defaults.
+const (
+	DefaultWrites      = 100
+	DefaultBurstEvery  = 10 * time.Second
+	DefaultRegion      = "us-east-1"
+	DefaultAccount     = "123456789012"
+	DefaultConcurrency = 8
+	// BurstSpan is how long a burst lasts: its writes are spread evenly over it (or over
+	// BurstEvery, if shorter), so the consumer sees them within one coalescing window.
+	BurstSpan = time.Second
+)
+
+// Partition key modes.
+const (
+	// PartitionByEventID uses the EventBridge event id, as a rule's Kinesis target without
+	// PartitionKeyPath does: records spread evenly over the shards.
+	PartitionByEventID = "event-id"
+	// PartitionByDatastore uses the datastore id (a rule with PartitionKeyPath
+	// $.detail.requestParameters.datastoreId): one datastore's records stay on one shard.
+	PartitionByDatastore = "datastore"
+)
+
+// DefaultTypes are the resource types written unless Config.Types says otherwise.
+func DefaultTypes() []string { return []string{"Patient", "Observation", "Encounter", "Condition"} }
+
+// Config describes a run. Start from DefaultConfig; Run fills zero values of numeric fields
+// with the defaults as well, but InjectEvents is a plain bool, false in the zero Config.
+type Config struct {
+	// Datastores to write to (32 lower-case hex ids each); required.
+	Datastores []string
+	// Types of resources to write; default DefaultTypes. Each must be one of
+	// SupportedTypes.
+	Types []string
+
+	// Writes is the number of FHIR writes; Duration instead runs until that much time has
+	// passed. Exactly one of them is set (DefaultConfig sets Writes to DefaultWrites).
+	Writes   int
+	Duration time.Duration
+	// Rate is the steady rate in writes per second. 0 means as fast as Concurrency allows —
+	// unless BurstSize is set, in which case there is no steady traffic at all, only bursts
+	// separated by quiet time.
+	Rate float64
+	// BurstSize, when positive, adds a burst of that many writes to one randomly chosen
+	// (datastore, type) every BurstEvery (default DefaultBurstEvery), spread over BurstSpan;
+	// the first burst starts at once. Burst writes count towards Writes.
+	BurstSize  int
+	BurstEvery time.Duration
+
+	// UpdateRatio and DeleteRatio are the probabilities that a write updates or deletes an
+	// existing resource of the chosen (datastore, type) rather than creating one (a write
+	// with nothing to update or delete creates). Both default to 0; their sum is at most 1.
+	UpdateRatio, DeleteRatio float64
+	// HotResourceUpdates, when positive, starts the run with one resource (first datastore,
+	// first type) created and then updated that many times in a row: a burst of versions of
+	// one resource, of which a _lastUpdated search sees only the last.
+	HotResourceUpdates int
+
+	// InjectEvents puts a CloudTrail record into the stream for each write, as the
+	// EventBridge rule would. Off when real CloudTrail watches the endpoint.
+	InjectEvents bool
+	// DuplicateFraction of the CloudTrail records is put twice (EventBridge and Kinesis
+	// deliver at least once).
+	DuplicateFraction float64
+	// HostileFraction: after that fraction of the writes, one extra hostile record (garbage,
+	// truncated JSON, a bad datastore id or resource type; see the hostile folder) is put
+	// into the stream too. The consumer must reject and report each.
+	HostileFraction float64
+	// Region and Account go into the CloudTrail records; defaults DefaultRegion and
+	// DefaultAccount.
+	Region, Account string
+	// PartitionKey is PartitionByEventID (default) or PartitionByDatastore.
+	PartitionKey string
+
+	// Concurrency bounds the FHIR writes in flight; default DefaultConcurrency.
+	Concurrency int
+	// Seed draws the plan; 0 picks a random seed (reported in the Summary).
+	Seed uint64
+
+	// Now and Sleep are the clock, for tests; default the real ones.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// DefaultConfig returns a Config with every default set and events injected; only
+// Datastores is left to fill in.
+func DefaultConfig() Config {
+	return Config{
+		Types:        DefaultTypes(),
+		Writes:       DefaultWrites,
+		InjectEvents: true,
+		Region:       DefaultRegion,
+		Account:      DefaultAccount,
+		PartitionKey: PartitionByEventID,
+		Concurrency:  DefaultConcurrency,
+	}
+}
+
+// withDefaults fills the zero fields that have a default.
+func (c Config) withDefaults() Config {
+	if len(c.Types) == 0 {
+		c.Types = DefaultTypes()
+	}
+	if c.Writes == 0 && c.Duration == 0 {
+		c.Writes = DefaultWrites
+	}
+	if c.BurstSize > 0 && c.BurstEvery == 0 {
+		c.BurstEvery = DefaultBurstEvery
+	}
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.Account == "" {
+		c.Account = DefaultAccount
+	}
+	if c.PartitionKey == "" {
+		c.PartitionKey = PartitionByEventID
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
+	return c
+}
+
+// Validate reports every problem with c (after defaults) at once.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.Datastores) == 0 {
+		bad("no datastores")
+	}
+	for i, ds := range c.Datastores {
+		if !cloudtrail.IsDatastoreID(ds) {
+			bad("datastore %d (%q) is not 32 lower-case hex characters", i, ds)
+		} else if slices.Index(c.Datastores, ds) != i {
+			bad("datastore %s is listed twice", ds)
+		}
+	}
+	for i, t := range c.Types {
+		if _, ok := templates[t]; !ok {
+			bad("resource type %q is not one of %s", t, strings.Join(SupportedTypes(), ", "))
+		} else if slices.Index(c.Types, t) != i {
+			bad("resource type %s is listed twice", t)
+		}
+	}
+	switch {
+	case c.Writes < 0 || c.Duration < 0:
+		bad("writes and duration must not be negative")
+	case c.Writes > 0 && c.Duration > 0:
+		bad("set either writes (%d) or duration (%v), not both", c.Writes, c.Duration)
+	}
+	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		bad("rate %v is not a number of writes per second", c.Rate)
+	}
+	if c.BurstSize < 0 || c.BurstEvery < 0 {
+		bad("burst size and interval must not be negative")
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"update ratio", c.UpdateRatio}, {"delete ratio", c.DeleteRatio},
+		{"duplicate fraction", c.DuplicateFraction}, {"hostile fraction", c.HostileFraction},
+	} {
+		if !(f.v >= 0 && f.v <= 1) {
+			bad("%s %v is not between 0 and 1", f.name, f.v)
+		}
+	}
+	if c.UpdateRatio+c.DeleteRatio > 1 {
+		bad("update ratio + delete ratio is %v, above 1", c.UpdateRatio+c.DeleteRatio)
+	}
+	if c.HotResourceUpdates < 0 {
+		bad("hot resource updates must not be negative")
+	}
+	if c.Writes > 0 && c.HotResourceUpdates > 0 && c.HotResourceUpdates+1 > c.Writes {
+		bad("the hot resource takes %d writes, more than the %d of the run", c.HotResourceUpdates+1, c.Writes)
+	}
+	if c.PartitionKey != PartitionByEventID && c.PartitionKey != PartitionByDatastore {
+		bad("partition key %q is not %s or %s", c.PartitionKey, PartitionByEventID, PartitionByDatastore)
+	}
+	if c.Concurrency < 1 {
+		bad("concurrency %d is below 1", c.Concurrency)
+	}
+	if c.InjectEvents {
+		// The consumer must act on what we inject: try a record with this region and account.
+		probe := cloudtrail.Change{
+			EventID: newUUID(), DatastoreID: strings.Repeat("0", 32), ResourceType: "Patient",
+			Operation: cloudtrail.Create, EventTime: time.Unix(1e9, 0), Region: c.Region, Account: c.Account,
+		}
+		data, err := cloudtrail.Encode(probe, newUUID(), newUUID())
+		if err != nil {
+			bad("cloudtrail record: %v", err)
+		} else if d := validator.Decide(data); d.Outcome != cloudtrail.Act {
+			bad("region %q or account %q would make the consumer %s the records: %s", c.Region, c.Account, d.Outcome, d.Detail)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validator is the consumer's own check, used to refuse a region or account it would reject.
+var validator, _ = cloudtrail.NewValidator(nil)
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,341 @@
+package simulate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+)
+
+// Summary is what a run did.
+type Summary struct {
+	Seed                      uint64 // the seed used (drawn at random when Config.Seed was 0)
+	Writes                    int    // FHIR writes made (= manifest lines)
+	Creates, Updates, Deletes int
+	// Records put into the stream. When all went well, that is one CloudTrail record per
+	// write plus Duplicates plus Hostile.
+	Records int
+	// Duplicates and Hostile count the extra records produced (repeated CloudTrail records,
+	// hostile records).
+	Duplicates, Hostile int
+	Started             time.Time
+	Elapsed             time.Duration
+}
+
+// Run makes the writes cfg describes through writer, lists each in manifest (one JSON line,
+// a ManifestEntry) and, with cfg.InjectEvents, puts the matching CloudTrail records into sink
+// (nil without InjectEvents). progress, if not nil, is called after each write with the
+// writes done and the total expected (0 when unknown); calls are serialized.
+//
+// The first error stops the run: writes in flight finish or are cancelled, records already
+// produced are still put, and the Summary counts what was done. A run bounded by
+// cfg.Duration ends without error at the deadline; cancelling ctx ends any run with ctx's
+// error.
+func Run(ctx context.Context, cfg Config, writer FHIRWriter, sink RecordSink, manifest io.Writer, progress func(done, total int)) (Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return Summary{}, fmt.Errorf("simulate: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if writer == nil || manifest == nil || (cfg.InjectEvents && sink == nil) {
+		return Summary{}, errors.New("simulate: Run needs a writer, a manifest and (with InjectEvents) a sink")
+	}
+	seed := cfg.Seed
+	for seed == 0 {
+		var b [8]byte
+		rand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	r := &runner{
+		cfg: cfg, writer: writer, sink: sink, progress: progress,
+		manifest: json.NewEncoder(manifest),
+		total:    expectedWrites(cfg),
+		patients: map[string][]string{},
+		sum:      Summary{Seed: seed, Started: cfg.Now()},
+	}
+	err := r.run(ctx, newPlanner(cfg, seed))
+	r.sum.Elapsed = cfg.Now().Sub(r.sum.Started)
+	return r.sum, err
+}
+
+type runner struct {
+	cfg      Config
+	writer   FHIRWriter
+	sink     RecordSink
+	progress func(done, total int)
+	total    int
+
+	mu       sync.Mutex // guards manifest, sum and patients
+	manifest *json.Encoder
+	sum      Summary
+	patients map[string][]string // per datastore: ids of live patients, for subject references
+}
+
+// run owns three kinds of goroutines: the dispatcher hands planned writes to the workers on
+// schedule, the workers write and produce records, one batcher puts the records. Records
+// still produced when a worker fails are put before run returns.
+func (r *runner) run(ctx context.Context, p *planner) error {
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *op)
+	records := make(chan types.PutRecordsRequestEntry, 2*MaxBatchRecords)
+
+	start := r.cfg.Now()
+	g.Go(func() error {
+		defer close(work)
+		return r.dispatch(gctx, p, start, work)
+	})
+	g.Go(func() error {
+		defer close(records)
+		var wg errgroup.Group
+		for range r.cfg.Concurrency {
+			wg.Go(func() error { return r.work(gctx, work, records) })
+		}
+		return wg.Wait()
+	})
+	g.Go(func() error {
+		if !r.cfg.InjectEvents {
+			for range records {
+			}
+			return nil
+		}
+		return r.batch(ctx, records)
+	})
+	return g.Wait()
+}
+
+func (r *runner) dispatch(ctx context.Context, p *planner, start time.Time, work chan<- *op) error {
+	for {
+		o := p.next()
+		if o == nil {
+			return nil
+		}
+		if r.cfg.Duration > 0 && o.at >= r.cfg.Duration {
+			return nil
+		}
+		if wait := start.Add(o.at).Sub(r.cfg.Now()); wait > 0 {
+			if err := r.cfg.Sleep(ctx, wait); err != nil {
+				return err
+			}
+		}
+		if r.cfg.Duration > 0 && r.cfg.Now().Sub(start) >= r.cfg.Duration {
+			return nil // fell behind the schedule: the time is up all the same
+		}
+		select {
+		case work <- o:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *runner) work(ctx context.Context, work <-chan *op, records chan<- types.PutRecordsRequestEntry) error {
+	for o := range work {
+		if o.after != nil {
+			select {
+			case <-o.after:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := r.write(ctx, o, records); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write makes one FHIR write, lists it in the manifest, lets the resource's next write go
+// and hands its records to the batcher.
+func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecordsRequestEntry) error {
+	res := o.res
+	started := r.cfg.Now()
+	var v Version
+	var err error
+	switch o.kind {
+	case cloudtrail.Create, cloudtrail.Update:
+		var body []byte
+		if body, err = Body(res.resourceType, res.seed, o.version, res.id, r.patientRef(res)); err != nil {
+			return err
+		}
+		if o.kind == cloudtrail.Create {
+			v, err = r.writer.Create(ctx, res.datastore, res.resourceType, body)
+		} else {
+			v, err = r.writer.Update(ctx, res.datastore, res.resourceType, res.id, body)
+		}
+	case cloudtrail.Delete:
+		v, err = r.writer.Delete(ctx, res.datastore, res.resourceType, res.id)
+	}
+	if err != nil {
+		return fmt.Errorf("simulate: write %d (%s %s): %w", o.seq, o.kind, res.resourceType, err)
+	}
+	if o.kind == cloudtrail.Create {
+		res.id = v.ID
+	}
+
+	// CloudTrail's eventTime is when the call started, in whole seconds. Never after the
+	// version's lastUpdated, even if this machine's clock runs ahead of the server's.
+	eventTime := started
+	if v.LastUpdated.Before(eventTime) {
+		eventTime = v.LastUpdated
+	}
+	var recs []types.PutRecordsRequestEntry
+	entry := ManifestEntry{
+		DatastoreID: res.datastore, ResourceType: res.resourceType, ID: res.id, VersionID: v.VersionID,
+		LastUpdated: v.LastUpdated.UTC(), Operation: o.kind.String(),
+	}
+	if r.cfg.InjectEvents {
+		change := cloudtrail.Change{
+			EventID: newUUID(), DatastoreID: res.datastore, ResourceType: res.resourceType, Operation: o.kind,
+			EventTime: eventTime.UTC().Truncate(time.Second), Region: r.cfg.Region, Account: r.cfg.Account,
+		}
+		envelopeID := newUUID()
+		data, err := cloudtrail.Encode(change, envelopeID, newUUID())
+		if err != nil {
+			return err
+		}
+		key := envelopeID
+		if r.cfg.PartitionKey == PartitionByDatastore {
+			key = res.datastore
+		}
+		rec := types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(key)}
+		recs = append(recs, rec)
+		if o.dup {
+			recs = append(recs, rec)
+		}
+		if o.hostile >= 0 {
+			recs = append(recs, types.PutRecordsRequestEntry{Data: hostileRecords[o.hostile].data, PartitionKey: aws.String(newUUID())})
+		}
+		entry.EventID = change.EventID
+	}
+
+	r.mu.Lock()
+	err = r.manifest.Encode(entry)
+	if err == nil {
+		r.count(o, recs)
+		if res.resourceType == "Patient" {
+			r.trackPatient(res, o.kind)
+		}
+		if r.progress != nil {
+			r.progress(r.sum.Writes, r.total)
+		}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("simulate: write manifest: %w", err)
+	}
+	close(o.done) // after the manifest line: a resource's lines stay in version order
+
+	for _, rec := range recs {
+		select {
+		case records <- rec: // preferred while there is room, even when the run is ending
+			continue
+		default:
+		}
+		select {
+		case records <- rec:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// count adds a finished write and the records it produced to the summary; r.mu is held.
+func (r *runner) count(o *op, recs []types.PutRecordsRequestEntry) {
+	r.sum.Writes++
+	if len(recs) > 0 && o.dup {
+		r.sum.Duplicates++
+	}
+	if len(recs) > 0 && o.hostile >= 0 {
+		r.sum.Hostile++
+	}
+	switch o.kind {
+	case cloudtrail.Create:
+		r.sum.Creates++
+	case cloudtrail.Update:
+		r.sum.Updates++
+	case cloudtrail.Delete:
+		r.sum.Deletes++
+	}
+}
+
+// trackPatient keeps the live patients of each datastore, for other resources' subjects;
+// r.mu is held.
+func (r *runner) trackPatient(res *resource, kind cloudtrail.Operation) {
+	ids := r.patients[res.datastore]
+	switch kind {
+	case cloudtrail.Create:
+		r.patients[res.datastore] = append(ids, res.id)
+	case cloudtrail.Delete:
+		for i, id := range ids {
+			if id == res.id {
+				ids[i] = ids[len(ids)-1]
+				r.patients[res.datastore] = ids[:len(ids)-1]
+				break
+			}
+		}
+	}
+}
+
+// patientRef picks a live patient of res's datastore for a subject reference, by the
+// resource's seed: which patients exist depends on timing, so this is not deterministic.
+func (r *runner) patientRef(res *resource) string {
+	if res.resourceType == "Patient" {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := r.patients[res.datastore]
+	if len(ids) == 0 {
+		return ""
+	}
+	return "Patient/" + ids[res.seed%uint64(len(ids))]
+}
+
+// batch puts records as they come: it takes what is ready (up to one PutRecords call's worth)
+// and puts it, so batches grow under load and records wait little when idle. ctx is the
+// caller's, not the run's: after a failed write the records of the writes that succeeded are
+// still put, since the manifest lists those writes.
+func (r *runner) batch(ctx context.Context, records <-chan types.PutRecordsRequestEntry) error {
+	for {
+		first, ok := <-records
+		if !ok {
+			return nil
+		}
+		buf, size := []types.PutRecordsRequestEntry{first}, recordSize(first)
+		closed := false
+	fill:
+		for len(buf) < MaxBatchRecords && size < MaxBatchBytes/2 {
+			select {
+			case rec, ok := <-records:
+				if !ok {
+					closed = true
+					break fill
+				}
+				buf = append(buf, rec)
+				size += recordSize(rec)
+			default:
+				break fill
+			}
+		}
+		if err := r.sink.Put(ctx, buf); err != nil {
+			return fmt.Errorf("simulate: put records: %w", err)
+		}
+		r.mu.Lock()
+		r.sum.Records += len(buf)
+		r.mu.Unlock()
+		if closed {
+			return nil
+		}
+	}
+}
