@@ -40,6 +40,7 @@ type Reporter struct {
 	mu          sync.Mutex
 	start       time.Time
 	last        time.Time // when the last line was printed; zero before the first
+	printed     [2]int    // done and total of that line
 	done, total int
 	finished    bool
 }
@@ -78,8 +79,9 @@ func (r *Reporter) Update(done, total int) {
 	r.print(now, false)
 }
 
-// Finish prints the final state once; later Updates and Finishes print nothing. On a
-// terminal it ends the redrawn line, so what follows starts on a line of its own.
+// Finish prints the final state once (in plain lines, only if the last line did not show it
+// already); later Updates and Finishes print nothing. On a terminal it ends the redrawn
+// line, so what follows starts on a line of its own.
 func (r *Reporter) Finish() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -87,10 +89,14 @@ func (r *Reporter) Finish() {
 		return
 	}
 	r.finished = true
+	if !r.interact && !r.last.IsZero() && r.printed == [2]int{r.done, r.total} {
+		return
+	}
 	r.print(r.now(), true)
 }
 
 func (r *Reporter) print(now time.Time, final bool) {
+	r.printed = [2]int{r.done, r.total}
 	line := Format(r.done, r.total, now.Sub(r.start), r.label)
 	switch {
 	case r.interact && final:

@@ -60,13 +60,26 @@ func TestPlainLinesEveryInterval(t *testing.T) {
 	clock.Advance(3 * time.Second)
 	r.Update(60, 100) // 5s after: prints
 	clock.Advance(4 * time.Second)
-	r.Finish() // always prints, with the last counts
-	r.Finish() // once
+	r.Finish() // the last line showed 60/100: nothing new
+	r.Finish()
 	r.Update(100, 100)
 
 	want := "progress: 10/100 writes (10%), 10.0/s, ETA 9s\n" +
-		"progress: 60/100 writes (60%), 10.0/s, ETA 4s\n" +
-		"progress: 60/100 writes (60%), 6.0/s, ETA 7s\n"
+		"progress: 60/100 writes (60%), 10.0/s, ETA 4s\n"
+	if got := out.String(); got != want {
+		t.Errorf("output:\n%s\nwant:\n%s", got, want)
+	}
+
+	// Finish prints what the last line did not show.
+	out.Reset()
+	r = New(&out, Options{Label: "writes", Interval: 5 * time.Second, Now: clock.Now})
+	clock.Advance(time.Second)
+	r.Update(10, 100)
+	clock.Advance(time.Second)
+	r.Update(100, 100)
+	r.Finish()
+	want = "progress: 10/100 writes (10%), 10.0/s, ETA 9s\n" +
+		"progress: 100/100 writes (100%), 50.0/s\n"
 	if got := out.String(); got != want {
 		t.Errorf("output:\n%s\nwant:\n%s", got, want)
 	}

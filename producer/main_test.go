@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v3"
+	"go.uber.org/goleak"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// run runs the producer with args and returns its stdout and stderr.
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	app := newApp()
+	var out, errOut bytes.Buffer
+	app.Writer, app.ErrWriter = &out, &errOut
+	err := app.Run(context.Background(), append([]string{"producer"}, args...))
+	return out.String(), errOut.String(), err
+}
+
+func TestHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--help"}, []string{"simulate", "replay", "verify", "Exit status"}},
+		{[]string{"simulate", "--help"}, []string{
+			"--fhir-endpoint", "CDC_FHIR_ENDPOINT", "--fhir-auth", "--datastores", "--datastore-count", "--stream", "CDC_STREAM",
+			"--manifest", "--types", "--writes", "--duration", "--rate", "--burst-size", "--burst-every", "--update-ratio",
+			"--delete-ratio", "--hot-resource-updates", "--concurrency", "--seed", "--inject-events", "--duplicate-fraction",
+			"--hostile-fraction", "--partition-key", "--region", "--account", "--quiet",
+		}},
+		{[]string{"replay", "--help"}, []string{"PATH...", "--stream", "--from", "--to", "--rate", "--dry-run"}},
+		{[]string{"verify", "--help"}, []string{"--manifest", "--events", "--recorder", "--source", "--expect-deletes", "--all-datastores", "--wait", "--json"}},
+	} {
+		out, _, err := run(t, tc.args...)
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: help lacks %q", tc.args, w)
+			}
+		}
+	}
+}
+
+// Every simulate flag reaches the Config.
+func TestSimulateFlags(t *testing.T) {
+	var cfg simulate.Config
+	cmd := simulateCommand()
+	cmd.Action = func(_ context.Context, c *cli.Command) (err error) {
+		cfg, err = simulateConfig(c)
+		return err
+	}
+	app := &cli.Command{Name: "producer", Commands: []*cli.Command{cmd}}
+	const ds = "0123456789abcdef0123456789abcdef"
+	err := app.Run(context.Background(), []string{"producer", "simulate", "--manifest", "m",
+		"--datastores", ds, "--types", "Patient,Condition", "--duration", "90s", "--rate", "12.5",
+		"--burst-size", "30", "--burst-every", "5s", "--update-ratio", "0.25", "--delete-ratio", "0.125",
+		"--hot-resource-updates", "7", "--concurrency", "3", "--seed", "99", "--inject-events=false",
+		"--duplicate-fraction", "0.2", "--hostile-fraction", "0.05", "--partition-key", "datastore", "--account", "111122223333",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := simulate.DefaultConfig()
+	want.Datastores, want.Types, want.Writes, want.Duration, want.Rate = []string{ds}, []string{"Patient", "Condition"}, 0, 90*time.Second, 12.5
+	want.BurstSize, want.BurstEvery, want.UpdateRatio, want.DeleteRatio = 30, 5*time.Second, 0.25, 0.125
+	want.HotResourceUpdates, want.Concurrency, want.Seed, want.InjectEvents = 7, 3, 99, false
+	want.DuplicateFraction, want.HostileFraction, want.PartitionKey, want.Account = 0.2, 0.05, "datastore", "111122223333"
+	if !reflect.DeepEqual(cfg, want) { // Now and Sleep are nil in both
+		t.Errorf("config\n%+v\nwant\n%+v", cfg, want)
+	}
+
+	// Defaults: two random datastores, 100 writes, events on.
+	err = app.Run(context.Background(), []string{"producer", "simulate", "--manifest", "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Datastores) != 2 || cfg.Writes != 100 || !cfg.InjectEvents || cfg.Duration != 0 {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	for _, bad := range [][]string{
+		{"--datastores", ds, "--datastore-count", "3"},
+		{"--writes", "10", "--duration", "1m"},
+		{"--datastore-count", "0"},
+	} {
+		if err := app.Run(context.Background(), append([]string{"producer", "simulate", "--manifest", "m"}, bad...)); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestVerifyCommand(t *testing.T) {
+	const ds = "0123456789abcdef0123456789abcdef"
+	manifest := writeFile(t, "manifest.jsonl",
+		`{"datastoreId":"`+ds+`","resourceType":"Patient","id":"p1","versionId":"1","lastUpdated":"2026-11-20T09:15:00.000Z","operation":"create","eventId":"e1"}`+"\n"+
+			`{"datastoreId":"`+ds+`","resourceType":"Patient","id":"p2","versionId":"1","lastUpdated":"2026-11-20T09:15:01.000Z","operation":"create","eventId":"e2"}`+"\n")
+	event := func(source, id string) string {
+		return `{"received":"2026-11-20T09:15:03.000Z","source":"` + source + `","detailType":"FHIR Resource Created","detail":{"datastoreId":"` + ds +
+			`","resourceType":"Patient","id":"` + id + `","versionId":"1","lastUpdated":"2026-11-20T09:15:01.000Z","action":"create"}}` + "\n"
+	}
+	some := writeFile(t, "some.jsonl", event("healthlake.cdc", "p1")+event("other", "p2"))
+	all := writeFile(t, "all.jsonl", event("test.src", "p1")+event("test.src", "p2"))
+
+	out, _, err := run(t, "verify", "--manifest", manifest, "--events", some)
+	if !errors.Is(err, errMissing) || !strings.Contains(out, "missing                  1\n") || !strings.Contains(out, "Patient/p2") {
+		t.Errorf("one missing: err %v\n%s", err, out)
+	}
+	out, _, err = run(t, "verify", "--manifest", manifest, "--events", all, "--source", "test.src", "--json")
+	if err != nil {
+		t.Fatalf("none missing: %v\n%s", err, out)
+	}
+	var rep struct {
+		Writes, Missing int
+		Latency         map[string]float64
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	if rep.Writes != 2 || rep.Missing != 0 || rep.Latency["p99Ms"] != 3000 {
+		t.Errorf("report %+v", rep)
+	}
+	if _, _, err := run(t, "verify", "--manifest", manifest, "--events", filepath.Join(t.TempDir(), "none")); err == nil || errors.Is(err, errMissing) {
+		t.Errorf("unreadable events: %v", err)
+	}
+}
+
+func TestReplayDryRun(t *testing.T) {
+	b, err := os.ReadFile("../pkg/cloudtrail/testdata/create-patient.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Detail json.RawMessage `json:"detail"`
+	}
+	json.Unmarshal(b, &env)
+	log := writeFile(t, "log.json", `{"Records":[`+string(env.Detail)+`]}`)
+	out, _, err := run(t, "replay", "--dry-run", "-q", "--from", "2026-11-20T09:00:00Z", "--to", "2026-11-20T10:00:00Z", log)
+	if err != nil || !strings.Contains(out, "put          1 HealthLake mutations (dry run") {
+		t.Errorf("err %v\n%s", err, out)
+	}
+	out, _, err = run(t, "replay", "--dry-run", "-q", "--from", "2026-11-20T09:15:03Z", log)
+	if err != nil || !strings.Contains(out, "put          0") || !strings.Contains(out, "1 outside the time range") {
+		t.Errorf("err %v\n%s", err, out)
+	}
+	for _, bad := range [][]string{
+		{"replay", "--dry-run"},                             // no path
+		{"replay", "--dry-run", "--from", "yesterday", log}, // bad time
+		{"replay", log},                                     // no stream
+	} {
+		if _, _, err := run(t, bad...); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
+
+// TestSimulateOnLocalFHIR runs the command against the local FHIR server, without events.
+func TestSimulateOnLocalFHIR(t *testing.T) {
+	port := os.Getenv("CDC_LOCAL_FHIR_PORT")
+	if port == "" {
+		port = "18090"
+	}
+	addr := net.JoinHostPort("127.0.0.1", port)
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("local FHIR server is not reachable at %s (start the local stack with `make up`): %v", addr, err)
+	}
+	c.Close()
+	manifest := filepath.Join(t.TempDir(), "m.jsonl")
+	out, _, err := run(t, "simulate", "-q", "--fhir-endpoint", "http://"+addr+"/datastore/{datastoreId}/r4/",
+		"--inject-events=false", "--writes", "30", "--update-ratio", "0.3", "--datastore-count", "1", "--seed", "5", "--manifest", manifest)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 30 || !strings.Contains(out, "writes       30 (") || !strings.Contains(out, "seed         5") {
+		t.Errorf("%d manifest lines; output:\n%s", n, out)
+	}
+}
