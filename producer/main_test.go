@@ -182,6 +182,9 @@ func TestReplayDryRun(t *testing.T) {
 
 // TestSimulateOnLocalFHIR runs the command against the local FHIR server, without events.
 func TestSimulateOnLocalFHIR(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the local FHIR server (-short)")
+	}
 	port := os.Getenv("CDC_LOCAL_FHIR_PORT")
 	if port == "" {
 		port = "18090"

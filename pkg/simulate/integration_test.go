@@ -24,6 +24,9 @@ import (
 // localAddr is host:port of a local stack server, honouring CDC_LOCAL_<NAME>_PORT.
 func localAddr(t testing.TB, name, port string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs the local %s server (-short)", name)
+	}
 	if p := os.Getenv("CDC_LOCAL_" + name + "_PORT"); p != "" {
 		port = p
 	}

@@ -96,9 +96,11 @@ func (r *runner) run(ctx context.Context, p *planner) error {
 	})
 	g.Go(func() error {
 		defer close(records)
-		var wg errgroup.Group
+		// Their own group, so that records is closed only after the last worker is done; its
+		// context, so that one failed write stops the others at once.
+		wg, wctx := errgroup.WithContext(gctx)
 		for range r.cfg.Concurrency {
-			wg.Go(func() error { return r.work(gctx, work, records) })
+			wg.Go(func() error { return r.work(wctx, work, records) })
 		}
 		return wg.Wait()
 	})

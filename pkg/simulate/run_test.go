@@ -320,6 +320,16 @@ func TestRunStopsAtFirstError(t *testing.T) {
 		t.Errorf("summary %+v, %d records", sum, len(sink.records))
 	}
 
+	// With several workers, the first failure stops the others: no write is tried after the
+	// writes in flight when it failed.
+	cfg.Concurrency = 4
+	fhir = newFakeFHIR(t, time.Now)
+	fhir.failAfter, fhir.delay = 10, time.Millisecond
+	sum, err = Run(context.Background(), cfg, fhir, &fakeSink{}, &bytes.Buffer{}, nil)
+	if err == nil || sum.Writes > 10 || fhir.n > 10+cfg.Concurrency {
+		t.Errorf("err %v, %d writes, %d tried; want a stop right after the 10th", err, sum.Writes, fhir.n)
+	}
+
 	// A failing sink stops the run too.
 	sink = &fakeSink{err: errors.New("stream gone")}
 	cfg.Concurrency = 4
