@@ -33,12 +33,3 @@ var hostileRecords = func() []hostileRecord {
 	}
 	return rs
 }()
-
-// HostileRecordNames lists the embedded hostile records' file names.
-func HostileRecordNames() []string {
-	names := make([]string, len(hostileRecords))
-	for i, r := range hostileRecords {
-		names[i] = r.name
-	}
-	return names
-}
