@@ -27,7 +27,7 @@ func newApp() *cli.Command {
 			"credentials, AWS_ENDPOINT_URL_KINESIS) come from the standard AWS SDK configuration;\n" +
 			"`eval \"$(deploy/local/stack.sh env)\"` points everything at the local stack.\n\n" +
 			"Exit status: 0 on success, 1 when verify finds missing writes, 2 on any error.",
-		Commands:        []*cli.Command{simulateCommand(), replayCommand(), verifyCommand()},
+		Commands:        []*cli.Command{simulateCommand(), replayCommand(), verifyCommand(), createStreamCommand()},
 		HideHelpCommand: true,
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -42,6 +45,7 @@ func verifyCommand() *cli.Command {
 			&cli.BoolFlag{Name: "all-datastores", Usage: "count events of every datastore, not only those the manifest wrote to"},
 			&cli.DurationFlag{Name: "wait", Usage: "read the events again every 2s until nothing is missing or this much time has passed"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+			&cli.StringFlag{Name: "consumer-metrics", Usage: "`URL` of the consumer's /metrics: adds its FHIR requests, searches and resources read to the table"},
 		},
 		Action: runVerify,
 	}
@@ -86,6 +90,11 @@ func runVerify(ctx context.Context, cmd *cli.Command) error {
 		}
 	} else {
 		fmt.Fprint(w, rep.Table())
+		if u := cmd.String("consumer-metrics"); u != "" {
+			if err := printConsumerMetrics(ctx, w, u); err != nil {
+				fmt.Fprintf(cmd.Root().ErrWriter, "verify: consumer metrics: %v\n", err)
+			}
+		}
 	}
 	if !rep.OK() {
 		return errMissing
@@ -132,4 +141,47 @@ func recorderFile(ctx context.Context, recorder string) (string, error) {
 		return "", fmt.Errorf("GET %s: no events file in the answer (pass --events)", u)
 	}
 	return stats.Out, nil
+}
+
+// printConsumerMetrics adds what the consumer did to get there, from its Prometheus page.
+func printConsumerMetrics(ctx context.Context, w io.Writer, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sums := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		name := line[:i]
+		if j := strings.IndexByte(name, '{'); j >= 0 {
+			name = name[:j]
+		}
+		sums[name] += v
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "FHIR requests\t%.0f\n", sums["hlcdc_fhir_requests_total"])
+	fmt.Fprintf(tw, "searches (re-checks)\t%.0f (%.0f)\n", sums["hlcdc_searches_total"], sums["hlcdc_rechecks_total"])
+	fmt.Fprintf(tw, "resources read\t%.0f\n", sums["hlcdc_resources_read_total"])
+	fmt.Fprintf(tw, "Kinesis records read\t%.0f\n", sums["hlcdc_records_total"])
+	return tw.Flush()
 }
