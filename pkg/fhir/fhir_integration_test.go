@@ -32,6 +32,9 @@ func localFHIR(t *testing.T) string {
 	addr := net.JoinHostPort("127.0.0.1", port)
 	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
+		if testing.Short() {
+			t.Skipf("local FHIR server not reachable at %s (-short): %v", addr, err)
+		}
 		t.Fatalf("local FHIR server is not reachable at %s (start the local stack with make up): %v", addr, err)
 	}
 	conn.Close()

@@ -42,6 +42,9 @@ func localAddr(t testing.TB, name, port string) string {
 	a := net.JoinHostPort("127.0.0.1", port)
 	c, err := net.DialTimeout("tcp", a, 2*time.Second)
 	if err != nil {
+		if testing.Short() {
+			t.Skipf("local %s server not reachable at %s (-short): %v", name, a, err)
+		}
 		t.Fatalf("local %s server is not reachable at %s (start the local stack with `make up`): %v", name, a, err)
 	}
 	c.Close()

@@ -32,6 +32,9 @@ func addr(t testing.TB, name string) string {
 	a := net.JoinHostPort("127.0.0.1", port)
 	c, err := net.DialTimeout("tcp", a, 2*time.Second)
 	if err != nil {
+		if testing.Short() {
+			t.Skipf("local %s server not reachable at %s (-short): %v", name, a, err)
+		}
 		t.Fatalf("local %s server is not reachable at %s (start the stack with `make up`): %v", name, a, err)
 	}
 	c.Close()
