@@ -1,0 +1,273 @@
+package kcl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	kcli "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/ack"
+)
+
+// clock is the time a processor sees; tests replace it.
+type clock struct {
+	now   func() time.Time
+	after func(time.Duration) <-chan time.Time
+}
+
+var realClock = clock{now: time.Now, after: time.After}
+
+// processorConfig is what every shard's processor shares.
+type processorConfig struct {
+	handler        Handler
+	hooks          Hooks
+	log            *slog.Logger
+	maxInFlight    int
+	maxOutstanding int
+	interval       time.Duration // least time between checkpoint writes
+	grace          time.Duration // wait for in-flight acks on a requested shutdown
+	clock          clock
+	// ctx ends when the consumer stops taking records; Handle gets it.
+	ctx context.Context
+	// fail reports a Handler error; the consumer stops.
+	fail func(error)
+}
+
+// processor is the library's IRecordProcessor for one shard lease. The library calls
+// Initialize, ProcessRecords and Shutdown from the shard's reader goroutine, one at a time;
+// done funcs run on pipeline goroutines and touch only the tracker and the acked signal.
+type processor struct {
+	processorConfig
+
+	shardID string
+	tracker *ack.Tracker
+	acked   chan struct{} // signalled (without blocking) after every ack
+
+	written   string    // last checkpoint written, or the one the lease started from
+	lastWrite time.Time // time of the last write attempt
+	// stopped: no more records are taken. dropped: a record was not handed over (so the
+	// shard must not be ended even if every taken record is acked).
+	stopped, dropped bool
+}
+
+var _ kcli.IRecordProcessor = (*processor)(nil)
+
+func newProcessor(c processorConfig) *processor {
+	return &processor{processorConfig: c, tracker: ack.New(), acked: make(chan struct{}, 1)}
+}
+
+// Initialize remembers the shard and the checkpoint its lease starts from.
+func (p *processor) Initialize(in *kcli.InitializationInput) {
+	p.shardID = in.ShardId
+	if in.ExtendedSequenceNumber != nil {
+		p.written = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
+	}
+	p.lastWrite = p.clock.now()
+	p.log.Debug("shard processor started", "shard", p.shardID, "checkpoint", p.written)
+}
+
+// ProcessRecords hands a batch to the Handler in order, blocking while the shard has
+// MaxInFlightPerShard records in flight, then checkpoints the acked prefix if it moved and
+// CheckpointInterval passed.
+func (p *processor) ProcessRecords(in *kcli.ProcessRecordsInput) {
+	ctx := p.ctx
+	if p.hooks.OnBatch != nil {
+		var end func()
+		ctx, end = p.hooks.OnBatch(ctx, Batch{ShardID: p.shardID, Records: len(in.Records), MillisBehindLatest: in.MillisBehindLatest})
+		if end != nil {
+			defer end()
+		}
+	}
+	recs := in.Records
+	for i := 0; i < len(recs); {
+		// Records de-aggregated from one KPL record share a sequence number: they are one
+		// entry in the tracker, done when all of its parts are.
+		j := i + 1
+		for j < len(recs) && aws.ToString(recs[j].SequenceNumber) == aws.ToString(recs[i].SequenceNumber) {
+			j++
+		}
+		if !p.handGroup(ctx, recs[i:j], in.Checkpointer) {
+			p.dropped = true
+			break
+		}
+		i = j
+	}
+	p.maybeCheckpoint(in.Checkpointer, false)
+}
+
+// handGroup hands the records of one sequence number to the Handler; false means the shard
+// stopped taking records.
+func (p *processor) handGroup(ctx context.Context, group []types.Record, cp kcli.IRecordProcessorCheckpointer) bool {
+	if p.stopped || !p.waitForRoom(cp) {
+		p.stopped = true
+		return false
+	}
+	seq := aws.ToString(group[0].SequenceNumber)
+	tk, err := p.tracker.Add(seq)
+	if err != nil {
+		// Kinesis never sends this; if it did, no checkpoint could be placed safely past it.
+		// Stop loudly rather than stall one shard in silence.
+		p.fail(fmt.Errorf("shard %s: %w", p.shardID, err))
+		p.stopped = true
+		return false
+	}
+	var left atomic.Int64
+	left.Store(int64(len(group)))
+	for _, r := range group {
+		var once sync.Once
+		done := func() {
+			once.Do(func() {
+				if left.Add(-1) == 0 {
+					p.tracker.Done(tk)
+					select {
+					case p.acked <- struct{}{}:
+					default:
+					}
+				}
+			})
+		}
+		rec := Record{
+			ShardID:        p.shardID,
+			SequenceNumber: seq,
+			PartitionKey:   aws.ToString(r.PartitionKey),
+			Data:           r.Data,
+			ArrivalTime:    aws.ToTime(r.ApproximateArrivalTimestamp),
+		}
+		if err := p.handler.Handle(ctx, rec, done); err != nil {
+			if p.ctx.Err() == nil {
+				p.fail(fmt.Errorf("handler, shard %s, sequence number %s: %w", p.shardID, seq, err))
+			}
+			p.stopped = true
+			return false
+		}
+	}
+	return true
+}
+
+// waitForRoom blocks until the shard may take another record, checkpointing as acks come
+// in. It returns false if the consumer stops first.
+func (p *processor) waitForRoom(cp kcli.IRecordProcessorCheckpointer) bool {
+	for p.tracker.InFlight() >= p.maxInFlight || p.tracker.Outstanding() >= p.maxOutstanding {
+		p.maybeCheckpoint(cp, false)
+		select {
+		case <-p.acked:
+		case <-p.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// waitAcked waits until every taken record is done, or until deadline or cancel; it reports
+// whether all are done. Meanwhile it keeps checkpointing the acked prefix, so a long wait
+// (a shard end waiting on a slow window) does not hold the checkpoint back.
+func (p *processor) waitAcked(cp kcli.IRecordProcessorCheckpointer, deadline <-chan time.Time, cancel <-chan struct{}) bool {
+	tick := p.clock.after(p.interval)
+	for p.tracker.Pending() {
+		select {
+		case <-p.acked:
+		case <-tick:
+			tick = p.clock.after(p.interval)
+		case <-deadline:
+			return !p.tracker.Pending()
+		case <-cancel:
+			return !p.tracker.Pending()
+		}
+		p.maybeCheckpoint(cp, false)
+	}
+	return true
+}
+
+// maybeCheckpoint writes the end of the acked prefix if it moved since the last write and,
+// unless force, CheckpointInterval passed since the last attempt.
+func (p *processor) maybeCheckpoint(cp kcli.IRecordProcessorCheckpointer, force bool) {
+	seq, ok := p.tracker.Checkpoint()
+	if !ok || seq == p.written {
+		return
+	}
+	now := p.clock.now()
+	if !force && now.Sub(p.lastWrite) < p.interval {
+		return
+	}
+	p.lastWrite = now
+	err := cp.Checkpoint(&seq)
+	if p.hooks.OnCheckpoint != nil {
+		p.hooks.OnCheckpoint(p.shardID, seq, err)
+	}
+	if err != nil {
+		p.checkpointFailed(err)
+		return
+	}
+	p.written = seq
+}
+
+func (p *processor) checkpointFailed(err error) {
+	if errors.Is(err, ErrLeaseLost) {
+		// Another worker reads this shard now. Keep out of its way: records in flight here
+		// are read again there, and dedup absorbs the duplicates.
+		p.log.Warn("shard stopped: lease lost", "shard", p.shardID, "err", err)
+		p.stopped = true
+		return
+	}
+	p.log.Warn("checkpoint failed; retrying at the next one", "shard", p.shardID, "err", err)
+}
+
+// Shutdown ends the processor. The library delivers REQUESTED (the worker stops) and
+// TERMINATE (the shard was read to its end after a reshard); ZOMBIE is never delivered — a
+// lost lease just ends the calls, and nothing is checkpointed here.
+//
+// REQUESTED waits up to the grace period for in-flight records, then checkpoints the acked
+// prefix. TERMINATE waits for every record (for as long as the consumer runs), then writes
+// SHARD_END, which lets the child shards start; writing it any earlier would lose the
+// records still in flight. If the consumer stops first, TERMINATE acts like REQUESTED and
+// the next owner finishes the shard.
+func (p *processor) Shutdown(in *kcli.ShutdownInput) {
+	p.stopped = true
+	all := false
+	if in.ShutdownReason == kcli.TERMINATE && !p.dropped {
+		all = p.waitAcked(in.Checkpointer, nil, p.ctx.Done())
+	}
+	if !all {
+		all = p.waitAcked(in.Checkpointer, p.clock.after(p.grace), nil)
+	}
+	if in.ShutdownReason == kcli.TERMINATE && all && !p.dropped {
+		p.endShard(in.Checkpointer)
+		return
+	}
+	p.maybeCheckpoint(in.Checkpointer, true)
+	p.log.Debug("shard processor stopped", "shard", p.shardID, "reason", aws.ToString(kcli.ShutdownReasonMessage(in.ShutdownReason)),
+		"checkpoint", p.written, "inFlight", p.tracker.InFlight())
+}
+
+// endShard writes SHARD_END, retrying a few times: until it is written the children wait.
+func (p *processor) endShard(cp kcli.IRecordProcessorCheckpointer) {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := cp.Checkpoint(nil)
+		if p.hooks.OnCheckpoint != nil {
+			p.hooks.OnCheckpoint(p.shardID, ShardEnd, err)
+		}
+		if err == nil {
+			p.written = ShardEnd
+			p.log.Info("shard ended", "shard", p.shardID)
+			return
+		}
+		if errors.Is(err, ErrLeaseLost) || attempt == 3 {
+			// The next owner reads the shard's tail again and ends it; save it what we can.
+			p.log.Warn("could not end shard", "shard", p.shardID, "err", err)
+			if !errors.Is(err, ErrLeaseLost) {
+				p.maybeCheckpoint(cp, true)
+			}
+			return
+		}
+		<-p.clock.after(backoff)
+		backoff *= 2
+	}
+}
