@@ -1,13 +1,32 @@
-// Command consumer is the healthlake-cdc consumer: it reads HealthLake CloudTrail hints
-// from Kinesis and emits FHIR change events to an EventBridge bus.
+// Command consumer is the healthlake-cdc consumer: it reads HealthLake's CloudTrail hints
+// from a Kinesis stream (as a KCL worker), searches the FHIR server for what changed, dedups
+// in Redis and emits one event per changed resource version to an EventBridge bus.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v3"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "consumer: not built yet")
-	os.Exit(2)
+	cmd := &cli.Command{
+		Name:  "consumer",
+		Usage: "turn HealthLake CloudTrail hints into FHIR change events on EventBridge",
+		Description: "Every flag falls back to the environment variable shown with it. AWS settings\n" +
+			"(region, credentials, AWS_ENDPOINT_URL_KINESIS / _DYNAMODB / _EVENTBRIDGE) come from the\n" +
+			"standard AWS SDK configuration. SIGTERM drains in-flight windows, checkpoints and exits 0.",
+		Flags:  flags(),
+		Action: run,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := cmd.Run(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "consumer:", err)
+		os.Exit(1)
+	}
 }

@@ -1,0 +1,423 @@
+package main
+
+// End-to-end tests: the real consumer binary as separate processes, on the local stack
+// (kinesalite, dynalite, Redis, the FHIR server, the EventBridge recorder). They write FHIR
+// resources, put the matching CloudTrail records into Kinesis, and check what reached the bus.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+)
+
+func localPort(name, def string) string {
+	if p := os.Getenv("CDC_LOCAL_" + name + "_PORT"); p != "" {
+		return p
+	}
+	return def
+}
+
+func localURL(t testing.TB, name, def string) string {
+	t.Helper()
+	a := net.JoinHostPort("127.0.0.1", localPort(name, def))
+	c, err := net.DialTimeout("tcp", a, 2*time.Second)
+	if err != nil {
+		if testing.Short() {
+			t.Skipf("local %s server not reachable at %s (-short): %v", name, a, err)
+		}
+		t.Fatalf("local %s server is not reachable at %s (start the local stack with `make up`): %v", name, a, err)
+	}
+	c.Close()
+	return "http://" + a
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// e2e is one test's world: its own stream, lease table, bus Source, dedup prefix and
+// datastores on the shared local servers.
+type e2e struct {
+	t           *testing.T
+	bin         string
+	stream      string
+	application string
+	source      string
+	fhir        string
+	recorder    string
+	env         []string
+	kc          *kinesis.Client
+	ddb         *dynamodb.Client
+
+	mu     sync.Mutex
+	writes []e2eWrite
+}
+
+type e2eWrite struct {
+	DS, Type, ID, Version string
+	LastUpdated           time.Time
+}
+
+var buildOnce struct {
+	sync.Once
+	bin string
+	err error
+}
+
+// consumerBinary builds the consumer once per test run.
+func consumerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hlcdc-e2e-")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.bin = filepath.Join(dir, "consumer")
+		out, err := exec.Command("go", "build", "-race", "-o", buildOnce.bin, ".").CombinedOutput()
+		if err != nil {
+			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return buildOnce.bin
+}
+
+func newE2E(t *testing.T, shards int32) *e2e {
+	t.Helper()
+	e := &e2e{
+		t:           t,
+		bin:         consumerBinary(t),
+		stream:      "e2e-" + randomHex(4),
+		application: "e2e-app-" + randomHex(4),
+		source:      "test.e2e." + randomHex(4),
+		fhir:        localURL(t, "FHIR", "18090"),
+		recorder:    localURL(t, "EVENTBRIDGE", "14010"),
+	}
+	kinesisURL, ddbURL := localURL(t, "KINESIS", "14567"), localURL(t, "DYNAMODB", "14568")
+	redisURL := "redis://" + strings.TrimPrefix(localURL(t, "REDIS", "16379"), "http://") + "/0"
+	creds := credentials.NewStaticCredentialsProvider("local", "local", "")
+	e.kc = kinesis.New(kinesis.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(kinesisURL)})
+	e.ddb = dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(ddbURL)})
+	e.env = append(os.Environ(),
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
+		"AWS_ENDPOINT_URL_KINESIS="+kinesisURL, "AWS_ENDPOINT_URL_DYNAMODB="+ddbURL,
+		"AWS_ENDPOINT_URL_EVENTBRIDGE="+e.recorder,
+		"CDC_STREAM="+e.stream, "CDC_APPLICATION="+e.application, "CDC_BUS=e2e-bus", "CDC_SOURCE="+e.source,
+		"CDC_FHIR_ENDPOINT="+e.fhir+"/datastore/{datastoreId}/r4/", "CDC_FHIR_AUTH=none",
+		"CDC_REDIS_URL="+redisURL, "CDC_DEDUP_PREFIX=e2e:"+randomHex(4)+":",
+		"CDC_WINDOW=500ms", "CDC_SETTLE=0s", "CDC_LEAD=2s", "CDC_LAG=2s", "CDC_RECHECK=2s",
+		"CDC_CLAIM_TTL=10s", "CDC_SHUTDOWN_GRACE=20s", "CDC_HTTP_ADDR=", "CDC_LOG_LEVEL=warn",
+	)
+	ctx := context.Background()
+	if _, err := e.kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(e.stream), ShardCount: aws.Int32(shards)}); err != nil {
+		t.Fatalf("create stream: %v", err)
+	}
+	t.Cleanup(func() {
+		e.kc.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String(e.stream), EnforceConsumerDeletion: aws.Bool(true)})
+		e.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(e.application)})
+	})
+	e.waitStreamActive()
+	return e
+}
+
+func (e *e2e) waitStreamActive() {
+	e.t.Helper()
+	for i := 0; i < 100; i++ {
+		out, err := e.kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.stream)})
+		if err == nil && out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.t.Fatalf("stream %s not active", e.stream)
+}
+
+// consumerProc is one running consumer process.
+type consumerProc struct {
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan error
+}
+
+func (e *e2e) startConsumer(workerID string, extraEnv ...string) *consumerProc {
+	e.t.Helper()
+	cmd := exec.Command(e.bin)
+	cmd.Env = append(append(append([]string{}, e.env...), "CDC_WORKER_ID="+workerID), extraEnv...)
+	p := &consumerProc{cmd: cmd, out: &bytes.Buffer{}, done: make(chan error, 1)}
+	sw := &syncWriter{w: p.out}
+	cmd.Stdout, cmd.Stderr = sw, sw
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start consumer: %v", err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	e.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if e.t.Failed() {
+			e.t.Logf("consumer %s output:\n%s", workerID, tail(p.out.String(), 40))
+		}
+	})
+	return p
+}
+
+// stop sends sig and waits for the process, returning its exit error (nil for status 0).
+func (p *consumerProc) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) error {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("consumer did not exit within %v after %v", timeout, sig)
+		return nil
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// write creates (id == "") or updates a resource and returns the record CloudTrail would
+// deliver for it.
+func (e *e2e) write(ds, rt, id string, n int) []byte {
+	e.t.Helper()
+	body := map[string]any{"resourceType": rt, "status": "final", "code": map[string]any{"text": fmt.Sprint("n", n)}}
+	method, path := http.MethodPost, "/datastore/"+ds+"/r4/"+rt
+	if id != "" {
+		body["id"] = id
+		method, path = http.MethodPut, path+"/"+id
+	}
+	b, _ := json.Marshal(body)
+	start := time.Now().UTC()
+	req, _ := http.NewRequest(method, e.fhir+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 300 {
+		e.t.Fatalf("%s %s: %d", method, path, res.StatusCode)
+	}
+	var r struct {
+		ID   string `json:"id"`
+		Meta struct {
+			VersionID   string    `json:"versionId"`
+			LastUpdated time.Time `json:"lastUpdated"`
+		} `json:"meta"`
+	}
+	json.NewDecoder(res.Body).Decode(&r)
+	e.mu.Lock()
+	e.writes = append(e.writes, e2eWrite{DS: ds, Type: rt, ID: r.ID, Version: r.Meta.VersionID, LastUpdated: r.Meta.LastUpdated})
+	e.mu.Unlock()
+	op := cloudtrail.Update
+	if id == "" {
+		op = cloudtrail.Create
+	}
+	rec, err := cloudtrail.Encode(cloudtrail.Change{
+		EventID: "ct-" + randomHex(10), DatastoreID: ds, ResourceType: rt, Operation: op,
+		EventTime: start, Region: "us-east-1", Account: "123456789012",
+	}, "eb-"+randomHex(10), "req-"+randomHex(6))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rec
+}
+
+// put puts records into the stream, partition key = a fresh EventBridge-like event id, as a
+// rule without PartitionKeyPath does, retrying failed ones.
+func (e *e2e) put(records ...[]byte) {
+	e.t.Helper()
+	for len(records) > 0 {
+		n := min(len(records), 500)
+		batch := records[:n]
+		records = records[n:]
+		for attempt := 0; len(batch) > 0; attempt++ {
+			in := &kinesis.PutRecordsInput{StreamName: aws.String(e.stream)}
+			for _, r := range batch {
+				in.Records = append(in.Records, ktypes.PutRecordsRequestEntry{Data: r, PartitionKey: aws.String(randomHex(8))})
+			}
+			out, err := e.kc.PutRecords(context.Background(), in)
+			if err != nil {
+				if attempt > 20 {
+					e.t.Fatalf("put records: %v", err)
+				}
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			var again [][]byte
+			for i, r := range out.Records {
+				if r.ErrorCode != nil {
+					again = append(again, batch[i])
+				}
+			}
+			batch = again
+		}
+	}
+}
+
+// recorded reads this test's change events from the recorder's file.
+type recorded struct {
+	DatastoreID  string    `json:"datastoreId"`
+	ResourceType string    `json:"resourceType"`
+	ID           string    `json:"id"`
+	VersionID    string    `json:"versionId"`
+	LastUpdated  time.Time `json:"lastUpdated"`
+	Action       string    `json:"action"`
+	Reason       string    `json:"reason"`
+}
+
+func (e *e2e) events() (changes []recorded, rejected []recorded) {
+	e.t.Helper()
+	res, err := http.Get(e.recorder + "/_recorder/stats")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var st struct {
+		Out string `json:"out"`
+	}
+	json.NewDecoder(res.Body).Decode(&st)
+	res.Body.Close()
+	f, err := os.Open(st.Out)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	for sc.Scan() {
+		if !bytes.Contains(sc.Bytes(), []byte(e.source)) {
+			continue
+		}
+		var line struct {
+			Source     string   `json:"source"`
+			DetailType string   `json:"detailType"`
+			Detail     recorded `json:"detail"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Source != e.source {
+			continue
+		}
+		if line.DetailType == "HealthLake CDC Record Rejected" {
+			rejected = append(rejected, line.Detail)
+		} else {
+			changes = append(changes, line.Detail)
+		}
+	}
+	return changes, rejected
+}
+
+// missing lists the writes with no event for their resource at or after them, and dups the
+// (resource, version) pairs emitted more than once.
+func (e *e2e) check() (missing []e2eWrite, dups []string) {
+	changes, _ := e.events()
+	latest := map[string]time.Time{}
+	count := map[string]int{}
+	for _, c := range changes {
+		k := c.DatastoreID + "/" + c.ResourceType + "/" + c.ID
+		if c.LastUpdated.After(latest[k]) {
+			latest[k] = c.LastUpdated
+		}
+		count[k+"/"+c.VersionID]++
+	}
+	for k, n := range count {
+		if n > 1 {
+			dups = append(dups, fmt.Sprintf("%s ×%d", k, n))
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, w := range e.writes {
+		if l, ok := latest[w.DS+"/"+w.Type+"/"+w.ID]; !ok || l.Before(w.LastUpdated) {
+			missing = append(missing, w)
+		}
+	}
+	return missing, dups
+}
+
+// waitComplete polls until nothing is missing, or fails after timeout.
+func (e *e2e) waitComplete(timeout time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		missing, dups := e.check()
+		if len(missing) == 0 {
+			if len(dups) > 0 {
+				e.t.Errorf("%d duplicates, e.g. %v", len(dups), dups[:min(5, len(dups))])
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d of %d writes missing after %v, e.g. %+v", len(missing), len(e.writes), timeout, missing[0])
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// leaseOwners reads the lease table: shard → owner.
+func (e *e2e) leaseOwners() map[string]string {
+	e.t.Helper()
+	out, err := e.ddb.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(e.application)})
+	var notFound *ddbtypes.ResourceNotFoundException
+	if errors.As(err, &notFound) {
+		return nil // the first worker has not made the table yet
+	}
+	if err != nil {
+		e.t.Fatalf("scan lease table: %v", err)
+	}
+	owners := map[string]string{}
+	for _, item := range out.Items {
+		shard, _ := item["ShardID"].(*ddbtypes.AttributeValueMemberS)
+		owner, _ := item["AssignedTo"].(*ddbtypes.AttributeValueMemberS)
+		if shard != nil && owner != nil {
+			owners[shard.Value] = owner.Value
+		}
+	}
+	return owners
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+)
+
+// Flag names double as the keys of settings; each falls back to its CDC_* variable. The
+// variable names are a public interface: keep them.
+func flags() []cli.Flag {
+	d := coalesce.Defaults()
+	host, _ := os.Hostname()
+	return []cli.Flag{
+		// Input
+		&cli.StringFlag{Name: "stream", Sources: cli.EnvVars("CDC_STREAM"), Required: true, Category: "Kinesis",
+			Usage: "Kinesis stream the EventBridge rule delivers HealthLake's CloudTrail events to"},
+		&cli.StringFlag{Name: "application", Sources: cli.EnvVars("CDC_APPLICATION"), Value: "healthlake-cdc", Category: "Kinesis",
+			Usage: "KCL application name: the DynamoDB lease table's name, shared by all workers of one deployment"},
+		&cli.StringFlag{Name: "worker-id", Sources: cli.EnvVars("CDC_WORKER_ID"), Value: fmt.Sprintf("%s-%d", host, os.Getpid()), Category: "Kinesis",
+			Usage: "this worker's id in the lease table; unique per running process"},
+		&cli.StringFlag{Name: "initial-position", Sources: cli.EnvVars("CDC_INITIAL_POSITION"), Value: "TRIM_HORIZON", Category: "Kinesis",
+			Usage:     "where a shard without a checkpoint starts: TRIM_HORIZON (everything retained) or LATEST",
+			Validator: oneOf("TRIM_HORIZON", "LATEST")},
+		&cli.IntFlag{Name: "max-in-flight", Sources: cli.EnvVars("CDC_MAX_IN_FLIGHT"), Value: 100000, Category: "Kinesis",
+			Usage: "records per shard read but not yet acked; reading stops while this many wait (about 200 bytes each)"},
+		&cli.DurationFlag{Name: "lease-failover", Sources: cli.EnvVars("CDC_LEASE_FAILOVER"), Value: 10 * time.Second, Category: "Kinesis",
+			Usage: "a lease not renewed for this long is taken over by another worker"},
+		&cli.DurationFlag{Name: "shutdown-grace", Sources: cli.EnvVars("CDC_SHUTDOWN_GRACE"), Value: 30 * time.Second, Category: "Kinesis",
+			Usage: "on SIGTERM, how long in-flight windows may finish before the last checkpoint"},
+		&cli.StringSliceFlag{Name: "datastores", Sources: cli.EnvVars("CDC_DATASTORES"), Category: "Kinesis",
+			Usage: "allow-list of datastore ids (comma separated); records for others are rejected. Empty: any"},
+
+		// Windows
+		&cli.DurationFlag{Name: "window", Sources: cli.EnvVars("CDC_WINDOW"), Value: d.Window, Category: "Windows",
+			Usage: "how long a window per (datastore, resource type) gathers hints"},
+		&cli.DurationFlag{Name: "settle", Sources: cli.EnvVars("CDC_SETTLE"), Value: d.Settle, Category: "Windows",
+			Usage: "wait after the last hint's second before searching (HealthLake search is eventually consistent)"},
+		&cli.DurationFlag{Name: "lead", Sources: cli.EnvVars("CDC_LEAD"), Value: d.Lead, Category: "Windows",
+			Usage: "search range starts this long before the earliest hint"},
+		&cli.DurationFlag{Name: "lag", Sources: cli.EnvVars("CDC_LAG"), Value: d.Lag, Category: "Windows",
+			Usage: "search range ends this long after the latest hint's second"},
+		&cli.DurationFlag{Name: "recheck", Sources: cli.EnvVars("CDC_RECHECK"), Value: d.Recheck, Category: "Windows",
+			Usage: "a window that found fewer changes than hints searches again after this long (0: never)"},
+		&cli.IntFlag{Name: "max-window-events", Sources: cli.EnvVars("CDC_MAX_WINDOW_EVENTS"), Value: d.MaxEvents, Category: "Windows",
+			Usage: "a window closes early when it holds this many hints"},
+
+		// FHIR
+		&cli.StringFlag{Name: "fhir-endpoint", Sources: cli.EnvVars("CDC_FHIR_ENDPOINT"), Category: "FHIR",
+			Usage: "FHIR base URL with {datastoreId}; default https://healthlake.{region}.amazonaws.com/datastore/{datastoreId}/r4/"},
+		&cli.StringFlag{Name: "fhir-auth", Sources: cli.EnvVars("CDC_FHIR_AUTH"), Value: "sigv4", Category: "FHIR",
+			Usage: "sigv4 (service healthlake, the AWS credential chain) or none", Validator: oneOf("sigv4", "none")},
+		&cli.IntFlag{Name: "fhir-concurrency", Sources: cli.EnvVars("CDC_FHIR_CONCURRENCY"), Value: 8, Category: "FHIR",
+			Usage: "windows searching at once (bounds concurrent FHIR requests)"},
+
+		// Dedup
+		&cli.StringFlag{Name: "redis-url", Sources: cli.EnvVars("CDC_REDIS_URL"), Value: "redis://127.0.0.1:6379/0", Category: "Dedup",
+			Usage: "Redis for dedup: redis://[user:pass@]host:port/db, rediss:// for TLS; several host:port separated by commas for a cluster"},
+		&cli.DurationFlag{Name: "dedup-ttl", Sources: cli.EnvVars("CDC_DEDUP_TTL"), Value: 24 * time.Hour, Category: "Dedup",
+			Usage: "how long an emitted (resource, version) is remembered"},
+		&cli.DurationFlag{Name: "claim-ttl", Sources: cli.EnvVars("CDC_CLAIM_TTL"), Value: 60 * time.Second, Category: "Dedup",
+			Usage: "how long a claim blocks other workers if its owner dies mid-emit"},
+		&cli.StringFlag{Name: "dedup-prefix", Sources: cli.EnvVars("CDC_DEDUP_PREFIX"), Value: "cdc:dedup:", Category: "Dedup",
+			Usage: "prefix of every dedup key (one per deployment sharing a Redis)"},
+		&cli.BoolFlag{Name: "no-dedup", Sources: cli.EnvVars("CDC_NO_DEDUP"), Category: "Dedup",
+			Usage: "emit without Redis (duplicates become likely); only for when Redis is gone for good"},
+
+		// Output
+		&cli.StringFlag{Name: "bus", Sources: cli.EnvVars("CDC_BUS"), Required: true, Category: "Output",
+			Usage: "EventBridge custom bus (name or ARN) the change events go to"},
+		&cli.StringFlag{Name: "source", Sources: cli.EnvVars("CDC_SOURCE"), Value: "healthlake.cdc", Category: "Output",
+			Usage: "Source of the emitted events"},
+		&cli.StringFlag{Name: "content", Sources: cli.EnvVars("CDC_CONTENT"), Value: "full-resource", Category: "Output",
+			Usage:     "full-resource (the FHIR JSON in each event, unless too large) or id-only",
+			Validator: oneOf("full-resource", "id-only")},
+
+		// Operations
+		&cli.StringFlag{Name: "http-addr", Sources: cli.EnvVars("CDC_HTTP_ADDR"), Value: "127.0.0.1:9090", Category: "Operations",
+			Usage: "serves /healthz, /readyz and /metrics (empty: off)"},
+		&cli.StringFlag{Name: "log-level", Sources: cli.EnvVars("CDC_LOG_LEVEL"), Value: "info", Category: "Operations",
+			Usage: "debug, info, warn or error", Validator: oneOf("debug", "info", "warn", "error")},
+	}
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(v string) error {
+		for _, a := range allowed {
+			if v == a {
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/redis/go-redis/v9"
+	"github.com/urfave/cli/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kcl"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+)
+
+// run wires the parts from the flags and runs until ctx ends (SIGTERM): then the KCL worker
+// stops taking records and drains within the grace period, the pipeline stops, and the HTTP
+// server closes — upstream first.
+func run(ctx context.Context, cmd *cli.Command) error {
+	log := newLogger(cmd.String("log-level"))
+	slog.SetDefault(log)
+
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("aws config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return errors.New("no AWS region: set AWS_REGION")
+	}
+
+	validator, err := cloudtrail.NewValidator(nonEmpty(cmd.StringSlice("datastores")))
+	if err != nil {
+		return fmt.Errorf("--datastores: %w", err)
+	}
+	metrics := newMetrics()
+	fhirClient, err := newFHIR(cmd, awsCfg, metrics)
+	if err != nil {
+		return err
+	}
+	rdb, err := newRedis(cmd.String("redis-url"))
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store, err := dedup.NewStore(rdb, dedup.Options{
+		Prefix: cmd.String("dedup-prefix"), ClaimTTL: cmd.Duration("claim-ttl"), DoneTTL: cmd.Duration("dedup-ttl"),
+	})
+	if err != nil {
+		return err
+	}
+	// The emitter retries exactly the failed entries itself; SDK retries on top would
+	// multiply the attempts.
+	eb := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) { o.Retryer = aws.NopRetryer{} })
+	emitter, err := bus.New(eb, bus.Options{OnCall: metrics.onPutEvents})
+	if err != nil {
+		return err
+	}
+	content := event.FullResource
+	if cmd.String("content") == "id-only" {
+		content = event.IDOnly
+	}
+	builder, err := event.NewBuilder(event.Options{
+		Source: cmd.String("source"), BusName: cmd.String("bus"), Region: awsCfg.Region, Content: content,
+	})
+	if err != nil {
+		return err
+	}
+
+	pcfg := pipeline.DefaultConfig()
+	pcfg.Windows = coalesce.Config{
+		Window: cmd.Duration("window"), Settle: cmd.Duration("settle"), Lead: cmd.Duration("lead"),
+		Lag: cmd.Duration("lag"), Recheck: cmd.Duration("recheck"), MaxEvents: int(cmd.Int("max-window-events")),
+	}
+	pcfg.FHIRConcurrency = int(cmd.Int("fhir-concurrency"))
+	pcfg.NoDedup = cmd.Bool("no-dedup")
+	pcfg.Logger = log
+	workerID := cmd.String("worker-id")
+	pipe, err := pipeline.New(pcfg, pipeline.Parts{
+		Validator: validator,
+		FHIR:      fhirClient,
+		NewClaims: func() pipeline.Claims { return store.WithOwner(workerID + "/" + dedup.RandomOwner()) },
+		Emitter:   emitter,
+		Events:    builder,
+	})
+	if err != nil {
+		return err
+	}
+	metrics.stats = pipe.Stats()
+
+	grace := cmd.Duration("shutdown-grace")
+	worker, err := kcl.New(kcl.Config{
+		Stream:              cmd.String("stream"),
+		Application:         cmd.String("application"),
+		WorkerID:            workerID,
+		Region:              awsCfg.Region,
+		InitialPosition:     kcl.InitialPosition(cmd.String("initial-position")),
+		FailoverTime:        cmd.Duration("lease-failover"),
+		MaxInFlightPerShard: int(cmd.Int("max-in-flight")),
+		ShutdownGrace:       grace,
+		// The library's Shutdown has no timeout of its own; give it the grace and a margin.
+		ShutdownTimeout: grace + 10*time.Second,
+		Logger:          log,
+	}, kinesis.NewFromConfig(awsCfg), dynamodb.NewFromConfig(awsCfg), kcl.HandlerFunc(func(ctx context.Context, r kcl.Record, done func()) error {
+		return pipe.Handle(ctx, pipeline.Record{ShardID: r.ShardID, SequenceNumber: r.SequenceNumber, Data: r.Data}, done)
+	}))
+	if err != nil {
+		return err
+	}
+
+	log.Info("consumer starting", "stream", cmd.String("stream"), "application", cmd.String("application"),
+		"workerId", workerID, "bus", cmd.String("bus"), "region", awsCfg.Region)
+
+	// The pipeline outlives the worker so that windows can finish during the worker's drain.
+	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPipe()
+	var g errgroup.Group
+	g.Go(func() error { return pipe.Run(pipeCtx) })
+	var srv *http.Server
+	if addr := cmd.String("http-addr"); addr != "" {
+		srv = newHTTPServer(addr, health{worker: worker, redis: rdb}, metrics)
+		g.Go(func() error {
+			if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http server: %w", err)
+			}
+			return nil
+		})
+	}
+	werr := worker.Run(ctx)
+	stopPipe()
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+	gerr := g.Wait()
+	if err := errors.Join(werr, gerr); err != nil {
+		return err
+	}
+	log.Info("consumer stopped")
+	return nil
+}
+
+func newFHIR(cmd *cli.Command, awsCfg aws.Config, m *metrics) (*fhir.Client, error) {
+	endpoint := cmd.String("fhir-endpoint")
+	if endpoint == "" {
+		endpoint = "https://healthlake." + awsCfg.Region + ".amazonaws.com/datastore/{datastoreId}/r4/"
+	}
+	hc := &http.Client{Timeout: time.Minute}
+	if cmd.String("fhir-auth") == "sigv4" {
+		hc.Transport = fhir.SigV4Transport(http.DefaultTransport, awsCfg.Credentials, awsCfg.Region, time.Now)
+	}
+	c, err := fhir.New(fhir.Config{Endpoint: endpoint, HTTPClient: hc, OnRequest: m.onFHIRRequest})
+	if err != nil {
+		return nil, fmt.Errorf("--fhir-endpoint: %w", err)
+	}
+	return c, nil
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by the flag
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// nonEmpty drops blank items, so CDC_DATASTORES="" means "any datastore".
+func nonEmpty(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// health answers /healthz and /readyz.
+type health struct {
+	worker interface{ Running() bool }
+	redis  redis.UniversalClient
+}
