@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,6 +15,7 @@ import (
 	"github.com/urfave/cli/v3"
 	"go.uber.org/goleak"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
 
@@ -185,16 +185,7 @@ func TestSimulateOnLocalFHIR(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the local FHIR server (-short)")
 	}
-	port := os.Getenv("CDC_LOCAL_FHIR_PORT")
-	if port == "" {
-		port = "18090"
-	}
-	addr := net.JoinHostPort("127.0.0.1", port)
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("local FHIR server is not reachable at %s (start the local stack with `make up`): %v", addr, err)
-	}
-	c.Close()
+	addr := stack.Addr(t, stack.FHIR)
 	manifest := filepath.Join(t.TempDir(), "m.jsonl")
 	out, _, err := run(t, "simulate", "-q", "--fhir-endpoint", "http://"+addr+"/datastore/{datastoreId}/r4/",
 		"--inject-events=false", "--writes", "30", "--update-ratio", "0.3", "--datastore-count", "1", "--seed", "5", "--manifest", manifest)

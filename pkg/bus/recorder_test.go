@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 )
 
@@ -30,20 +30,7 @@ import (
 // except under -short, where they are skipped.
 func recorderURL(t testing.TB) string {
 	t.Helper()
-	port := os.Getenv("CDC_LOCAL_EVENTBRIDGE_PORT")
-	if port == "" {
-		port = "14010"
-	}
-	addr := net.JoinHostPort("127.0.0.1", port)
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("EventBridge recorder not reachable at %s (-short): %v", addr, err)
-		}
-		t.Fatalf("EventBridge recorder is not reachable at %s (start it with `deploy/local/stack.sh up eventbridge`): %v", addr, err)
-	}
-	c.Close()
-	return "http://" + addr
+	return stack.URL(t, stack.EventBridge)
 }
 
 // recorderClient is the real EventBridge client a program builds, pointed at the recorder, with

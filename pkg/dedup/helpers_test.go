@@ -4,13 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
 )
 
@@ -18,20 +17,7 @@ import (
 // fail when it is not there, except under -short, where they are skipped.
 func redisAddr(t testing.TB) string {
 	t.Helper()
-	port := os.Getenv("CDC_LOCAL_REDIS_PORT")
-	if port == "" {
-		port = "16379"
-	}
-	addr := net.JoinHostPort("127.0.0.1", port)
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("local Redis not reachable at %s (-short): %v", addr, err)
-		}
-		t.Fatalf("local Redis is not reachable at %s (start it with `deploy/local/stack.sh up redis`): %v", addr, err)
-	}
-	c.Close()
-	return addr
+	return stack.Addr(t, stack.Redis)
 }
 
 // newRedis returns a client of the local Redis that is closed, and whose keys under prefix are

@@ -11,34 +11,21 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 // localFHIR returns the base URL of the local FHIR server, failing the test when none runs.
 func localFHIR(t *testing.T) string {
 	t.Helper()
-	port := os.Getenv("CDC_LOCAL_FHIR_PORT")
-	if port == "" {
-		port = "18090"
-	}
-	addr := net.JoinHostPort("127.0.0.1", port)
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("local FHIR server not reachable at %s (-short): %v", addr, err)
-		}
-		t.Fatalf("local FHIR server is not reachable at %s (start the local stack with make up): %v", addr, err)
-	}
-	conn.Close()
-	return "http://" + addr
+	return stack.URL(t, stack.FHIR)
 }
 
 func randomDatastore(t *testing.T) string {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,6 +27,7 @@ import (
 	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/ack"
 )
 
@@ -35,28 +35,11 @@ import (
 // dynalite (`deploy/local/stack.sh up kinesis dynamodb`). They fail when those are not
 // reachable, except under -short, where they are skipped.
 
-func stackURL(t *testing.T, name, port string) string {
-	t.Helper()
-	if p := os.Getenv("CDC_LOCAL_" + name + "_PORT"); p != "" {
-		port = p
-	}
-	addr := net.JoinHostPort("127.0.0.1", port)
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("local %s not reachable at %s (-short): %v", name, addr, err)
-		}
-		t.Fatalf("local %s is not reachable at %s (start it with `deploy/local/stack.sh up kinesis dynamodb`): %v", name, addr, err)
-	}
-	c.Close()
-	return "http://" + addr
-}
-
 // stackClients are the clients a program builds from one aws.Config, pointed at the local
 // stack. Their idle connections are closed when the test ends (goleak would see them).
 func stackClients(t *testing.T) (*kinesis.Client, *dynamodb.Client) {
 	t.Helper()
-	kURL, dURL := stackURL(t, "KINESIS", "14567"), stackURL(t, "DYNAMODB", "14568")
+	kURL, dURL := stack.URL(t, stack.Kinesis), stack.URL(t, stack.DynamoDB)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
 	cfg := aws.Config{

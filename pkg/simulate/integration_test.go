@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
@@ -18,26 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
-
-// localAddr is host:port of a local stack server, honouring CDC_LOCAL_<NAME>_PORT.
-func localAddr(t testing.TB, name, port string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skipf("needs the local %s server (-short)", name)
-	}
-	if p := os.Getenv("CDC_LOCAL_" + name + "_PORT"); p != "" {
-		port = p
-	}
-	a := net.JoinHostPort("127.0.0.1", port)
-	c, err := net.DialTimeout("tcp", a, 2*time.Second)
-	if err != nil {
-		t.Fatalf("local %s server is not reachable at %s (start the local stack with `make up`): %v", name, a, err)
-	}
-	c.Close()
-	return a
-}
 
 // httpClient keeps its idle connections only as long as the test (goleak would see them).
 func httpClient(t testing.TB) *http.Client {
@@ -54,7 +35,7 @@ func localStream(t *testing.T, shards int32) (*kinesis.Client, string) {
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
 		HTTPClient:  httpClient(t),
-	}, func(o *kinesis.Options) { o.BaseEndpoint = aws.String("http://" + localAddr(t, "KINESIS", "14567")) })
+	}, func(o *kinesis.Options) { o.BaseEndpoint = aws.String("http://" + stack.Addr(t, stack.Kinesis)) })
 	stream := "simulate-test-" + NewDatastoreID()[:12]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -129,7 +110,7 @@ func fhirGet(t *testing.T, c *http.Client, base, ds, typ, id string) (int, strin
 // TestRunOnLocalStack writes to the local FHIR server and kinesalite, then checks that the
 // manifest is what the server holds and the stream holds exactly the expected records.
 func TestRunOnLocalStack(t *testing.T) {
-	fhirBase := "http://" + localAddr(t, "FHIR", "18090")
+	fhirBase := "http://" + stack.Addr(t, stack.FHIR)
 	kc, stream := localStream(t, 2)
 	client := httpClient(t)
 	writer, err := NewHTTPWriter(HTTPWriterOptions{Endpoint: fhirBase + "/datastore/{datastoreId}/r4/", Client: client})

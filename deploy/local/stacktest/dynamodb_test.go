@@ -8,12 +8,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 func stackDynamoDBClient(t *testing.T) *dynamodb.Client {
 	t.Helper()
 	return dynamodb.NewFromConfig(awsConfig(t), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(baseURL(t, "DYNAMODB"))
+		o.BaseEndpoint = aws.String(stack.URL(t, "DYNAMODB"))
 	})
 }
 

@@ -17,12 +17,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 func stackEventBridgeClient(t *testing.T) *eventbridge.Client {
 	t.Helper()
 	return eventbridge.NewFromConfig(awsConfig(t), func(o *eventbridge.Options) {
-		o.BaseEndpoint = aws.String(baseURL(t, "EVENTBRIDGE"))
+		o.BaseEndpoint = aws.String(stack.URL(t, "EVENTBRIDGE"))
 	})
 }
 
@@ -37,7 +39,7 @@ type recorderStats struct {
 // recorderAdmin calls the recorder's admin API and decodes its JSON answer into out.
 func recorderAdmin(t *testing.T, method, path, body string, out any) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t, 10*time.Second), method, baseURL(t, "EVENTBRIDGE")+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(testContext(t, 10*time.Second), method, stack.URL(t, "EVENTBRIDGE")+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 // These tests drive the local FHIR server (deploy/local/fhir) the way the CDC reader drives
@@ -84,7 +86,7 @@ func (f *fhirStack) in(t *testing.T) *fhirStack {
 
 func newFHIRStack(t *testing.T) *fhirStack {
 	t.Helper()
-	root, err := url.Parse(baseURL(t, "FHIR"))
+	root, err := url.Parse(stack.URL(t, "FHIR"))
 	if err != nil {
 		t.Fatal(err)
 	}

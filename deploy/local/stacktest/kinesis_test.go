@@ -10,12 +10,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 func stackKinesisClient(t *testing.T) *kinesis.Client {
 	t.Helper()
 	return kinesis.NewFromConfig(awsConfig(t), func(o *kinesis.Options) {
-		o.BaseEndpoint = aws.String(baseURL(t, "KINESIS"))
+		o.BaseEndpoint = aws.String(stack.URL(t, "KINESIS"))
 	})
 }
 

@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 // TestRedisSetNX is the dedup primitive: the first SET NX claims a key, the second loses, and
 // the TTL is set.
 func TestRedisSetNX(t *testing.T) {
 	ctx := testContext(t, 10*time.Second)
-	rdb := redis.NewClient(&redis.Options{Addr: addr(t, "REDIS")})
+	rdb := redis.NewClient(&redis.Options{Addr: stack.Addr(t, "REDIS")})
 	t.Cleanup(func() { rdb.Close() })
 
 	b := make([]byte, 8)

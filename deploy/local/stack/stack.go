@@ -1,0 +1,58 @@
+// Package stack tells tests where the local stack's servers listen (deploy/local/stack.sh
+// starts them) and stops a test cleanly when one is missing. It is imported by tests only.
+package stack
+
+import (
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// The servers of the local stack.
+const (
+	Kinesis     = "KINESIS"
+	DynamoDB    = "DYNAMODB"
+	Redis       = "REDIS"
+	FHIR        = "FHIR"
+	EventBridge = "EVENTBRIDGE"
+)
+
+// defaultPorts must stay in step with port_of in deploy/local/stack.sh.
+var defaultPorts = map[string]string{
+	Kinesis:     "14567",
+	DynamoDB:    "14568",
+	Redis:       "16379",
+	FHIR:        "18090",
+	EventBridge: "14010",
+}
+
+// Port is the server's port: CDC_LOCAL_<NAME>_PORT, else the stack's default.
+func Port(name string) string {
+	if p := os.Getenv("CDC_LOCAL_" + name + "_PORT"); p != "" {
+		return p
+	}
+	return defaultPorts[name]
+}
+
+// Addr is host:port of a running local server. When nothing listens there the test fails
+// with a hint to start the stack — or, under -short, is skipped.
+func Addr(t testing.TB, name string) string {
+	t.Helper()
+	a := net.JoinHostPort("127.0.0.1", Port(name))
+	c, err := net.DialTimeout("tcp", a, 2*time.Second)
+	if err != nil {
+		if testing.Short() {
+			t.Skipf("local %s server not reachable at %s (-short): %v", name, a, err)
+		}
+		t.Fatalf("local %s server is not reachable at %s (start the local stack with `make up`): %v", name, a, err)
+	}
+	c.Close()
+	return a
+}
+
+// URL is the http:// base URL of a running local server (see Addr).
+func URL(t testing.TB, name string) string {
+	t.Helper()
+	return "http://" + Addr(t, name)
+}
