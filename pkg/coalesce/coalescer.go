@@ -11,24 +11,41 @@ type Coalescer struct {
 
 // New returns an empty Coalescer; cfg must be valid.
 func New(cfg Config) *Coalescer {
+	if cfg.MaxSpan == 0 {
+		cfg.MaxSpan = DefaultMaxSpan
+	}
 	return &Coalescer{cfg: cfg, open: make(map[Key]*Window)}
 }
 
 // Add puts a hint into the open window of its key, opening one if needed. It returns the
 // window when this hint filled it to MaxEvents: that window is closed and the caller owns it.
-func (c *Coalescer) Add(now time.Time, key Key, h Hint, ack func()) (full *Window) {
+//
+// A hint that would stretch the open window's span of event times beyond MaxSpan closes
+// that window instead (returned like a full one) and opens a new window for the hint.
+func (c *Coalescer) Add(now time.Time, key Key, h Hint, ack func()) (closed *Window) {
 	w, ok := c.open[key]
+	if ok && !w.fits(h.Time, c.cfg.MaxSpan) {
+		delete(c.open, key)
+		w.Closes = now
+		closed, ok = w, false
+	}
 	if !ok {
 		w = newWindow(key, now, c.cfg.Window)
 		c.open[key] = w
 	}
 	w.add(h, ack)
 	if w.Events() >= c.cfg.MaxEvents {
+		if closed != nil {
+			// Both at once only when MaxEvents is 1; hand out the older, close the new one on
+			// the next tick.
+			w.Closes = now
+			return closed
+		}
 		delete(c.open, key)
 		w.Closes = now
 		return w
 	}
-	return nil
+	return closed
 }
 
 // Closed removes and returns the windows whose time is up at now.

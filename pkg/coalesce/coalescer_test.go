@@ -99,3 +99,44 @@ func TestReadyAtNeverBeforeClose(t *testing.T) {
 		t.Fatalf("ReadyAt = %v, want the close time %v for an old hint", w.ReadyAt(cfg), w.Closes)
 	}
 }
+
+// TestCoalescerBoundsSpan: a hint far from the open window's event times (a replayed old
+// event, a skewed clock) starts a new window instead of stretching the search range.
+func TestCoalescerBoundsSpan(t *testing.T) {
+	cfg := Defaults()
+	cfg.MaxSpan = time.Minute
+	c := New(cfg)
+	now := ts("2026-11-20T09:15:03Z")
+	if closed := c.Add(now, obs, Hint{EventID: "a", Time: now, Op: Create}, nil); closed != nil {
+		t.Fatal("first hint closed a window")
+	}
+	if closed := c.Add(now, obs, Hint{EventID: "b", Time: now.Add(-59 * time.Second), Op: Create}, nil); closed != nil {
+		t.Fatal("a hint within the span closed the window")
+	}
+	old := now.Add(-24 * time.Hour)
+	closed := c.Add(now, obs, Hint{EventID: "c", Time: old, Op: Update}, nil)
+	if closed == nil || closed.Events() != 2 || !closed.Closes.Equal(now) {
+		t.Fatalf("want the 2-event window closed, got %+v", closed)
+	}
+	from, to := closed.Range(cfg)
+	if to.Sub(from) > cfg.MaxSpan+time.Second+cfg.Lead+cfg.Lag {
+		t.Fatalf("closed window's range %v..%v is wider than the span allows", from, to)
+	}
+	rest := c.Drain(now)
+	if len(rest) != 1 || rest[0].Events() != 1 || !rest[0].MinEvent.Equal(old) {
+		t.Fatalf("want a new window holding only the old hint, got %d windows", len(rest))
+	}
+}
+
+// TestReadyAtFutureEventTime: an eventTime in the future does not park the window (and the
+// shard's checkpoint) until then.
+func TestReadyAtFutureEventTime(t *testing.T) {
+	cfg := Defaults()
+	c := New(cfg)
+	now := ts("2026-11-20T09:15:03Z")
+	c.Add(now, obs, Hint{EventID: "a", Time: ts("9000-01-01T00:00:00Z"), Op: Create}, nil)
+	w := c.Drain(now.Add(cfg.Window))[0]
+	if got, limit := w.ReadyAt(cfg), w.Closes.Add(time.Second+cfg.Settle); got.After(limit) {
+		t.Fatalf("ReadyAt = %v, want no later than %v", got, limit)
+	}
+}

@@ -23,7 +23,15 @@ type Config struct {
 	Recheck time.Duration
 	// MaxEvents closes a window early, bounding memory and the time records wait for acks.
 	MaxEvents int
+	// MaxSpan bounds the time between a window's earliest and latest hint. A hint that would
+	// stretch it further (a replay mixing old and new events, a record with a skewed clock)
+	// closes the window and opens a new one, so no search range grows towards open-ended.
+	// Zero means DefaultMaxSpan.
+	MaxSpan time.Duration
 }
+
+// DefaultMaxSpan is the MaxSpan used when none is set.
+const DefaultMaxSpan = 5 * time.Minute
 
 // Defaults suit real HealthLake.
 func Defaults() Config {
@@ -34,6 +42,7 @@ func Defaults() Config {
 		Lag:       5 * time.Second,
 		Recheck:   60 * time.Second,
 		MaxEvents: 10000,
+		MaxSpan:   DefaultMaxSpan,
 	}
 }
 
@@ -50,6 +59,9 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", d.name, d.v))
 		}
+	}
+	if c.MaxSpan < 0 {
+		errs = append(errs, fmt.Errorf("max window span must not be negative, got %v", c.MaxSpan))
 	}
 	if c.MaxEvents < 1 {
 		errs = append(errs, fmt.Errorf("max window events must be at least 1, got %d", c.MaxEvents))

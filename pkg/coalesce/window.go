@@ -86,13 +86,33 @@ func (w *Window) Events() int { return len(w.EventIDs) }
 // Range is the window's search range under cfg.
 func (w *Window) Range(cfg Config) (from, to time.Time) { return cfg.Range(w.MinEvent, w.MaxEvent) }
 
-// ReadyAt is when the window's search may run under cfg.
+// ReadyAt is when the window's search may run under cfg: not before it closes, and not
+// later than a hint of that moment would need — an eventTime in the future (a skewed or
+// hostile record) must not park the window, and the shard's checkpoint, for ever.
 func (w *Window) ReadyAt(cfg Config) time.Time {
 	r := cfg.ReadyAt(w.MaxEvent)
+	if latest := cfg.ReadyAt(w.Closes); r.After(latest) {
+		r = latest
+	}
 	if r.Before(w.Closes) {
 		return w.Closes
 	}
 	return r
+}
+
+// fits says whether a hint at t keeps the window's event times within span.
+func (w *Window) fits(t time.Time, span time.Duration) bool {
+	if w.Events() == 0 {
+		return true
+	}
+	lo, hi := w.MinEvent, w.MaxEvent
+	if t.Before(lo) {
+		lo = t
+	}
+	if t.After(hi) {
+		hi = t
+	}
+	return hi.Sub(lo) <= span
 }
 
 // Ack runs every record's ack once; later calls do nothing.
