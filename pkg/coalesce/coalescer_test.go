@@ -1,8 +1,11 @@
 package coalesce
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 var (
@@ -138,5 +141,32 @@ func TestReadyAtFutureEventTime(t *testing.T) {
 	w := c.Drain(now.Add(cfg.Window))[0]
 	if got, limit := w.ReadyAt(cfg), w.Closes.Add(time.Second+cfg.Settle); got.After(limit) {
 		t.Fatalf("ReadyAt = %v, want no later than %v", got, limit)
+	}
+}
+
+func TestWindowLinksDistinctAndBounded(t *testing.T) {
+	cfg := Defaults()
+	cfg.MaxEvents = 1 << 20
+	c := New(cfg)
+	t0 := ts("2026-11-20T09:15:03Z")
+	link := func(n int) trace.SpanContext {
+		return trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{1}, SpanID: trace.SpanID{byte(n), byte(n >> 8), 1}, TraceFlags: trace.FlagsSampled,
+		})
+	}
+	// two hints from one batch, one from another, one without a batch span
+	c.Add(t0, obs, Hint{EventID: "a", Time: t0, Op: Create, Link: link(1)}, nil)
+	c.Add(t0, obs, Hint{EventID: "b", Time: t0, Op: Create, Link: link(1)}, nil)
+	c.Add(t0, obs, Hint{EventID: "c", Time: t0, Op: Create, Link: link(2)}, nil)
+	c.Add(t0, obs, Hint{EventID: "d", Time: t0, Op: Create}, nil)
+	for i := 3; i < MaxLinks+50; i++ {
+		c.Add(t0, obs, Hint{EventID: fmt.Sprint("e", i), Time: t0, Op: Update, Link: link(i)}, nil)
+	}
+	w := c.Drain(t0)[0]
+	if len(w.Links) != MaxLinks {
+		t.Fatalf("links = %d, want the bound %d", len(w.Links), MaxLinks)
+	}
+	if w.Links[0].SpanID() != link(1).SpanID() || w.Links[1].SpanID() != link(2).SpanID() {
+		t.Fatalf("links not distinct in arrival order: %v %v", w.Links[0].SpanID(), w.Links[1].SpanID())
 	}
 }

@@ -1,6 +1,10 @@
 package coalesce
 
-import "time"
+import (
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+)
 
 // Key is what windows are partitioned by.
 type Key struct {
@@ -25,7 +29,14 @@ type Hint struct {
 	Op      Op
 	// Region and Account name the datastore's home, for the events' datastore ARN.
 	Region, Account string
+	// Link is the span context of the batch that delivered the hint (invalid when none); the
+	// window's span links to it.
+	Link trace.SpanContext
 }
+
+// MaxLinks bounds the distinct batch span contexts a window keeps: a window of thousands of
+// hints from a few batches needs a few links, and a pathological one must not grow a span.
+const MaxLinks = 128
 
 // Window is the set of hints for one key that share a search. It owns the acks of the
 // records that fed it: the caller runs them once everything the window found is emitted.
@@ -44,8 +55,12 @@ type Window struct {
 	Acks []func()
 	// Region and Account are the first hint's: a datastore lives in one of each.
 	Region, Account string
+	// Links are the distinct valid batch span contexts of the hints, at most MaxLinks, in
+	// arrival order (duplicate deliveries included: they were read too).
+	Links []trace.SpanContext
 
-	seen map[string]struct{}
+	seen  map[string]struct{}
+	links map[trace.SpanID]struct{}
 }
 
 func newWindow(key Key, now time.Time, window time.Duration) *Window {
@@ -56,6 +71,7 @@ func (w *Window) add(h Hint, ack func()) {
 	if ack != nil {
 		w.Acks = append(w.Acks, ack)
 	}
+	w.addLink(h.Link)
 	if _, dup := w.seen[h.EventID]; dup {
 		return
 	}
@@ -78,6 +94,20 @@ func (w *Window) add(h Hint, ack func()) {
 	case Delete:
 		w.Deletes++
 	}
+}
+
+func (w *Window) addLink(sc trace.SpanContext) {
+	if !sc.IsValid() || len(w.Links) >= MaxLinks {
+		return
+	}
+	if _, dup := w.links[sc.SpanID()]; dup {
+		return
+	}
+	if w.links == nil {
+		w.links = make(map[trace.SpanID]struct{})
+	}
+	w.links[sc.SpanID()] = struct{}{}
+	w.Links = append(w.Links, sc)
 }
 
 // Events is the number of distinct hints.

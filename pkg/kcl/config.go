@@ -11,6 +11,7 @@ import (
 	"time"
 
 	kclconfig "github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // InitialPosition is where a shard without a checkpoint is read from.
@@ -92,8 +93,11 @@ type Config struct {
 
 	// Logger receives the consumer's and the library's logs. Default slog.Default().
 	Logger *slog.Logger
-	// Hooks are optional observability callbacks.
+	// Hooks are optional observability callbacks (BatchSpans makes the tracing one).
 	Hooks Hooks
+	// MeterProvider gets the worker's metrics (the library's, routed through an adapter, and
+	// the leases, reader lag and records in flight). Default: none recorded.
+	MeterProvider metric.MeterProvider
 }
 
 func (c Config) withDefaults() Config {

@@ -27,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("two default worker ids are equal: %s", c.WorkerID)
 	}
 
-	lib := c.library(c.Logger, newMonitor())
+	lib := c.library(c.Logger, testMonitor(t))
 	if lib.TableName != "healthlake-cdc" || lib.InitialPositionInStream != kclconfig.TRIM_HORIZON ||
 		!lib.CallProcessRecordsEvenForEmptyRecordList || !lib.EnableLeaseStealing ||
 		lib.ShardSyncIntervalMillis != 2000 || lib.FailoverTimeMillis != 10000 || lib.LeaseRefreshWaitTime != 2500 ||

@@ -14,6 +14,7 @@ import (
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	kcli "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 )
 
 // checkpointWriteTimeout bounds one checkpoint write to the lease table.
@@ -58,11 +59,19 @@ func New(cfg Config, kc *kinesis.Client, db *dynamodb.Client, h Handler) (*Consu
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kcl config: %w", err)
 	}
+	mp := cfg.MeterProvider
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	mon, err := newMonitor(mp.Meter(instrumentationName))
+	if err != nil {
+		return nil, fmt.Errorf("kcl metrics: %w", err)
+	}
 	c := &Consumer{
 		cfg: cfg,
 		log: cfg.Logger.With("stream", cfg.Stream, "application", cfg.Application, "worker", cfg.WorkerID),
 		h:   h,
-		mon: newMonitor(),
+		mon: mon,
 	}
 	lib := cfg.library(c.log, c.mon)
 	c.leases = &leaseTable{
@@ -83,6 +92,10 @@ func (c *Consumer) Running() bool { return c.running.Load() }
 
 // LeasesHeld is the number of shards this worker reads now.
 func (c *Consumer) LeasesHeld() int { return c.mon.held() }
+
+// InFlight is, per shard this worker reads, the records handed to the Handler and not yet
+// done.
+func (c *Consumer) InFlight() map[string]int { return c.mon.inFlight() }
 
 // Shards lists, sorted, the shards this worker reads now.
 func (c *Consumer) Shards() []string { return c.mon.shards() }
@@ -161,5 +174,6 @@ func (f processorFactory) CreateProcessor() kcli.IRecordProcessor {
 		clock:          realClock,
 		ctx:            c.stopCtx,
 		fail:           c.fail,
+		mon:            c.mon,
 	})
 }

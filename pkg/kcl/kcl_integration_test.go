@@ -606,7 +606,7 @@ func TestLeaseTableConditionalCheckpoint(t *testing.T) {
 	cfg := testConfig(t, "unused", app, "worker-a")
 	cfg.Region = "us-east-1"
 	cfg = cfg.withDefaults()
-	lib := cfg.library(cfg.Logger, newMonitor())
+	lib := cfg.library(cfg.Logger, testMonitor(t))
 	lt := &leaseTable{DynamoCheckpoint: chk.NewDynamoCheckpoint(lib).WithDynamoDB(db), db: db, table: app, timeout: 5 * time.Second}
 	if err := lt.Init(); err != nil { // creates the table
 		t.Fatalf("Init: %v", err)

@@ -38,6 +38,8 @@ type processorConfig struct {
 	ctx context.Context
 	// fail reports a Handler error; the consumer stops.
 	fail func(error)
+	// mon observes the shard's records in flight; nil in tests.
+	mon *monitor
 }
 
 // processor is the library's IRecordProcessor for one shard lease. The library calls
@@ -70,6 +72,7 @@ func (p *processor) Initialize(in *kcli.InitializationInput) {
 		p.written = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
 	}
 	p.lastWrite = p.clock.now()
+	p.mon.track(p.shardID, p.tracker)
 	p.log.Debug("shard processor started", "shard", p.shardID, "checkpoint", p.written)
 }
 
@@ -230,6 +233,7 @@ func (p *processor) checkpointFailed(err error) {
 // the next owner finishes the shard.
 func (p *processor) Shutdown(in *kcli.ShutdownInput) {
 	p.stopped = true
+	defer p.mon.untrack(p.shardID, p.tracker)
 	all := false
 	if in.ShutdownReason == kcli.TERMINATE && !p.dropped {
 		all = p.waitAcked(in.Checkpointer, nil, p.ctx.Done())

@@ -7,6 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 )
 
@@ -30,6 +35,11 @@ type Config struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger gets the pipeline's logs; they never carry a resource body or a search result.
 	Logger *slog.Logger
+	// TracerProvider and MeterProvider get the pipeline's spans and metrics; the defaults
+	// are no-op providers. The window's context carries its span to the FHIR client, the
+	// dedup store and the emitter, so their own instrumentation makes child spans.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // DefaultConfig suits real HealthLake.
@@ -44,6 +54,8 @@ func DefaultConfig() Config {
 		Now:              time.Now,
 		Sleep:            sleep,
 		Logger:           slog.Default(),
+		TracerProvider:   tracenoop.NewTracerProvider(),
+		MeterProvider:    metricnoop.NewMeterProvider(),
 	}
 }
 
@@ -59,8 +71,8 @@ func (c Config) Validate() error {
 	if c.PendingRetry <= 0 {
 		errs = append(errs, fmt.Errorf("pending retry must be positive, got %v", c.PendingRetry))
 	}
-	if c.Now == nil || c.Sleep == nil || c.Logger == nil {
-		errs = append(errs, errors.New("clock, sleep and logger must be set"))
+	if c.Now == nil || c.Sleep == nil || c.Logger == nil || c.TracerProvider == nil || c.MeterProvider == nil {
+		errs = append(errs, errors.New("clock, sleep, logger, tracer and meter providers must be set"))
 	}
 	return errors.Join(errs...)
 }

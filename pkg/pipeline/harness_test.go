@@ -31,6 +31,7 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
 )
 
 // localAddr is host:port of a local stack server, honouring CDC_LOCAL_<NAME>_PORT.
@@ -79,6 +80,9 @@ type harness struct {
 type harnessOptions struct {
 	config func(*pipeline.Config)
 	redis  string // host:port; default the local stack's
+	// tel, if set, instruments the FHIR client (otelhttp), Redis (redisotel) and the
+	// EventBridge client (otelaws) as the consumer does.
+	tel *telemetry.Providers
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -94,24 +98,37 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		redisAddr = localAddr(t, "REDIS", "16379")
 	}
 
-	fc, err := fhir.New(fhir.Config{
+	fcfg := fhir.Config{
 		Endpoint:    h.fhirBase + "/datastore/{datastoreId}/r4/",
 		BaseBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
-	})
+	}
+	if o.tel != nil {
+		fcfg.HTTPClient = &http.Client{Timeout: time.Minute, Transport: telemetry.HTTPTransport(nil, *o.tel)}
+	}
+	fc, err := fhir.New(fcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.searches = &searchLog{next: fc}
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
+	if o.tel != nil {
+		if err := telemetry.Redis(rdb, *o.tel); err != nil {
+			t.Fatal(err)
+		}
+	}
 	store, err := dedup.NewStore(rdb, dedup.Options{Prefix: "test:" + randomHex(6) + ":", ClaimTTL: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eb := eventbridge.New(eventbridge.Options{
+	ebOpts := eventbridge.Options{
 		BaseEndpoint: aws.String(h.recorder), Region: "us-east-1", Retryer: aws.NopRetryer{},
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-	})
+	}
+	if o.tel != nil {
+		telemetry.AWS(&ebOpts.APIOptions, *o.tel)
+	}
+	eb := eventbridge.New(ebOpts)
 	emitter, err := bus.New(eb, bus.Options{BaseBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -294,11 +311,17 @@ func resource(rt, id string, n int) map[string]any {
 // feed hands records to the pipeline as one shard would, in order, each acked into h.acked.
 func (h *harness) feed(records ...[]byte) {
 	h.t.Helper()
+	h.feedCtx(context.Background(), records...)
+}
+
+// feedCtx is feed with the context a KCL batch hook returned (its span in it).
+func (h *harness) feedCtx(ctx context.Context, records ...[]byte) {
+	h.t.Helper()
 	for _, data := range records {
 		seq := h.seq.Add(1)
 		h.fed.Add(1)
 		var once sync.Once
-		err := h.pipe.Handle(context.Background(), pipeline.Record{
+		err := h.pipe.Handle(ctx, pipeline.Record{
 			ShardID: "shardId-000000000000", SequenceNumber: fmt.Sprintf("%056d", seq), Data: data,
 		}, func() { once.Do(func() { h.acked.Add(1) }) })
 		if err != nil {
@@ -336,6 +359,7 @@ type emitted struct {
 		Reason         string          `json:"reason"`
 		ShardID        string          `json:"shardId"`
 		SequenceNumber string          `json:"sequenceNumber"`
+		TraceParent    string          `json:"traceparent"`
 	}
 }
 

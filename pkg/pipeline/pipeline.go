@@ -8,6 +8,7 @@ import (
 	"time"
 
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
@@ -57,6 +58,7 @@ var errStopped = errors.New("pipeline stopped")
 type hintMsg struct {
 	change cloudtrail.Change
 	done   func()
+	link   trace.SpanContext // the delivering batch's span, if any
 }
 
 type rejectMsg struct {
@@ -71,6 +73,9 @@ type Pipeline struct {
 	cfg   Config
 	parts Parts
 	stats Stats
+
+	tracer trace.Tracer
+	met    instruments
 
 	hints   chan hintMsg
 	rejects chan rejectMsg
@@ -90,14 +95,21 @@ func New(cfg Config, parts Parts) (*Pipeline, error) {
 	if parts.NewClaims == nil && !cfg.NoDedup {
 		return nil, errors.New("pipeline: a dedup store is required unless dedup is turned off")
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		cfg:     cfg,
 		parts:   parts,
+		tracer:  cfg.TracerProvider.Tracer(instrumentationName),
 		hints:   make(chan hintMsg, 1024),
 		rejects: make(chan rejectMsg, 256),
 		stopped: make(chan struct{}),
 		fhirSem: make(chan struct{}, cfg.FHIRConcurrency),
-	}, nil
+	}
+	met, err := newInstruments(cfg.MeterProvider.Meter(instrumentationName), &p.stats)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline metrics: %w", err)
+	}
+	p.met = met
+	return p, nil
 }
 
 // Stats are the live counters.
@@ -106,15 +118,17 @@ func (p *Pipeline) Stats() *Stats { return &p.stats }
 // Handle takes one Kinesis record. done runs once the record is fully processed: at once for
 // skipped records, after the report for rejected ones, after the window for accepted ones.
 // It blocks while the pipeline is busy (backpressure) and fails once the pipeline stopped.
+// The span in ctx (the KCL batch's) is kept with the record: its window's span links to it.
 func (p *Pipeline) Handle(ctx context.Context, r Record, done func()) error {
 	d := p.parts.Validator.Decide(r.Data)
+	p.met.countRecord(ctx, d)
 	switch d.Outcome {
 	case cloudtrail.Act:
 		p.stats.RecordsAct.Add(1)
-		return send(ctx, p.stopped, p.hints, hintMsg{change: d.Change, done: done})
+		return send(ctx, p.stopped, p.hints, hintMsg{change: d.Change, done: done, link: trace.SpanContextFromContext(ctx)})
 	case cloudtrail.Reject:
 		p.stats.RecordsRejected.Add(1)
-		p.cfg.Logger.Warn("record rejected", "reason", string(d.Reason), "detail", d.Detail,
+		p.cfg.Logger.WarnContext(ctx, "record rejected", "reason", string(d.Reason), "detail", d.Detail,
 			"shard", r.ShardID, "sequenceNumber", r.SequenceNumber)
 		return send(ctx, p.stopped, p.rejects, rejectMsg{decision: d, shard: r.ShardID, seq: r.SequenceNumber, done: done})
 	default:
@@ -171,7 +185,7 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 		case m := <-p.hints:
 			ch := m.change
 			key := coalesce.Key{DatastoreID: ch.DatastoreID, ResourceType: ch.ResourceType}
-			h := coalesce.Hint{EventID: ch.EventID, Time: ch.EventTime, Op: op(ch.Operation), Region: ch.Region, Account: ch.Account}
+			h := coalesce.Hint{EventID: ch.EventID, Time: ch.EventTime, Op: op(ch.Operation), Region: ch.Region, Account: ch.Account, Link: m.link}
 			if full := c.Add(p.cfg.Now(), key, h, m.done); full != nil {
 				start(full)
 			}

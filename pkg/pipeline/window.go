@@ -8,6 +8,9 @@ import (
 	"time"
 
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
@@ -32,17 +35,31 @@ func (a attempt) short(w *coalesce.Window) bool {
 // runWindow searches a window's range until everything in it is emitted or known to be,
 // re-checks once if it came up short, then acks the window's records. Only ctx ends it
 // early, and then nothing is acked.
+//
+// One span covers the whole window — settle wait, attempts, re-check — so its duration is
+// the window's latency; retries and the re-check are events on it. Every FHIR, Redis and
+// EventBridge call of the window is its child.
 func (p *Pipeline) runWindow(ctx context.Context, w *coalesce.Window) {
 	p.stats.Windows.Add(1)
+	from, to := w.Range(p.cfg.Windows)
+	ctx, span := p.windowSpan(ctx, w, from, to)
+	defer span.End()
+	p.met.windowEvents.Record(ctx, int64(w.Events()))
 	if p.cfg.Sleep(ctx, w.ReadyAt(p.cfg.Windows).Sub(p.cfg.Now())) != nil {
+		span.SetStatus(codes.Error, "stopped before the search")
 		return
 	}
 	log := p.cfg.Logger.With("datastoreId", w.Key.DatastoreID, "resourceType", w.Key.ResourceType)
 	backoff := p.cfg.MinBackoff
 	rechecked := false
+	attempts := 0
+	var a attempt
 	for {
-		a, err := p.attempt(ctx, w)
+		var err error
+		attempts++
+		a, err = p.attempt(ctx, w)
 		if ctx.Err() != nil {
+			span.SetStatus(codes.Error, "stopped before the window was emitted")
 			return
 		}
 		if err != nil || a.pending > 0 {
@@ -51,10 +68,14 @@ func (p *Pipeline) runWindow(ctx context.Context, w *coalesce.Window) {
 				// Full jitter keeps workers that failed together from retrying together.
 				wait = time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
 				backoff = min(backoff*2, p.cfg.MaxBackoff)
-				log.Warn("window failed, will retry", "error", err, "retryIn", wait)
+				span.RecordError(err)
+				log.WarnContext(ctx, "window failed, will retry", "error", err, "retryIn", wait)
+			} else {
+				span.AddEvent("pending claims", trace.WithAttributes(attribute.Int("hlcdc.pending", a.pending)))
 			}
 			p.stats.WindowRetries.Add(1)
 			if p.cfg.Sleep(ctx, wait) != nil {
+				span.SetStatus(codes.Error, "stopped before the window was emitted")
 				return
 			}
 			continue
@@ -63,13 +84,18 @@ func (p *Pipeline) runWindow(ctx context.Context, w *coalesce.Window) {
 		if !rechecked && a.short(w) && p.cfg.Windows.Recheck > 0 {
 			rechecked = true
 			p.stats.Rechecks.Add(1)
+			span.AddEvent("recheck", trace.WithAttributes(attribute.Int("hlcdc.found", a.found)))
 			if p.cfg.Sleep(ctx, p.cfg.Windows.Recheck) != nil {
+				span.SetStatus(codes.Error, "stopped before the re-check")
 				return
 			}
 			continue
 		}
 		break
 	}
+	span.SetAttributes(attribute.Int("hlcdc.window.attempts", attempts), attribute.Int("hlcdc.window.found", a.found+a.deletesFound))
+	log.DebugContext(ctx, "window done", "events", w.Events(), "found", a.found, "deletesFound", a.deletesFound,
+		"attempts", attempts, "rechecked", rechecked, "from", from, "to", to)
 	w.Ack()
 }
 
@@ -88,6 +114,7 @@ func (p *Pipeline) attempt(ctx context.Context, w *coalesce.Window) (attempt, er
 	}
 	from, to := w.Range(p.cfg.Windows)
 	trigger := event.Trigger{EventIDs: w.EventIDs, From: from, To: to}
+	tp := traceParent(trace.SpanContextFromContext(ctx))
 	var a attempt
 	if w.Creates+w.Updates > 0 {
 		seen := make(map[string]struct{})
@@ -104,9 +131,10 @@ func (p *Pipeline) attempt(ctx context.Context, w *coalesce.Window) (attempt, er
 					ID: r.ID, VersionID: r.VersionID, LastUpdated: r.LastUpdated,
 					Action:   event.ActionFor(r.VersionID, w.Creates > 0, w.Updates > 0),
 					Resource: r.Raw, Trigger: trigger, Region: w.Region, Account: w.Account,
+					TraceParent: tp,
 				})
 			}
-			return p.emit(ctx, claims, changes, &a)
+			return p.emit(ctx, claims, w, changes, &a)
 		})
 		if err != nil {
 			return a, fmt.Errorf("search: %w", err)
@@ -115,7 +143,7 @@ func (p *Pipeline) attempt(ctx context.Context, w *coalesce.Window) (attempt, er
 		p.stats.SearchPagesMin.Add(int64(max(1, (len(seen)+99)/100)))
 	}
 	if w.Deletes > 0 {
-		if err := p.deletes(ctx, claims, w, from, to, trigger, &a); err != nil {
+		if err := p.deletes(ctx, claims, w, from, to, trigger, tp, &a); err != nil {
 			return a, err
 		}
 	}
@@ -124,7 +152,7 @@ func (p *Pipeline) attempt(ctx context.Context, w *coalesce.Window) (attempt, er
 
 // deletes resolves DeleteResource hints through the type's history: a search cannot see a
 // deleted resource. Where the server has no history, the deletes are counted as unresolved.
-func (p *Pipeline) deletes(ctx context.Context, claims Claims, w *coalesce.Window, from, to time.Time, trigger event.Trigger, a *attempt) error {
+func (p *Pipeline) deletes(ctx context.Context, claims Claims, w *coalesce.Window, from, to time.Time, trigger event.Trigger, tp string, a *attempt) error {
 	err := p.parts.FHIR.History(ctx, w.Key.DatastoreID, w.Key.ResourceType, from, func(hp fhir.HistoryPage) error {
 		var changes []event.Change
 		for _, e := range hp.Entries {
@@ -136,13 +164,14 @@ func (p *Pipeline) deletes(ctx context.Context, claims Claims, w *coalesce.Windo
 				DatastoreID: w.Key.DatastoreID, ResourceType: w.Key.ResourceType,
 				ID: e.ID, VersionID: e.VersionID, LastUpdated: e.LastUpdated,
 				Action: event.Delete, Trigger: trigger, Region: w.Region, Account: w.Account,
+				TraceParent: tp,
 			})
 		}
-		return p.emit(ctx, claims, changes, a)
+		return p.emit(ctx, claims, w, changes, a)
 	})
 	if err != nil && fhir.IsPermanent(err) {
 		p.stats.DeletesUnresolved.Add(int64(w.Deletes))
-		p.cfg.Logger.Warn("deletes unresolved: history unavailable", "datastoreId", w.Key.DatastoreID,
+		p.cfg.Logger.WarnContext(ctx, "deletes unresolved: history unavailable", "datastoreId", w.Key.DatastoreID,
 			"resourceType", w.Key.ResourceType, "deletes", w.Deletes, "error", err)
 		a.deletesFound = w.Deletes // nothing more to find: do not re-check
 		return nil
@@ -155,7 +184,7 @@ func (p *Pipeline) deletes(ctx context.Context, claims Claims, w *coalesce.Windo
 
 // emit claims a page of changes, sends the ones this attempt won and settles the claims:
 // done for what EventBridge accepted, released for what it did not.
-func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Change, a *attempt) error {
+func (p *Pipeline) emit(ctx context.Context, claims Claims, w *coalesce.Window, changes []event.Change, a *attempt) error {
 	if len(changes) == 0 {
 		return nil
 	}
@@ -198,7 +227,7 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 		if err != nil {
 			// Cannot happen for a resource the FHIR client parsed; reported, never looped on.
 			p.stats.EmitFailed.Add(1)
-			p.cfg.Logger.Error("cannot build event", "resourceType", changes[i].ResourceType, "error", err)
+			p.cfg.Logger.ErrorContext(ctx, "cannot build event", "resourceType", changes[i].ResourceType, "error", err)
 			release = append(release, ids[i])
 			continue
 		}
@@ -216,19 +245,25 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 		release = append(release, sent[i])
 		if bus.IsPermanent(err) {
 			p.stats.EmitFailed.Add(1)
-			p.cfg.Logger.Error("event rejected by EventBridge; not retried", "resourceType", sent[i].ResourceType, "error", err)
+			p.cfg.Logger.ErrorContext(ctx, "event rejected by EventBridge; not retried", "resourceType", sent[i].ResourceType, "error", err)
 		} else {
 			retry = errors.Join(retry, err)
 		}
 	}
 	p.stats.Emitted.Add(int64(len(accepted)))
+	if len(accepted) > 0 {
+		lag := p.cfg.Now().Sub(w.MinEvent).Seconds()
+		for range accepted {
+			p.met.lag.Record(ctx, lag, noRecordAttrs)
+		}
+	}
 	if claims == nil {
 		return retry
 	}
 	if len(release) > 0 {
 		// A claim left behind expires after the claim TTL, so a failed release only delays.
 		if err := claims.Release(ctx, release); err != nil {
-			p.cfg.Logger.Warn("dedup release failed; claims will expire", "error", err)
+			p.cfg.Logger.WarnContext(ctx, "dedup release failed; claims will expire", "error", err)
 		}
 	}
 	if len(accepted) > 0 {

@@ -1,0 +1,145 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+)
+
+// instrumentationName names the pipeline's tracer and meter.
+const instrumentationName = "github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+
+// instruments are the metrics the pipeline records itself; the plain counters are observed
+// from Stats instead, so each number is kept once.
+type instruments struct {
+	records      metric.Int64Counter
+	windowEvents metric.Int64Histogram
+	lag          metric.Float64Histogram
+}
+
+var (
+	actAttrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "act")))
+	noAttrs  = metric.WithAttributeSet(attribute.NewSet())
+	// noRecordAttrs is the empty set for synchronous instruments.
+	noRecordAttrs = metric.WithAttributeSet(attribute.NewSet())
+)
+
+func newInstruments(m metric.Meter, s *Stats) (instruments, error) {
+	var in instruments
+	var err error
+	if in.records, err = m.Int64Counter("hlcdc.records",
+		metric.WithDescription("Kinesis records by outcome (act, skip, reject) and, for skip and reject, reason.")); err != nil {
+		return in, err
+	}
+	if in.windowEvents, err = m.Int64Histogram("hlcdc.window.events",
+		metric.WithDescription("Distinct CloudTrail events (hints) per window."),
+		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)); err != nil {
+		return in, err
+	}
+	if in.lag, err = m.Float64Histogram("hlcdc.lag", metric.WithUnit("s"),
+		metric.WithDescription("Per emitted event: emit time minus the earliest CloudTrail eventTime of its window (an upper bound of the event's own lag)."),
+		metric.WithExplicitBucketBoundaries(0.5, 1, 2, 5, 10, 15, 20, 30, 60, 90, 120, 300, 600, 1800)); err != nil {
+		return in, err
+	}
+
+	type obs struct {
+		name, desc string
+		attrs      metric.ObserveOption
+		v          func(Snapshot) int64
+	}
+	dedup := func(r string) metric.ObserveOption {
+		return metric.WithAttributeSet(attribute.NewSet(attribute.String("result", r)))
+	}
+	list := []obs{
+		{"hlcdc.windows", "Windows searched.", noAttrs, func(s Snapshot) int64 { return s.Windows }},
+		{"hlcdc.window.retries", "Window attempts repeated after a failure or a pending claim.", noAttrs, func(s Snapshot) int64 { return s.WindowRetries }},
+		{"hlcdc.rechecks", "Windows searched again because they came up short.", noAttrs, func(s Snapshot) int64 { return s.Rechecks }},
+		{"hlcdc.searches", "FHIR searches run by windows, re-checks included.", noAttrs, func(s Snapshot) int64 { return s.Searches }},
+		{"hlcdc.search.pages.min", "The fewest pages those searches could take (100 resources a page).", noAttrs, func(s Snapshot) int64 { return s.SearchPagesMin }},
+		{"hlcdc.resources.read", "Resources read from FHIR search and history pages.", noAttrs, func(s Snapshot) int64 { return s.ResourcesRead }},
+		{"hlcdc.dedup", "Dedup claims by result (new, duplicate, pending).", dedup("new"), func(s Snapshot) int64 { return s.DedupNew }},
+		{"hlcdc.dedup", "", dedup("duplicate"), func(s Snapshot) int64 { return s.DedupDuplicate }},
+		{"hlcdc.dedup", "", dedup("pending"), func(s Snapshot) int64 { return s.DedupPending }},
+		{"hlcdc.events.emitted", "Change events EventBridge accepted.", noAttrs, func(s Snapshot) int64 { return s.Emitted }},
+		{"hlcdc.events.failed", "Events EventBridge refused for good (reported, not retried).", noAttrs, func(s Snapshot) int64 { return s.EmitFailed }},
+		{"hlcdc.rejects.reported", "Rejected records reported on the bus.", noAttrs, func(s Snapshot) int64 { return s.RejectsReported }},
+		{"hlcdc.deletes.unresolved", "Delete hints that history could not resolve.", noAttrs, func(s Snapshot) int64 { return s.DeletesUnresolved }},
+	}
+	counters := make(map[string]metric.Int64ObservableCounter)
+	var all []metric.Observable
+	for _, o := range list {
+		if _, ok := counters[o.name]; ok {
+			continue
+		}
+		c, err := m.Int64ObservableCounter(o.name, metric.WithDescription(o.desc))
+		if err != nil {
+			return in, err
+		}
+		counters[o.name] = c
+		all = append(all, c)
+	}
+	// The callback lives as long as the meter provider: Stats outlive Run.
+	_, err = m.RegisterCallback(func(_ context.Context, ob metric.Observer) error {
+		snap := s.Snapshot()
+		for _, o := range list {
+			ob.ObserveInt64(counters[o.name], o.v(snap), o.attrs)
+		}
+		return nil
+	}, all...)
+	return in, err
+}
+
+// countRecord adds a record to hlcdc.records.
+func (in instruments) countRecord(ctx context.Context, d cloudtrail.Decision) {
+	if d.Outcome == cloudtrail.Act {
+		in.records.Add(ctx, 1, actAttrs)
+		return
+	}
+	outcome := "skip"
+	if d.Outcome == cloudtrail.Reject {
+		outcome = "reject"
+	}
+	in.records.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("reason", string(d.Reason))))
+}
+
+// windowSpan starts the span that covers a window from its settle wait to its ack: a new
+// root (the window has as many parents as batches fed it) with links to those batches.
+func (p *Pipeline) windowSpan(ctx context.Context, w *coalesce.Window, from, to time.Time) (context.Context, trace.Span) {
+	opts := []trace.SpanStartOption{
+		trace.WithNewRoot(),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(
+			attribute.String("hlcdc.datastore_id", w.Key.DatastoreID),
+			attribute.String("fhir.resource_type", w.Key.ResourceType),
+			attribute.Int("hlcdc.window.events", w.Events()),
+			attribute.Int("hlcdc.window.creates", w.Creates),
+			attribute.Int("hlcdc.window.updates", w.Updates),
+			attribute.Int("hlcdc.window.deletes", w.Deletes),
+			attribute.String("hlcdc.window.from", from.Format(time.RFC3339Nano)),
+			attribute.String("hlcdc.window.to", to.Format(time.RFC3339Nano)),
+		),
+	}
+	if len(w.Links) > 0 {
+		links := make([]trace.Link, len(w.Links))
+		for i, sc := range w.Links {
+			links[i] = trace.Link{SpanContext: sc}
+		}
+		opts = append(opts, trace.WithLinks(links...))
+	}
+	return p.tracer.Start(ctx, "window "+w.Key.ResourceType, opts...)
+}
+
+// traceParent is the W3C traceparent of sc, or "" when sc is not valid (tracing is off).
+func traceParent(sc trace.SpanContext) string {
+	if !sc.IsValid() {
+		return ""
+	}
+	return fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+}
