@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v3"
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
@@ -27,6 +27,7 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/kcl"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
 )
 
 // run wires the parts from the flags and runs until ctx ends (SIGTERM): then the KCL worker
@@ -35,6 +36,25 @@ import (
 func run(ctx context.Context, cmd *cli.Command) error {
 	log := newLogger(cmd.String("log-level"))
 	slog.SetDefault(log)
+	workerID := cmd.String("worker-id")
+	stream := cmd.String("stream")
+
+	tel, err := telemetry.Setup(ctx, telemetry.Config{WorkerID: workerID, Stream: stream})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After everything else stopped: the last spans and metrics go out.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry shutdown", "error", err)
+		}
+	}()
+	// For instrumentations that only read globals; ours get the providers passed in.
+	otel.SetTracerProvider(tel.TracerProvider)
+	otel.SetTextMapPropagator(tel.Propagator)
+	prov := tel.Providers()
 
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -48,8 +68,11 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return fmt.Errorf("--datastores: %w", err)
 	}
-	metrics := newMetrics()
-	fhirClient, err := newFHIR(cmd, awsCfg, metrics)
+	metrics, err := newClientMetrics(tel.MeterProvider.Meter("github.com/healthlake-cdc/healthlake-cdc/consumer"))
+	if err != nil {
+		return err
+	}
+	fhirClient, err := newFHIR(cmd, awsCfg, metrics, tel)
 	if err != nil {
 		return err
 	}
@@ -58,6 +81,11 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	defer rdb.Close()
+	if tel.Tracing {
+		if err := telemetry.Redis(rdb, prov); err != nil {
+			return err
+		}
+	}
 	store, err := dedup.NewStore(rdb, dedup.Options{
 		Prefix: cmd.String("dedup-prefix"), ClaimTTL: cmd.Duration("claim-ttl"), DoneTTL: cmd.Duration("dedup-ttl"),
 	})
@@ -65,8 +93,15 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	// The emitter retries exactly the failed entries itself; SDK retries on top would
-	// multiply the attempts.
-	eb := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) { o.Retryer = aws.NopRetryer{} })
+	// multiply the attempts. Only EventBridge calls are traced: the KCL library's Kinesis
+	// and DynamoDB calls (polls, lease renewals) carry no context of ours and would each be
+	// a root span, several a second per shard.
+	eb := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
+		o.Retryer = aws.NopRetryer{}
+		if tel.Tracing {
+			telemetry.AWS(&o.APIOptions, prov)
+		}
+	})
 	emitter, err := bus.New(eb, bus.Options{OnCall: metrics.onPutEvents})
 	if err != nil {
 		return err
@@ -90,7 +125,8 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	pcfg.FHIRConcurrency = int(cmd.Int("fhir-concurrency"))
 	pcfg.NoDedup = cmd.Bool("no-dedup")
 	pcfg.Logger = log
-	workerID := cmd.String("worker-id")
+	pcfg.TracerProvider = tel.TracerProvider
+	pcfg.MeterProvider = tel.MeterProvider
 	pipe, err := pipeline.New(pcfg, pipeline.Parts{
 		Validator: validator,
 		FHIR:      fhirClient,
@@ -101,11 +137,14 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	metrics.stats = pipe.Stats()
 
 	grace := cmd.Duration("shutdown-grace")
+	var hooks kcl.Hooks
+	if tel.Tracing {
+		hooks.OnBatch = kcl.BatchSpans(tel.TracerProvider, stream)
+	}
 	worker, err := kcl.New(kcl.Config{
-		Stream:              cmd.String("stream"),
+		Stream:              stream,
 		Application:         cmd.String("application"),
 		WorkerID:            workerID,
 		Region:              awsCfg.Region,
@@ -116,6 +155,8 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		// The library's Shutdown has no timeout of its own; give it the grace and a margin.
 		ShutdownTimeout: grace + 10*time.Second,
 		Logger:          log,
+		Hooks:           hooks,
+		MeterProvider:   tel.MeterProvider,
 	}, kinesis.NewFromConfig(awsCfg), dynamodb.NewFromConfig(awsCfg), kcl.HandlerFunc(func(ctx context.Context, r kcl.Record, done func()) error {
 		return pipe.Handle(ctx, pipeline.Record{ShardID: r.ShardID, SequenceNumber: r.SequenceNumber, Data: r.Data}, done)
 	}))
@@ -123,7 +164,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 
-	log.Info("consumer starting", "stream", cmd.String("stream"), "application", cmd.String("application"),
+	log.Info("consumer starting", "stream", stream, "tracing", tel.Tracing, "application", cmd.String("application"),
 		"workerId", workerID, "bus", cmd.String("bus"), "region", awsCfg.Region)
 
 	// The pipeline outlives the worker so that windows can finish during the worker's drain.
@@ -133,7 +174,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	g.Go(func() error { return pipe.Run(pipeCtx) })
 	var srv *http.Server
 	if addr := cmd.String("http-addr"); addr != "" {
-		srv = newHTTPServer(addr, health{worker: worker, redis: rdb}, metrics)
+		srv = newHTTPServer(addr, health{worker: worker, redis: rdb}, tel.Metrics)
 		g.Go(func() error {
 			if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http server: %w", err)
@@ -156,15 +197,12 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	return nil
 }
 
-func newFHIR(cmd *cli.Command, awsCfg aws.Config, m *metrics) (*fhir.Client, error) {
+func newFHIR(cmd *cli.Command, awsCfg aws.Config, m *clientMetrics, tel *telemetry.Telemetry) (*fhir.Client, error) {
 	endpoint := cmd.String("fhir-endpoint")
 	if endpoint == "" {
 		endpoint = "https://healthlake." + awsCfg.Region + ".amazonaws.com/datastore/{datastoreId}/r4/"
 	}
-	hc := &http.Client{Timeout: time.Minute}
-	if cmd.String("fhir-auth") == "sigv4" {
-		hc.Transport = fhir.SigV4Transport(http.DefaultTransport, awsCfg.Credentials, awsCfg.Region, time.Now)
-	}
+	hc := &http.Client{Timeout: time.Minute, Transport: fhirTransport(cmd.String("fhir-auth"), awsCfg, tel)}
 	c, err := fhir.New(fhir.Config{Endpoint: endpoint, HTTPClient: hc, OnRequest: m.onFHIRRequest})
 	if err != nil {
 		return nil, fmt.Errorf("--fhir-endpoint: %w", err)
@@ -172,10 +210,25 @@ func newFHIR(cmd *cli.Command, awsCfg aws.Config, m *metrics) (*fhir.Client, err
 	return c, nil
 }
 
+// fhirTransport signs with SigV4 (unless auth is "none") inside otelhttp (when tracing), so
+// the traceparent header otelhttp adds is part of what is signed.
+func fhirTransport(auth string, awsCfg aws.Config, tel *telemetry.Telemetry) http.RoundTripper {
+	rt := http.DefaultTransport
+	if auth == "sigv4" {
+		rt = fhir.SigV4Transport(rt, awsCfg.Credentials, awsCfg.Region, time.Now)
+	}
+	if tel.Tracing {
+		rt = telemetry.HTTPTransport(rt, tel.Providers())
+	}
+	return rt
+}
+
+// newLogger writes JSON to stderr; lines logged with a span in their context get trace_id
+// and span_id.
 func newLogger(level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated by the flag
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})))
 }
 
 // nonEmpty drops blank items, so CDC_DATASTORES="" means "any datastore".
@@ -187,10 +240,4 @@ func nonEmpty(in []string) []string {
 		}
 	}
 	return out
-}
-
-// health answers /healthz and /readyz.
-type health struct {
-	worker interface{ Running() bool }
-	redis  redis.UniversalClient
 }
