@@ -14,6 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
@@ -21,7 +25,9 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kcl"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
 )
 
 // pagedSearcher answers every search with the same pages, built once: the benchmark measures
@@ -54,18 +60,53 @@ func (s *pagedSearcher) History(context.Context, string, string, time.Time, func
 // and coalesced, its window's search answered in memory (100 resources of about 600 bytes a
 // window), every resource claimed and marked done on the real Redis and emitted to the
 // recorder through the real EventBridge client. Reported: events/s and allocations per event.
+//
+// tracing=off is the consumer without OTEL_TRACES_EXPORTER: the no-op tracer provider and
+// uninstrumented clients. tracing=on is the consumer with an exporter: an SDK provider
+// sampling every trace into a batch processor (exporting to nowhere), a batch span per 100
+// records, the window span, and redisotel and otelaws spans. Both record the OTel metrics
+// into the SDK meter provider the consumer serves /metrics from.
 func BenchmarkPipeline(b *testing.B) {
+	b.Run("tracing=off", func(b *testing.B) { benchPipeline(b, false) })
+	b.Run("tracing=on", func(b *testing.B) { benchPipeline(b, true) })
+}
+
+func benchPipeline(b *testing.B, tracing bool) {
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{Getenv: func(string) string { return "" }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	var prov *telemetry.Providers
+	var tp trace.TracerProvider = tel.TracerProvider
+	if tracing {
+		sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		defer sdk.Shutdown(context.Background())
+		tp = sdk
+		prov = &telemetry.Providers{TracerProvider: sdk, Propagator: propagation.TraceContext{}}
+	}
+
 	recorder := "http://" + localAddr(b, "EVENTBRIDGE", "14010")
 	rdb := redis.NewClient(&redis.Options{Addr: localAddr(b, "REDIS", "16379")})
 	defer rdb.Close()
+	if prov != nil {
+		if err := telemetry.Redis(rdb, *prov); err != nil {
+			b.Fatal(err)
+		}
+	}
 	store, err := dedup.NewStore(rdb, dedup.Options{Prefix: "bench:" + randomHex(6) + ":", DoneTTL: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
-	eb := eventbridge.New(eventbridge.Options{
+	ebOpts := eventbridge.Options{
 		BaseEndpoint: aws.String(recorder), Region: "us-east-1", Retryer: aws.NopRetryer{},
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-	})
+	}
+	if prov != nil {
+		telemetry.AWS(&ebOpts.APIOptions, *prov)
+	}
+	eb := eventbridge.New(ebOpts)
 	emitter, err := bus.New(eb, bus.Options{MaxInFlight: 8})
 	if err != nil {
 		b.Fatal(err)
@@ -90,6 +131,7 @@ func BenchmarkPipeline(b *testing.B) {
 	cfg := pipeline.DefaultConfig()
 	cfg.Windows = coalesce.Config{Window: time.Second, MaxEvents: perWindow}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.TracerProvider, cfg.MeterProvider = tp, tel.MeterProvider
 	validator, _ := cloudtrail.NewValidator(nil)
 	p, err := pipeline.New(cfg, pipeline.Parts{
 		Validator: validator, FHIR: searcher, Emitter: emitter, Events: builder,
@@ -120,11 +162,18 @@ func BenchmarkPipeline(b *testing.B) {
 	// Whole windows only: a window closes when it holds perWindow hints, so a partial last
 	// window would wait for its timer and count as idle time.
 	n := (b.N + perWindow - 1) / perWindow * perWindow
+	batch := kcl.BatchSpans(tp, "bench")
+	bctx, end := ctx, func() {}
 	for i := range n {
-		if err := p.Handle(ctx, pipeline.Record{ShardID: "s", SequenceNumber: fmt.Sprint(i), Data: records[i%perWindow]}, ack); err != nil {
+		if tracing && i%perWindow == 0 {
+			end()
+			bctx, end = batch(ctx, kcl.Batch{ShardID: "s", Records: perWindow})
+		}
+		if err := p.Handle(bctx, pipeline.Record{ShardID: "s", SequenceNumber: fmt.Sprint(i), Data: records[i%perWindow]}, ack); err != nil {
 			b.Fatal(err)
 		}
 	}
+	end()
 	for acked.Load() < int64(n) {
 		time.Sleep(time.Millisecond)
 	}
