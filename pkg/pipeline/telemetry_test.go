@@ -219,18 +219,18 @@ func TestMetricsScrape(t *testing.T) {
 	m := scrapeMetrics(t, srv.URL)
 	s := h.pipe.Stats().Snapshot()
 	want := map[string]float64{
-		`hlcdc_records_total{outcome="act"}`:                          6,
+		`hlcdc_records_total{outcome="act"}`:                         6,
 		`hlcdc_records_total{outcome="reject",reason="undecodable"}`: 1,
-		`hlcdc_windows_total`:                                         2,
-		`hlcdc_events_emitted_total`:                                  3,
-		`hlcdc_dedup_total{result="new"}`:                             3,
-		`hlcdc_dedup_total{result="duplicate"}`:                       3,
-		`hlcdc_rejects_reported_total`:                                1,
-		`hlcdc_window_events_count`:                                   2,
-		`hlcdc_window_events_sum`:                                     6,
-		`hlcdc_lag_seconds_count`:                                     3,
-		`hlcdc_searches_total`:                                        float64(s.Searches),
-		`hlcdc_resources_read_total`:                                  float64(s.ResourcesRead),
+		`hlcdc_windows_total`:                                        2,
+		`hlcdc_events_emitted_total`:                                 3,
+		`hlcdc_dedup_total{result="new"}`:                            3,
+		`hlcdc_dedup_total{result="duplicate"}`:                      3,
+		`hlcdc_rejects_reported_total`:                               1,
+		`hlcdc_window_events_count`:                                  2,
+		`hlcdc_window_events_sum`:                                    6,
+		`hlcdc_lag_seconds_count`:                                    3,
+		`hlcdc_searches_total`:                                       float64(s.Searches),
+		`hlcdc_resources_read_total`:                                 float64(s.ResourcesRead),
 	}
 	for k, v := range want {
 		if got, ok := m[k]; !ok || got != v {
