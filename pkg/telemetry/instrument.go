@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/aws/smithy-go/middleware"
 	"github.com/redis/go-redis/extra/redisotel/v9"
@@ -40,12 +42,24 @@ func HTTPTransport(next http.RoundTripper, p Providers) http.RoundTripper {
 }
 
 // Redis adds a CLIENT span per command and per pipeline to rdb. Statements are left out:
-// dedup keys name resources.
+// dedup keys name resources. Connection chatter (dials, HELLO, CLIENT SETINFO, AUTH) and the
+// readiness PING are left out too: they run outside any window and would be root spans.
 func Redis(rdb redis.UniversalClient, p Providers) error {
 	return redisotel.InstrumentTracing(rdb,
 		redisotel.WithTracerProvider(p.TracerProvider),
 		redisotel.WithDBStatement(false),
+		redisotel.WithDialFilter(true),
+		redisotel.WithCommandFilter(isChatter),
+		redisotel.WithCommandsFilter(func(cmds []redis.Cmder) bool { return slices.ContainsFunc(cmds, isChatter) }),
 	)
+}
+
+func isChatter(cmd redis.Cmder) bool {
+	switch strings.ToLower(cmd.Name()) {
+	case "ping", "hello", "client", "auth":
+		return true
+	}
+	return false
 }
 
 // AWS appends the otelaws middlewares to an aws.Config's (or a client's Options')

@@ -10,10 +10,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 // TestSetupWithoutExporter: OTEL_TRACES_EXPORTER unset or "none" gives the no-op tracer
@@ -96,5 +101,31 @@ func TestLogHandler(t *testing.T) {
 	}
 	if _, ok := b["trace_id"]; ok {
 		t.Errorf("without span: %v", b)
+	}
+}
+
+// TestRedisSkipsChatter: connection set-up and PING make no spans; a command in a window does.
+func TestRedisSkipsChatter(t *testing.T) {
+	addr := stack.Addr(t, stack.Redis)
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer tp.Shutdown(context.Background())
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	if err := Redis(rdb, Providers{TracerProvider: tp, Propagator: propagation.TraceContext{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, span := tp.Tracer("t").Start(context.Background(), "window")
+	rdb.Get(ctx, "telemetry-test:absent")
+	span.End()
+	var names []string
+	for _, s := range exp.GetSpans() {
+		names = append(names, s.Name)
+	}
+	if len(names) != 2 || names[0] != "get" || names[1] != "window" {
+		t.Errorf("spans %v, want [get window]", names)
 	}
 }
