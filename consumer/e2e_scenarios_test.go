@@ -279,3 +279,23 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestE2EHTTPAddrTaken: a taken --http-addr fails the start with a clear error instead of
+// running without health checks and metrics.
+func TestE2EHTTPAddrTaken(t *testing.T) {
+	e := newE2E(t, 1)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p := e.startConsumer("taken", "CDC_HTTP_ADDR="+l.Addr().String())
+	select {
+	case err := <-p.done:
+		if err == nil || !strings.Contains(p.out.String(), "--http-addr") {
+			t.Fatalf("exit %v, output %q; want a failure naming --http-addr", err, tail(p.out.String(), 3))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("consumer kept running with its HTTP address taken")
+	}
+}

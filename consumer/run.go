@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -167,16 +168,24 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	log.Info("consumer starting", "stream", stream, "tracing", tel.Tracing, "application", cmd.String("application"),
 		"workerId", workerID, "bus", cmd.String("bus"), "region", awsCfg.Region)
 
+	// Listen before anything starts, so a taken port fails the start instead of going unseen.
+	var srv *http.Server
+	var ln net.Listener
+	if addr := cmd.String("http-addr"); addr != "" {
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+		srv = newHTTPServer(addr, health{worker: worker, redis: rdb}, tel.Metrics)
+	}
+
 	// The pipeline outlives the worker so that windows can finish during the worker's drain.
 	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPipe()
 	var g errgroup.Group
 	g.Go(func() error { return pipe.Run(pipeCtx) })
-	var srv *http.Server
-	if addr := cmd.String("http-addr"); addr != "" {
-		srv = newHTTPServer(addr, health{worker: worker, redis: rdb}, tel.Metrics)
+	if srv != nil {
 		g.Go(func() error {
-			if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http server: %w", err)
 			}
 			return nil
