@@ -5,7 +5,6 @@ package main
 // resources, put the matching CloudTrail records into Kinesis, and check what reached the bus.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -14,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,29 +30,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
-
-func localPort(name, def string) string {
-	if p := os.Getenv("CDC_LOCAL_" + name + "_PORT"); p != "" {
-		return p
-	}
-	return def
-}
-
-func localURL(t testing.TB, name, def string) string {
-	t.Helper()
-	a := net.JoinHostPort("127.0.0.1", localPort(name, def))
-	c, err := net.DialTimeout("tcp", a, 2*time.Second)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("local %s server not reachable at %s (-short): %v", name, a, err)
-		}
-		t.Fatalf("local %s server is not reachable at %s (start the local stack with `make up`): %v", name, a, err)
-	}
-	c.Close()
-	return "http://" + a
-}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -120,11 +98,11 @@ func newE2E(t *testing.T, shards int32) *e2e {
 		stream:      "e2e-" + randomHex(4),
 		application: "e2e-app-" + randomHex(4),
 		source:      "test.e2e." + randomHex(4),
-		fhir:        localURL(t, "FHIR", "18090"),
-		recorder:    localURL(t, "EVENTBRIDGE", "14010"),
+		fhir:        stack.URL(t, stack.FHIR),
+		recorder:    stack.URL(t, stack.EventBridge),
 	}
-	kinesisURL, ddbURL := localURL(t, "KINESIS", "14567"), localURL(t, "DYNAMODB", "14568")
-	redisURL := "redis://" + strings.TrimPrefix(localURL(t, "REDIS", "16379"), "http://") + "/0"
+	kinesisURL, ddbURL := stack.URL(t, stack.Kinesis), stack.URL(t, stack.DynamoDB)
+	redisURL := "redis://" + stack.Addr(t, stack.Redis) + "/0"
 	creds := credentials.NewStaticCredentialsProvider("local", "local", "")
 	e.kc = kinesis.New(kinesis.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(kinesisURL)})
 	e.ddb = dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(ddbURL)})
@@ -316,33 +294,13 @@ type recorded struct {
 
 func (e *e2e) events() (changes []recorded, rejected []recorded) {
 	e.t.Helper()
-	res, err := http.Get(e.recorder + "/_recorder/stats")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var st struct {
-		Out string `json:"out"`
-	}
-	json.NewDecoder(res.Body).Decode(&st)
-	res.Body.Close()
-	f, err := os.Open(st.Out)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 4<<20)
-	for sc.Scan() {
-		if !bytes.Contains(sc.Bytes(), []byte(e.source)) {
-			continue
-		}
+	for _, raw := range stack.RecorderLines(e.t, e.source) {
 		var line struct {
-			Source     string   `json:"source"`
 			DetailType string   `json:"detailType"`
 			Detail     recorded `json:"detail"`
 		}
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Source != e.source {
-			continue
+		if err := json.Unmarshal(raw, &line); err != nil {
+			e.t.Fatalf("recorder line: %v", err)
 		}
 		if line.DetailType == "HealthLake CDC Record Rejected" {
 			rejected = append(rejected, line.Detail)

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
@@ -87,8 +88,8 @@ func benchPipeline(b *testing.B, tracing bool) {
 		prov = &telemetry.Providers{TracerProvider: sdk, Propagator: propagation.TraceContext{}}
 	}
 
-	recorder := "http://" + localAddr(b, "EVENTBRIDGE", "14010")
-	rdb := redis.NewClient(&redis.Options{Addr: localAddr(b, "REDIS", "16379")})
+	recorder := stack.URL(b, stack.EventBridge)
+	rdb := redis.NewClient(&redis.Options{Addr: stack.Addr(b, stack.Redis)})
 	defer rdb.Close()
 	if prov != nil {
 		if err := telemetry.Redis(rdb, *prov); err != nil {

@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -24,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
@@ -33,24 +32,6 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
 )
-
-// localAddr is host:port of a local stack server, honouring CDC_LOCAL_<NAME>_PORT.
-func localAddr(t testing.TB, name, port string) string {
-	t.Helper()
-	if p := os.Getenv("CDC_LOCAL_" + name + "_PORT"); p != "" {
-		port = p
-	}
-	a := net.JoinHostPort("127.0.0.1", port)
-	c, err := net.DialTimeout("tcp", a, 2*time.Second)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("local %s server not reachable at %s (-short): %v", name, a, err)
-		}
-		t.Fatalf("local %s server is not reachable at %s (start the local stack with `make up`): %v", name, a, err)
-	}
-	c.Close()
-	return a
-}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -89,13 +70,13 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
 	h := &harness{
 		t:        t,
-		fhirBase: "http://" + localAddr(t, "FHIR", "18090"),
-		recorder: "http://" + localAddr(t, "EVENTBRIDGE", "14010"),
+		fhirBase: stack.URL(t, stack.FHIR),
+		recorder: stack.URL(t, stack.EventBridge),
 		source:   "test.pipeline." + randomHex(6),
 	}
 	redisAddr := o.redis
 	if redisAddr == "" {
-		redisAddr = localAddr(t, "REDIS", "16379")
+		redisAddr = stack.Addr(t, stack.Redis)
 	}
 
 	fcfg := fhir.Config{
@@ -366,35 +347,12 @@ type emitted struct {
 // events reads what the recorder wrote for this harness's Source.
 func (h *harness) events() []emitted {
 	h.t.Helper()
-	res, err := http.Get(h.recorder + "/_recorder/stats")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var st struct {
-		Out string `json:"out"`
-	}
-	json.NewDecoder(res.Body).Decode(&st)
-	res.Body.Close()
-	f, err := os.Open(st.Out)
-	if err != nil {
-		h.t.Fatalf("recorder output: %v", err)
-	}
-	defer f.Close()
 	var out []emitted
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 4<<20)
-	for sc.Scan() {
-		var line struct {
-			Source string `json:"source"`
-			emitted
+	for _, raw := range stack.RecorderLines(h.t, h.source) {
+		var e emitted
+		if err := json.Unmarshal(raw, &e); err != nil {
+			h.t.Fatalf("recorder line: %v", err)
 		}
-		if !bytes.Contains(sc.Bytes(), []byte(h.source)) {
-			continue
-		}
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil || line.Source != h.source {
-			continue
-		}
-		e := line.emitted
 		if err := json.Unmarshal(e.Detail, &e.d); err != nil {
 			h.t.Fatalf("event detail: %v", err)
 		}

@@ -3,7 +3,11 @@
 package stack
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -55,4 +59,45 @@ func Addr(t testing.TB, name string) string {
 func URL(t testing.TB, name string) string {
 	t.Helper()
 	return "http://" + Addr(t, name)
+}
+
+// RecorderLines returns the lines the running EventBridge recorder wrote for entries whose
+// Source is source, as raw JSON, in the order it received them. Tests give each run its own
+// Source, so they see only their own events.
+func RecorderLines(t testing.TB, source string) [][]byte {
+	t.Helper()
+	res, err := http.Get(URL(t, EventBridge) + "/_recorder/stats")
+	if err != nil {
+		t.Fatalf("recorder stats: %v", err)
+	}
+	defer res.Body.Close()
+	var st struct {
+		Out string `json:"out"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil || st.Out == "" {
+		t.Fatalf("recorder stats: no output file (%v)", err)
+	}
+	f, err := os.Open(st.Out)
+	if err != nil {
+		t.Fatalf("recorder output: %v", err)
+	}
+	defer f.Close()
+	var out [][]byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	for sc.Scan() {
+		if !bytes.Contains(sc.Bytes(), []byte(source)) {
+			continue // cheap pre-filter; the Source is checked exactly below
+		}
+		var line struct {
+			Source string `json:"source"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Source == source {
+			out = append(out, append([]byte(nil), sc.Bytes()...))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("recorder output: %v", err)
+	}
+	return out
 }
