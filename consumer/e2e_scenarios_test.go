@@ -17,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 // TestE2ELoad: 3 datastores × 4 resource types, 2,000 writes — creates and repeated
@@ -29,7 +31,7 @@ func TestE2ELoad(t *testing.T) {
 	httpAddr := freeAddr(t)
 	p := e.startConsumer("load-1", "CDC_HTTP_ADDR="+httpAddr)
 
-	dss := []string{randomHex(16), randomHex(16), randomHex(16)}
+	dss := []string{stack.RandomHex(16), stack.RandomHex(16), stack.RandomHex(16)}
 	types := []string{"Patient", "Observation", "Encounter", "Condition"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	ids := map[string][]string{} // ds/type → ids
@@ -129,7 +131,7 @@ func TestE2ELoad(t *testing.T) {
 func TestE2ESigkillResume(t *testing.T) {
 	e := newE2E(t, 2)
 	a := e.startConsumer("kill-a", "CDC_LEASE_FAILOVER=3s")
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	var recs [][]byte
 	for range 150 {
 		recs = append(recs, e.write(ds, "Observation", "", 0))
@@ -155,7 +157,7 @@ func TestE2ETwoWorkersSplitAndSIGTERM(t *testing.T) {
 	env := []string{"CDC_LEASE_FAILOVER=4s"}
 	a := e.startConsumer("pair-a", env...)
 	e.startConsumer("pair-b", env...)
-	dss := []string{randomHex(16), randomHex(16)}
+	dss := []string{stack.RandomHex(16), stack.RandomHex(16)}
 
 	owners := map[string]bool{}
 	noteOwners := func() {

@@ -7,8 +7,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,12 +31,6 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // e2e is one test's world: its own stream, lease table, bus Source, dedup prefix and
 // datastores on the shared local servers.
@@ -95,9 +87,9 @@ func newE2E(t *testing.T, shards int32) *e2e {
 	e := &e2e{
 		t:           t,
 		bin:         consumerBinary(t),
-		stream:      "e2e-" + randomHex(4),
-		application: "e2e-app-" + randomHex(4),
-		source:      "test.e2e." + randomHex(4),
+		stream:      "e2e-" + stack.RandomHex(4),
+		application: "e2e-app-" + stack.RandomHex(4),
+		source:      "test.e2e." + stack.RandomHex(4),
 		fhir:        stack.URL(t, stack.FHIR),
 		recorder:    stack.URL(t, stack.EventBridge),
 	}
@@ -112,7 +104,7 @@ func newE2E(t *testing.T, shards int32) *e2e {
 		"AWS_ENDPOINT_URL_EVENTBRIDGE="+e.recorder,
 		"CDC_STREAM="+e.stream, "CDC_APPLICATION="+e.application, "CDC_BUS=e2e-bus", "CDC_SOURCE="+e.source,
 		"CDC_FHIR_ENDPOINT="+e.fhir+"/datastore/{datastoreId}/r4/", "CDC_FHIR_AUTH=none",
-		"CDC_REDIS_URL="+redisURL, "CDC_DEDUP_PREFIX=e2e:"+randomHex(4)+":",
+		"CDC_REDIS_URL="+redisURL, "CDC_DEDUP_PREFIX=e2e:"+stack.RandomHex(4)+":",
 		"CDC_WINDOW=500ms", "CDC_SETTLE=0s", "CDC_LEAD=2s", "CDC_LAG=2s", "CDC_RECHECK=2s",
 		"CDC_CLAIM_TTL=10s", "CDC_SHUTDOWN_GRACE=20s", "CDC_HTTP_ADDR=", "CDC_LOG_LEVEL=warn",
 	)
@@ -240,9 +232,9 @@ func (e *e2e) write(ds, rt, id string, n int) []byte {
 		op = cloudtrail.Create
 	}
 	rec, err := cloudtrail.Encode(cloudtrail.Change{
-		EventID: "ct-" + randomHex(10), DatastoreID: ds, ResourceType: rt, Operation: op,
+		EventID: "ct-" + stack.RandomHex(10), DatastoreID: ds, ResourceType: rt, Operation: op,
 		EventTime: start, Region: "us-east-1", Account: "123456789012",
-	}, "eb-"+randomHex(10), "req-"+randomHex(6))
+	}, "eb-"+stack.RandomHex(10), "req-"+stack.RandomHex(6))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -260,7 +252,7 @@ func (e *e2e) put(records ...[]byte) {
 		for attempt := 0; len(batch) > 0; attempt++ {
 			in := &kinesis.PutRecordsInput{StreamName: aws.String(e.stream)}
 			for _, r := range batch {
-				in.Records = append(in.Records, ktypes.PutRecordsRequestEntry{Data: r, PartitionKey: aws.String(randomHex(8))})
+				in.Records = append(in.Records, ktypes.PutRecordsRequestEntry{Data: r, PartitionKey: aws.String(stack.RandomHex(8))})
 			}
 			out, err := e.kc.PutRecords(context.Background(), in)
 			if err != nil {

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -85,12 +83,6 @@ func admin(t testing.TB, method, url string, body []byte, out any) {
 	}
 }
 
-func randomHex() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // TestEmitThroughRecorder sends 25 entries through the real SDK client to the recorder while it
 // fails 30% of entries and throttles 20% of calls: every entry ends up accepted exactly once.
 func TestEmitThroughRecorder(t *testing.T) {
@@ -112,7 +104,7 @@ func TestEmitThroughRecorder(t *testing.T) {
 		offset = fi.Size()
 	}
 
-	run := randomHex()
+	run := stack.RandomHex(8)
 	const n = 25
 	arn := "arn:aws:healthlake:us-east-1:123456789012:datastore/fhir/0123456789abcdef0123456789abcdef"
 	when := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)

@@ -96,7 +96,7 @@ func benchPipeline(b *testing.B, tracing bool) {
 			b.Fatal(err)
 		}
 	}
-	store, err := dedup.NewStore(rdb, dedup.Options{Prefix: "bench:" + randomHex(6) + ":", DoneTTL: time.Minute})
+	store, err := dedup.NewStore(rdb, dedup.Options{Prefix: "bench:" + stack.RandomHex(6) + ":", DoneTTL: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,12 +112,12 @@ func benchPipeline(b *testing.B, tracing bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	builder, err := event.NewBuilder(event.Options{Source: "bench.pipeline." + randomHex(4)})
+	builder, err := event.NewBuilder(event.Options{Source: "bench.pipeline." + stack.RandomHex(4)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	const perWindow = 100
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	body := []byte(`{"resourceType":"Observation","id":"ID","meta":{"versionId":"1","lastUpdated":"2026-11-20T09:15:03.123Z"},"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/p-1"},"effectiveDateTime":"2026-11-20T09:15:00Z","valueQuantity":{"value":72,"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"},"note":[{"text":"synthetic benchmark data, no real person"}]}`)
 	searcher := &pagedSearcher{}
 	page := fhir.Page{Number: 1}

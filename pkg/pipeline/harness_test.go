@@ -3,8 +3,6 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,12 +30,6 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
 )
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // harness is one pipeline on the real local servers: the FHIR server, Redis and the
 // EventBridge recorder. Each harness has its own datastores, dedup prefix and event Source,
@@ -72,7 +64,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t:        t,
 		fhirBase: stack.URL(t, stack.FHIR),
 		recorder: stack.URL(t, stack.EventBridge),
-		source:   "test.pipeline." + randomHex(6),
+		source:   "test.pipeline." + stack.RandomHex(6),
 	}
 	redisAddr := o.redis
 	if redisAddr == "" {
@@ -98,7 +90,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 			t.Fatal(err)
 		}
 	}
-	store, err := dedup.NewStore(rdb, dedup.Options{Prefix: "test:" + randomHex(6) + ":", ClaimTTL: 5 * time.Second})
+	store, err := dedup.NewStore(rdb, dedup.Options{Prefix: "test:" + stack.RandomHex(6) + ":", ClaimTTL: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,9 +254,9 @@ func (h *harness) noteWrite(w write) (write, []byte) {
 	// CloudTrail's eventTime is when the call started, in whole seconds: at or before the
 	// resource's lastUpdated.
 	rec, err := cloudtrail.Encode(cloudtrail.Change{
-		EventID: "ct-" + randomHex(12), DatastoreID: w.DS, ResourceType: w.Type, Operation: w.Op,
+		EventID: "ct-" + stack.RandomHex(12), DatastoreID: w.DS, ResourceType: w.Type, Operation: w.Op,
 		EventTime: w.LastUpdated.Truncate(time.Second), Region: "us-east-1", Account: "123456789012",
-	}, "eb-"+randomHex(12), "req-"+randomHex(8))
+	}, "eb-"+stack.RandomHex(12), "req-"+stack.RandomHex(8))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
@@ -17,7 +18,7 @@ import (
 // fewer searches than hints.
 func TestBurstsAndRepeatedUpdates(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	dss := []string{randomHex(16), randomHex(16)}
+	dss := []string{stack.RandomHex(16), stack.RandomHex(16)}
 	types := []string{"Observation", "Patient"}
 	var records [][]byte
 	var ids []write
@@ -61,7 +62,7 @@ func TestBurstsAndRepeatedUpdates(t *testing.T) {
 // copies after the first pass finished — no change is emitted twice.
 func TestDuplicateAndOutOfOrderDelivery(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	var records [][]byte
 	for range 30 {
 		w, rec := h.create(ds, "Observation")
@@ -88,7 +89,7 @@ func TestDuplicateAndOutOfOrderDelivery(t *testing.T) {
 // still flow, and nothing from a rejected record reaches a URL.
 func TestHostileRecordsAreRejectedAndReported(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	want := map[string]string{
 		"reject-bad-datastore.json":        string(cloudtrail.BadDatastoreID),
 		"reject-bad-resourcetype.json":     string(cloudtrail.BadResourceType),
@@ -154,7 +155,7 @@ func TestVisibilityDelayRecheck(t *testing.T) {
 		c.Windows.Settle = 0
 		c.Windows.Recheck = 4 * time.Second
 	}})
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	h.fhirConfig(ds, `{"visibilityDelayMs":3000}`)
 	var records [][]byte
 	for range 25 {
@@ -173,7 +174,7 @@ func TestVisibilityDelayRecheck(t *testing.T) {
 // 429 for a while — nothing missing, nothing twice.
 func TestFailingBusAndThrottledFHIR(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	var records [][]byte
 	for range 60 {
 		_, rec := h.create(ds, "Observation")
@@ -190,7 +191,7 @@ func TestFailingBusAndThrottledFHIR(t *testing.T) {
 // event, found in the type's history.
 func TestDeletesResolvedThroughHistory(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	var records [][]byte
 	var ws []write
 	for range 5 {
@@ -222,7 +223,7 @@ func TestDeletesResolvedThroughHistory(t *testing.T) {
 func TestRedisOutage(t *testing.T) {
 	r := startRedis(t)
 	h := newHarness(t, harnessOptions{redis: r.addr})
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	var first, second [][]byte
 	for range 20 {
 		_, rec := h.create(ds, "Observation")

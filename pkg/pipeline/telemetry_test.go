@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/kcl"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
@@ -40,7 +41,7 @@ func tracedRun(t *testing.T, logger *slog.Logger) (spans tracetest.SpanStubs, ba
 			c.Logger = logger
 		}
 	}})
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	_, r1 := h.create(ds, "Observation")
 	_, r2 := h.create(ds, "Observation")
 
@@ -203,7 +204,7 @@ func TestMetricsScrape(t *testing.T) {
 	srv := httptest.NewServer(tel.Metrics)
 	t.Cleanup(srv.Close)
 
-	ds := randomHex(16)
+	ds := stack.RandomHex(16)
 	var recs [][]byte
 	for range 3 {
 		_, rec := h.create(ds, "Patient")

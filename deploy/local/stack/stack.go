@@ -5,6 +5,8 @@ package stack
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -100,4 +102,12 @@ func RecorderLines(t testing.TB, source string) [][]byte {
 		t.Fatalf("recorder output: %v", err)
 	}
 	return out
+}
+
+// RandomHex is n random bytes in hex: names of streams, sources, prefixes and datastore ids
+// (RandomHex(16) is a valid datastore id) that no other test run uses.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
