@@ -611,7 +611,10 @@ func TestLeaseTableConditionalCheckpoint(t *testing.T) {
 	if err := lt.Init(); err != nil { // creates the table
 		t.Fatalf("Init: %v", err)
 	}
-	if err := dynamodb.NewTableExistsWaiter(db).Wait(ctxFor(t, 10*time.Second), &dynamodb.DescribeTableInput{TableName: aws.String(app)}, 10*time.Second); err != nil {
+	// The waiter's default first delay (20s) is longer than the wait allowed: a table still
+	// CREATING at the first look would fail at once.
+	waiter := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, time.Second })
+	if err := waiter.Wait(ctxFor(t, 10*time.Second), &dynamodb.DescribeTableInput{TableName: aws.String(app)}, 10*time.Second); err != nil {
 		t.Fatalf("table %s: %v", app, err)
 	}
 	shard := &par.ShardStatus{ID: "shardId-000000000000", Mux: &sync.RWMutex{}}
