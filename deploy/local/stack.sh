@@ -116,6 +116,9 @@ start() {
       ;;
     eventbridge)
       ensure_recorder
+      # A new recorder starts a new file: tests scan it whole, and a long-lived one grows
+      # without bound (the demo copies each run's events out).
+      : >"$state/eventbridge/events.jsonl"
       CDC_LOCAL_EVENTBRIDGE_PORT=$port setsid nohup "$state/bin/eventbridge-recorder" \
         --out "$state/eventbridge/events.jsonl" >"$logfile" 2>&1 </dev/null &
       echo $! >"$pidfile"
