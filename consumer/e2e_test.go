@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
 
 // e2e is one test's world: its own stream, lease table, bus Source, dedup prefix and
@@ -198,34 +198,27 @@ func tail(s string, n int) string {
 // deliver for it.
 func (e *e2e) write(ds, rt, id string, n int) []byte {
 	e.t.Helper()
-	body := map[string]any{"resourceType": rt, "status": "final", "code": map[string]any{"text": fmt.Sprint("n", n)}}
-	method, path := http.MethodPost, "/datastore/"+ds+"/r4/"+rt
+	r := map[string]any{"resourceType": rt, "status": "final", "code": map[string]any{"text": fmt.Sprint("n", n)}}
 	if id != "" {
-		body["id"] = id
-		method, path = http.MethodPut, path+"/"+id
+		r["id"] = id
 	}
-	b, _ := json.Marshal(body)
-	start := time.Now().UTC()
-	req, _ := http.NewRequest(method, e.fhir+path, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/fhir+json")
-	res, err := http.DefaultClient.Do(req)
+	body, _ := json.Marshal(r)
+	w, err := simulate.NewHTTPWriter(simulate.HTTPWriterOptions{Endpoint: e.fhir + "/datastore/{datastoreId}/r4/"})
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		e.t.Fatal(err)
 	}
-	defer res.Body.Close()
-	if res.StatusCode >= 300 {
-		e.t.Fatalf("%s %s: %d", method, path, res.StatusCode)
+	start := time.Now().UTC()
+	var v simulate.Version
+	if id == "" {
+		v, err = w.Create(context.Background(), ds, rt, body)
+	} else {
+		v, err = w.Update(context.Background(), ds, rt, id, body)
 	}
-	var r struct {
-		ID   string `json:"id"`
-		Meta struct {
-			VersionID   string    `json:"versionId"`
-			LastUpdated time.Time `json:"lastUpdated"`
-		} `json:"meta"`
+	if err != nil {
+		e.t.Fatalf("FHIR write %s: %v", rt, err)
 	}
-	json.NewDecoder(res.Body).Decode(&r)
 	e.mu.Lock()
-	e.writes = append(e.writes, e2eWrite{DS: ds, Type: rt, ID: r.ID, Version: r.Meta.VersionID, LastUpdated: r.Meta.LastUpdated})
+	e.writes = append(e.writes, e2eWrite{DS: ds, Type: rt, ID: v.ID, Version: v.VersionID, LastUpdated: v.LastUpdated})
 	e.mu.Unlock()
 	op := cloudtrail.Update
 	if id == "" {

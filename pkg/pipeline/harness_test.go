@@ -28,6 +28,7 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
 )
 
@@ -195,56 +196,48 @@ type write struct {
 	Op                    cloudtrail.Operation
 }
 
-// fhirDo sends one request to the local FHIR server and decodes the resource it returns.
-func (h *harness) fhirDo(method, path string, body any) (id, version string, lastUpdated time.Time) {
+// fhirWrite runs one write through the producer's FHIR writer (the same HTTP client code
+// `producer simulate` uses) against the local server.
+func (h *harness) fhirWrite(do func(ctx context.Context, w *simulate.HTTPWriter) (simulate.Version, error)) simulate.Version {
 	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, h.fhirBase+path, rd)
-	req.Header.Set("Content-Type", "application/fhir+json")
-	res, err := http.DefaultClient.Do(req)
+	w, err := simulate.NewHTTPWriter(simulate.HTTPWriterOptions{Endpoint: h.fhirBase + "/datastore/{datastoreId}/r4/"})
 	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
+		h.t.Fatal(err)
 	}
-	defer res.Body.Close()
-	if res.StatusCode >= 300 {
-		h.t.Fatalf("%s %s: status %d", method, path, res.StatusCode)
+	v, err := do(context.Background(), w)
+	if err != nil {
+		h.t.Fatalf("FHIR write: %v", err)
 	}
-	if method == http.MethodDelete {
-		return "", "", time.Now().UTC()
-	}
-	var r struct {
-		ID   string `json:"id"`
-		Meta struct {
-			VersionID   string    `json:"versionId"`
-			LastUpdated time.Time `json:"lastUpdated"`
-		} `json:"meta"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
-		h.t.Fatalf("%s %s: decode: %v", method, path, err)
-	}
-	return r.ID, r.Meta.VersionID, r.Meta.LastUpdated
+	return v
+}
+
+func body(rt, id string, n int) []byte {
+	b, _ := json.Marshal(resource(rt, id, n))
+	return b
 }
 
 // create makes a resource and returns the write with its CloudTrail record.
 func (h *harness) create(ds, rt string) (write, []byte) {
-	id, v, lu := h.fhirDo(http.MethodPost, "/datastore/"+ds+"/r4/"+rt, resource(rt, "", 0))
-	return h.noteWrite(write{DS: ds, Type: rt, ID: id, Version: v, LastUpdated: lu, Op: cloudtrail.Create})
+	v := h.fhirWrite(func(ctx context.Context, w *simulate.HTTPWriter) (simulate.Version, error) {
+		return w.Create(ctx, ds, rt, body(rt, "", 0))
+	})
+	return h.noteWrite(write{DS: ds, Type: rt, ID: v.ID, Version: v.VersionID, LastUpdated: v.LastUpdated, Op: cloudtrail.Create})
 }
 
 // update writes a new version of an existing resource.
 func (h *harness) update(ds, rt, id string, n int) (write, []byte) {
-	_, v, lu := h.fhirDo(http.MethodPut, "/datastore/"+ds+"/r4/"+rt+"/"+id, resource(rt, id, n))
-	return h.noteWrite(write{DS: ds, Type: rt, ID: id, Version: v, LastUpdated: lu, Op: cloudtrail.Update})
+	v := h.fhirWrite(func(ctx context.Context, w *simulate.HTTPWriter) (simulate.Version, error) {
+		return w.Update(ctx, ds, rt, id, body(rt, id, n))
+	})
+	return h.noteWrite(write{DS: ds, Type: rt, ID: id, Version: v.VersionID, LastUpdated: v.LastUpdated, Op: cloudtrail.Update})
 }
 
 // remove deletes a resource.
 func (h *harness) remove(ds, rt, id string) (write, []byte) {
-	_, _, at := h.fhirDo(http.MethodDelete, "/datastore/"+ds+"/r4/"+rt+"/"+id, nil)
-	return h.noteWrite(write{DS: ds, Type: rt, ID: id, LastUpdated: at, Op: cloudtrail.Delete})
+	v := h.fhirWrite(func(ctx context.Context, w *simulate.HTTPWriter) (simulate.Version, error) {
+		return w.Delete(ctx, ds, rt, id)
+	})
+	return h.noteWrite(write{DS: ds, Type: rt, ID: id, LastUpdated: v.LastUpdated, Op: cloudtrail.Delete})
 }
 
 func (h *harness) noteWrite(w write) (write, []byte) {
