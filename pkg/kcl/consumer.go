@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	kcli "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -19,6 +18,9 @@ import (
 
 // checkpointWriteTimeout bounds one checkpoint write to the lease table.
 const checkpointWriteTimeout = 10 * time.Second
+
+// tableCreateTimeout bounds the wait for a new lease table to become ACTIVE at start.
+const tableCreateTimeout = 2 * time.Minute
 
 // Consumer runs a KCL worker that feeds the stream's records to a Handler.
 type Consumer struct {
@@ -45,9 +47,10 @@ func (e errHandler) Error() string { return e.err.Error() }
 func (e errHandler) Unwrap() error { return e.err }
 
 // New returns a Consumer of cfg.Stream. The clients are the caller's, built from one
-// aws.Config (so AWS_ENDPOINT_URL_KINESIS / AWS_ENDPOINT_URL_DYNAMODB apply); the lease
-// table cfg.Application is created if it does not exist (with provisioned capacity 10/10 —
-// create it beforehand in production).
+// aws.Config (so AWS_ENDPOINT_URL_KINESIS / AWS_ENDPOINT_URL_DYNAMODB apply). The lease
+// table cfg.Application is created at Run if it does not exist (on-demand capacity; several
+// workers may start at once), but a deployment should create it beforehand
+// (deploy/aws creates it with point-in-time recovery).
 func New(cfg Config, kc *kinesis.Client, db *dynamodb.Client, h Handler) (*Consumer, error) {
 	if kc == nil || db == nil || h == nil {
 		return nil, errors.New("kcl: Kinesis client, DynamoDB client and handler are required")
@@ -74,12 +77,7 @@ func New(cfg Config, kc *kinesis.Client, db *dynamodb.Client, h Handler) (*Consu
 		mon: mon,
 	}
 	lib := cfg.library(c.log, c.mon)
-	c.leases = &leaseTable{
-		DynamoCheckpoint: checkpoint.NewDynamoCheckpoint(lib).WithDynamoDB(db),
-		db:               db,
-		table:            lib.TableName,
-		timeout:          checkpointWriteTimeout,
-	}
+	c.leases = newLeaseTable(lib, db)
 	c.worker = worker.NewWorker(processorFactory{c}, lib).WithKinesis(kc).WithCheckpointer(c.leases)
 	return c, nil
 }

@@ -607,15 +607,10 @@ func TestLeaseTableConditionalCheckpoint(t *testing.T) {
 	cfg.Region = "us-east-1"
 	cfg = cfg.withDefaults()
 	lib := cfg.library(cfg.Logger, testMonitor(t))
-	lt := &leaseTable{DynamoCheckpoint: chk.NewDynamoCheckpoint(lib).WithDynamoDB(db), db: db, table: app, timeout: 5 * time.Second}
-	if err := lt.Init(); err != nil { // creates the table
+	lt := newLeaseTable(lib, db)
+	lt.timeout = 5 * time.Second
+	if err := lt.Init(); err != nil { // creates the table and waits until it is ACTIVE
 		t.Fatalf("Init: %v", err)
-	}
-	// The waiter's default first delay (20s) is longer than the wait allowed: a table still
-	// CREATING at the first look would fail at once.
-	waiter := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, time.Second })
-	if err := waiter.Wait(ctxFor(t, 10*time.Second), &dynamodb.DescribeTableInput{TableName: aws.String(app)}, 10*time.Second); err != nil {
-		t.Fatalf("table %s: %v", app, err)
 	}
 	shard := &par.ShardStatus{ID: "shardId-000000000000", Mux: &sync.RWMutex{}}
 	if err := lt.GetLease(shard, "worker-a"); err != nil {
@@ -669,4 +664,47 @@ func TestStealWithIdleShard(t *testing.T) {
 	waitFor(t, 10*time.Second, "worker a holding both leases", func() bool { return a.LeasesHeld() == 2 })
 	b := startConsumer(t, testConfig(t, stream, app, "worker-b"), kc, db, c)
 	waitFor(t, 30*time.Second, "one lease each", func() bool { return a.LeasesHeld() == 1 && b.LeasesHeld() == 1 })
+}
+
+// TestLeaseTableCreatedByWorkersStartingTogether: several workers starting at once on a new
+// application all start. Upstream, DynamoCheckpoint.Init (clientlibrary/checkpoint/
+// dynamodb-checkpointer.go:125-129) describes the table and then creates it, so every worker
+// but the first to create got ResourceInUseException and Worker.Start failed ("Failed to
+// start Checkpointer"); nor did it wait for the table to leave CREATING.
+func TestLeaseTableCreatedByWorkersStartingTogether(t *testing.T) {
+	_, db := stackClients(t)
+	app := uniqueName("leases")
+	t.Cleanup(func() {
+		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(app)})
+	})
+	const workers = 6
+	start := make(chan struct{})
+	errs := make(chan error, workers)
+	for i := range workers {
+		cfg := testConfig(t, "unused", app, fmt.Sprintf("worker-%d", i))
+		cfg.Region = "us-east-1"
+		cfg = cfg.withDefaults()
+		lt := newLeaseTable(cfg.library(cfg.Logger, testMonitor(t)), db)
+		lt.createTimeout = 20 * time.Second
+		go func() {
+			<-start
+			errs <- lt.Init()
+		}()
+	}
+	close(start)
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Errorf("Init: %v", err)
+		}
+	}
+	out, err := db.DescribeTable(ctxFor(t, 5*time.Second), &dynamodb.DescribeTableInput{TableName: aws.String(app)})
+	if err != nil {
+		t.Fatalf("DescribeTable: %v", err)
+	}
+	if out.Table.TableStatus != ddbtypes.TableStatusActive {
+		t.Errorf("table status %s, want ACTIVE", out.Table.TableStatus)
+	}
+	if bm := out.Table.BillingModeSummary; bm == nil || bm.BillingMode != ddbtypes.BillingModePayPerRequest {
+		t.Errorf("billing mode %+v, want PAY_PER_REQUEST", bm)
+	}
 }

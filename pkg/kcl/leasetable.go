@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	kclconfig "github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 )
 
@@ -27,12 +28,18 @@ var errShuttingDown = errors.New("kcl consumer is shutting down")
 
 // leaseTableAPI is the DynamoDB calls leaseTable makes itself.
 type leaseTableAPI interface {
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 }
 
-// leaseTable is the library's DynamoDB lease table with three changes:
+// leaseTable is the library's DynamoDB lease table with four changes:
 //
+//   - Init creates the table idempotently and waits until it is ACTIVE. The library checks
+//     for the table and then creates it, so of two workers starting together on a new
+//     application the loser gets ResourceInUseException and its worker fails to start; and
+//     neither waits for the table to leave CREATING before writing leases to it.
 //   - CheckpointSequence writes only while this worker owns the lease. The library's write
 //     is an unconditional PutItem: a worker whose lease expired could move the checkpoint of
 //     a shard another worker now reads, or take the lease item back.
@@ -47,7 +54,62 @@ type leaseTable struct {
 	db       leaseTableAPI
 	table    string
 	timeout  time.Duration
+	// createTimeout bounds Init's wait for a new table to become ACTIVE.
+	createTimeout time.Duration
 	stopping atomic.Bool
+}
+
+func newLeaseTable(lib *kclconfig.KinesisClientLibConfiguration, db *dynamodb.Client) *leaseTable {
+	return &leaseTable{
+		DynamoCheckpoint: chk.NewDynamoCheckpoint(lib).WithDynamoDB(db),
+		db:               db,
+		table:            lib.TableName,
+		timeout:          checkpointWriteTimeout,
+		createTimeout:    tableCreateTimeout,
+	}
+}
+
+// Init makes sure the lease table exists and is ACTIVE, creating it (on-demand capacity) if
+// it is missing. A table that exists already, or that another worker is creating at the same
+// moment, is success. The library's Init then finds the table and creates nothing.
+func (l *leaseTable) Init() error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.createTimeout)
+	defer cancel()
+	if err := l.ensureTable(ctx); err != nil {
+		return fmt.Errorf("lease table %s: %w", l.table, err)
+	}
+	return l.DynamoCheckpoint.Init()
+}
+
+func (l *leaseTable) ensureTable(ctx context.Context) error {
+	_, err := l.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(l.table)})
+	var notFound *types.ResourceNotFoundException
+	switch {
+	case err == nil:
+	case errors.As(err, &notFound):
+		_, err = l.db.CreateTable(ctx, &dynamodb.CreateTableInput{
+			TableName:            aws.String(l.table),
+			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(chk.LeaseKeyKey), AttributeType: types.ScalarAttributeTypeS}},
+			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(chk.LeaseKeyKey), KeyType: types.KeyTypeHash}},
+			BillingMode:          types.BillingModePayPerRequest,
+		})
+		var inUse *types.ResourceInUseException
+		if err != nil && !errors.As(err, &inUse) { // in use: another worker created it first
+			return fmt.Errorf("create: %w", err)
+		}
+	default:
+		return fmt.Errorf("describe: %w", err)
+	}
+	// TableExistsWaiter waits for ACTIVE. Its default first delay (20s) is far longer than a
+	// table takes on DynamoDB Local stand-ins or usually on AWS.
+	w := dynamodb.NewTableExistsWaiter(l.db, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 200*time.Millisecond, 5*time.Second
+	})
+	deadline, _ := ctx.Deadline()
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(l.table)}, time.Until(deadline)); err != nil {
+		return fmt.Errorf("wait until ACTIVE: %w", err)
+	}
+	return nil
 }
 
 // CheckpointSequence writes shard's checkpoint, the same item the library writes, on the
