@@ -51,12 +51,12 @@ type leaseTableAPI interface {
 //     reader so Worker.Shutdown can return.
 type leaseTable struct {
 	*chk.DynamoCheckpoint
-	db       leaseTableAPI
-	table    string
-	timeout  time.Duration
+	db      leaseTableAPI
+	table   string
+	timeout time.Duration
 	// createTimeout bounds Init's wait for a new table to become ACTIVE.
 	createTimeout time.Duration
-	stopping atomic.Bool
+	stopping      atomic.Bool
 }
 
 func newLeaseTable(lib *kclconfig.KinesisClientLibConfiguration, db *dynamodb.Client) *leaseTable {
