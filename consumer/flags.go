@@ -9,12 +9,15 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
 // Flag names double as the keys of settings; each falls back to its CDC_* variable. The
 // variable names are a public interface: keep them.
 func flags() []cli.Flag {
 	d := coalesce.Defaults()
+	pd := pipeline.DefaultConfig()
 	host, _ := os.Hostname()
 	return []cli.Flag{
 		// Input
@@ -32,23 +35,31 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Name: "lease-failover", Sources: cli.EnvVars("CDC_LEASE_FAILOVER"), Value: 10 * time.Second, Category: "Kinesis",
 			Usage: "a lease not renewed for this long is taken over by another worker"},
 		&cli.DurationFlag{Name: "shutdown-grace", Sources: cli.EnvVars("CDC_SHUTDOWN_GRACE"), Value: 30 * time.Second, Category: "Kinesis",
-			Usage: "on SIGTERM, how long in-flight windows may finish before the last checkpoint"},
+			Usage: "on SIGTERM, how long in-flight searches may finish before the last checkpoint"},
 		&cli.StringSliceFlag{Name: "datastores", Sources: cli.EnvVars("CDC_DATASTORES"), Category: "Kinesis",
 			Usage: "allow-list of datastore ids (comma separated); records for others are rejected. Empty: any"},
 
-		// Windows
-		&cli.DurationFlag{Name: "window", Sources: cli.EnvVars("CDC_WINDOW"), Value: d.Window, Category: "Windows",
-			Usage: "how long a window per (datastore, resource type) gathers hints"},
-		&cli.DurationFlag{Name: "settle", Sources: cli.EnvVars("CDC_SETTLE"), Value: d.Settle, Category: "Windows",
-			Usage: "wait after the last hint's second before searching (HealthLake search is eventually consistent)"},
-		&cli.DurationFlag{Name: "lead", Sources: cli.EnvVars("CDC_LEAD"), Value: d.Lead, Category: "Windows",
-			Usage: "search range starts this long before the earliest hint"},
-		&cli.DurationFlag{Name: "lag", Sources: cli.EnvVars("CDC_LAG"), Value: d.Lag, Category: "Windows",
-			Usage: "search range ends this long after the latest hint's second"},
-		&cli.DurationFlag{Name: "recheck", Sources: cli.EnvVars("CDC_RECHECK"), Value: d.Recheck, Category: "Windows",
-			Usage: "a window that found fewer changes than hints searches again after this long (0: never)"},
-		&cli.IntFlag{Name: "max-window-events", Sources: cli.EnvVars("CDC_MAX_WINDOW_EVENTS"), Value: d.MaxEvents, Category: "Windows",
-			Usage: "a window closes early when it holds this many hints"},
+		// Timeline
+		&cli.DurationFlag{Name: "window", Sources: cli.EnvVars("CDC_WINDOW"), Value: d.Window, Category: "Timeline",
+			Usage: "cadence: the least time between two searches of one (datastore, resource type), however many hints it gets"},
+		&cli.DurationFlag{Name: "settle", Sources: cli.EnvVars("CDC_SETTLE"), Value: d.Settle, Category: "Timeline",
+			Usage: "a range is searched only this long after its end (HealthLake search is eventually consistent)"},
+		&cli.DurationFlag{Name: "lead", Sources: cli.EnvVars("CDC_LEAD"), Value: d.Lead, Category: "Timeline",
+			Usage: "a hint's range starts this long before its second"},
+		&cli.DurationFlag{Name: "lag", Sources: cli.EnvVars("CDC_LAG"), Value: d.Lag, Category: "Timeline",
+			Usage: "a hint's range ends this long after its second"},
+		&cli.DurationFlag{Name: "max-span", Sources: cli.EnvVars("CDC_MAX_SPAN"), Value: d.MaxSpan, Category: "Timeline",
+			Usage: "the longest _lastUpdated range one search covers"},
+		&cli.DurationFlag{Name: "verify-after", Sources: cli.EnvVars("CDC_VERIFY_AFTER"), Value: d.VerifyAfter, Category: "Timeline",
+			Usage: "a searched range is counted again this long after its end, and re-read on a mismatch, to find writes the search index showed late (0: off)"},
+		&cli.DurationFlag{Name: "key-lease-ttl", Sources: cli.EnvVars("CDC_KEY_LEASE_TTL"), Value: timeline.DefaultLeaseTTL, Category: "Timeline",
+			Usage: "a worker that dies while it searches a (datastore, resource type) blocks it for at most this long"},
+		&cli.IntFlag{Name: "park-attempts", Sources: cli.EnvVars("CDC_PARK_ATTEMPTS"), Value: pd.ParkAttempts, Category: "Timeline",
+			Usage: "a range whose search fails for a reason retries cannot fix (403, 404, malformed page) is parked after this many attempts"},
+		&cli.DurationFlag{Name: "park-after", Sources: cli.EnvVars("CDC_PARK_AFTER"), Value: pd.ParkAfter, Category: "Timeline",
+			Usage: "... or after failing for this long: reported as \"HealthLake CDC Range Failed\", its records acked"},
+		&cli.DurationFlag{Name: "parked-retry", Sources: cli.EnvVars("CDC_PARKED_RETRY"), Value: pd.ParkedRetry, Category: "Timeline",
+			Usage: "how often parked ranges are searched again (0: only by `consumer parked retry`)"},
 
 		// FHIR
 		&cli.StringFlag{Name: "fhir-endpoint", Sources: cli.EnvVars("CDC_FHIR_ENDPOINT"), Category: "FHIR",
@@ -56,7 +67,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "fhir-auth", Sources: cli.EnvVars("CDC_FHIR_AUTH"), Value: "sigv4", Category: "FHIR",
 			Usage: "sigv4 (service healthlake, the AWS credential chain) or none", Validator: oneOf("sigv4", "none")},
 		&cli.IntFlag{Name: "fhir-concurrency", Sources: cli.EnvVars("CDC_FHIR_CONCURRENCY"), Value: 8, Category: "FHIR",
-			Usage: "windows searching at once (bounds concurrent FHIR requests)"},
+			Usage: "keys searching at once (bounds concurrent FHIR requests)"},
 
 		// Dedup
 		&cli.StringFlag{Name: "redis-url", Sources: cli.EnvVars("CDC_REDIS_URL"), Value: "redis://127.0.0.1:6379/0", Category: "Dedup",

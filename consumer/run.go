@@ -29,6 +29,7 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/kcl"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
 // run wires the parts from the flags and runs until ctx ends (SIGTERM): then the KCL worker
@@ -118,11 +119,23 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 
-	pcfg := pipeline.DefaultConfig()
-	pcfg.Windows = coalesce.Config{
-		Window: cmd.Duration("window"), Settle: cmd.Duration("settle"), Lead: cmd.Duration("lead"),
-		Lag: cmd.Duration("lag"), Recheck: cmd.Duration("recheck"), MaxEvents: int(cmd.Int("max-window-events")),
+	timelines, err := timeline.New(rdb, timeline.Options{
+		// The timelines live next to the dedup keys, under the same deployment prefix.
+		Prefix: cmd.String("dedup-prefix") + "tl:", Owner: workerID + "/" + dedup.RandomOwner(),
+		LeaseTTL: cmd.Duration("key-lease-ttl"), StateTTL: cmd.Duration("dedup-ttl"),
+	})
+	if err != nil {
+		return err
 	}
+
+	pcfg := pipeline.DefaultConfig()
+	pcfg.Timeline = coalesce.Config{
+		Window: cmd.Duration("window"), Settle: cmd.Duration("settle"), Lead: cmd.Duration("lead"),
+		Lag: cmd.Duration("lag"), MaxSpan: cmd.Duration("max-span"), VerifyAfter: cmd.Duration("verify-after"),
+	}
+	pcfg.ParkAttempts = int(cmd.Int("park-attempts"))
+	pcfg.ParkAfter = cmd.Duration("park-after")
+	pcfg.ParkedRetry = cmd.Duration("parked-retry")
 	pcfg.FHIRConcurrency = int(cmd.Int("fhir-concurrency"))
 	pcfg.NoDedup = cmd.Bool("no-dedup")
 	pcfg.Logger = log
@@ -131,6 +144,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	pipe, err := pipeline.New(pcfg, pipeline.Parts{
 		Validator: validator,
 		FHIR:      fhirClient,
+		Timelines: timelines,
 		NewClaims: func() pipeline.Claims { return store.WithOwner(workerID + "/" + dedup.RandomOwner()) },
 		Emitter:   emitter,
 		Events:    builder,

@@ -20,6 +20,9 @@ const (
 	DetailTypeUpdated  = "FHIR Resource Updated"
 	DetailTypeDeleted  = "FHIR Resource Deleted"
 	DetailTypeRejected = "HealthLake CDC Record Rejected"
+	// DetailTypeRangeFailed reports a parked range: a search that failed for a reason
+	// retries cannot fix. Its records were acked; the range is retried periodically.
+	DetailTypeRangeFailed = "HealthLake CDC Range Failed"
 )
 
 // DefaultSource is the Source of every entry unless Options.Source says otherwise.

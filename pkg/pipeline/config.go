@@ -17,14 +17,26 @@ import (
 
 // Config holds the pipeline's settings. Start from DefaultConfig.
 type Config struct {
-	Windows coalesce.Config
-	// FHIRConcurrency bounds the windows searching at once, and so the concurrent FHIR
-	// requests (each window walks its pages one after another).
+	// Timeline holds the cadence (Window), settle, lead, lag, max span and verify-after.
+	Timeline coalesce.Config
+	// FHIRConcurrency bounds the keys searching at once, and so the concurrent FHIR requests
+	// (each search walks its pages one after another).
 	FHIRConcurrency int
-	// Backoff bounds the waits before a window or a rejection report is tried again.
+	// Backoff bounds the waits before a key's run or a report is tried again.
 	MinBackoff, MaxBackoff time.Duration
-	// PendingRetry is how soon a window retries changes another worker is emitting.
+	// PendingRetry is how soon a key's run retries changes another worker is emitting.
 	PendingRetry time.Duration
+	// MaxChunksPerRun bounds the chunks one run of a key searches (a key far behind catches
+	// up over several runs, so its lease and the key's acks move in steps).
+	MaxChunksPerRun int
+	// ParkAttempts and ParkAfter bound how long a range whose search fails for a reason
+	// retries cannot fix (a 403, a deleted datastore, a malformed page) holds its key: after
+	// that many failed attempts, or that long since the first, it is parked — reported as
+	// "HealthLake CDC Range Failed", kept in Redis, its records acked.
+	ParkAttempts int
+	ParkAfter    time.Duration
+	// ParkedRetry is how often parked ranges are searched again (0: only on demand).
+	ParkedRetry time.Duration
 	// RejectBatchDelay is how long rejections gather before they are reported together.
 	RejectBatchDelay time.Duration
 	// NoDedup emits without Redis claims (opt-in, for when Redis is down and duplicates are
@@ -45,11 +57,15 @@ type Config struct {
 // DefaultConfig suits real HealthLake.
 func DefaultConfig() Config {
 	return Config{
-		Windows:          coalesce.Defaults(),
+		Timeline:         coalesce.Defaults(),
 		FHIRConcurrency:  8,
 		MinBackoff:       200 * time.Millisecond,
 		MaxBackoff:       30 * time.Second,
 		PendingRetry:     time.Second,
+		MaxChunksPerRun:  12,
+		ParkAttempts:     5,
+		ParkAfter:        5 * time.Minute,
+		ParkedRetry:      5 * time.Minute,
 		RejectBatchDelay: 100 * time.Millisecond,
 		Now:              time.Now,
 		Sleep:            sleep,
@@ -61,7 +77,7 @@ func DefaultConfig() Config {
 
 // Validate reports every setting that cannot work.
 func (c Config) Validate() error {
-	errs := []error{c.Windows.Validate()}
+	errs := []error{c.Timeline.Validate()}
 	if c.FHIRConcurrency < 1 {
 		errs = append(errs, fmt.Errorf("FHIR concurrency must be at least 1, got %d", c.FHIRConcurrency))
 	}
@@ -70,6 +86,15 @@ func (c Config) Validate() error {
 	}
 	if c.PendingRetry <= 0 {
 		errs = append(errs, fmt.Errorf("pending retry must be positive, got %v", c.PendingRetry))
+	}
+	if c.MaxChunksPerRun < 1 {
+		errs = append(errs, fmt.Errorf("max chunks per run must be at least 1, got %d", c.MaxChunksPerRun))
+	}
+	if c.ParkAttempts < 1 || c.ParkAfter <= 0 {
+		errs = append(errs, fmt.Errorf("park attempts (%d) and park after (%v) must be positive", c.ParkAttempts, c.ParkAfter))
+	}
+	if c.ParkedRetry < 0 {
+		errs = append(errs, fmt.Errorf("parked retry must not be negative, got %v", c.ParkedRetry))
 	}
 	if c.Now == nil || c.Sleep == nil || c.Logger == nil || c.TracerProvider == nil || c.MeterProvider == nil {
 		errs = append(errs, errors.New("clock, sleep, logger, tracer and meter providers must be set"))

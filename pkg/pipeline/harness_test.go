@@ -30,18 +30,20 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
 // harness is one pipeline on the real local servers: the FHIR server, Redis and the
 // EventBridge recorder. Each harness has its own datastores, dedup prefix and event Source,
 // so tests (and packages) sharing the servers do not see each other's data.
 type harness struct {
-	t        *testing.T
-	fhirBase string
-	recorder string
-	source   string
-	pipe     *pipeline.Pipeline
-	searches *searchLog
+	t         *testing.T
+	timelines *timeline.Store
+	fhirBase  string
+	recorder  string
+	source    string
+	pipe      *pipeline.Pipeline
+	searches  *searchLog
 
 	seq   atomic.Int64
 	acked atomic.Int64
@@ -91,7 +93,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 			t.Fatal(err)
 		}
 	}
-	store, err := dedup.NewStore(rdb, dedup.Options{Prefix: "test:" + stack.RandomHex(6) + ":", ClaimTTL: 5 * time.Second})
+	prefix := "test:" + stack.RandomHex(6) + ":"
+	store, err := dedup.NewStore(rdb, dedup.Options{Prefix: prefix, ClaimTTL: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.timelines, err = timeline.New(rdb, timeline.Options{Prefix: prefix + "tl:", Owner: dedup.RandomOwner(), LeaseTTL: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,9 +120,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 
 	cfg := pipeline.DefaultConfig()
-	cfg.Windows = coalesce.Config{
+	cfg.Timeline = coalesce.Config{
 		Window: 300 * time.Millisecond, Settle: 0, Lead: 2 * time.Second, Lag: 2 * time.Second,
-		Recheck: time.Second, MaxEvents: 10000,
+		MaxSpan: 5 * time.Minute, VerifyAfter: time.Second,
 	}
 	cfg.MinBackoff, cfg.MaxBackoff, cfg.PendingRetry = 50*time.Millisecond, time.Second, 200*time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -132,6 +139,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h.pipe, err = pipeline.New(cfg, pipeline.Parts{
 		Validator: validator,
 		FHIR:      h.searches,
+		Timelines: h.timelines,
 		NewClaims: func() pipeline.Claims { return store.WithOwner(dedup.RandomOwner()) },
 		Emitter:   emitter,
 		Events:    builder,
@@ -374,16 +382,29 @@ func (h *harness) fhirConfig(ds, body string) {
 	res.Body.Close()
 }
 
-// checkDelivered asserts the contract on what reached the bus: every write has an event for
-// its resource at or after it (a delete: a delete event), and no (resource, version) twice.
-func (h *harness) checkDelivered(evs []emitted) {
+// waitEvents reads the recorder until every write has its event or timeout passes (a
+// verification re-read may deliver a late write after its record was acked), and returns
+// what it read last.
+func (h *harness) waitEvents(timeout time.Duration) []emitted {
 	h.t.Helper()
-	type rid struct{ ds, rt, id string }
+	deadline := time.Now().Add(timeout)
+	for {
+		evs := h.events()
+		if len(h.missing(evs)) == 0 || time.Now().After(deadline) {
+			return evs
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+type rid struct{ ds, rt, id string }
+
+// missing describes every write without an event for its resource at or after it.
+func (h *harness) missing(evs []emitted) []string {
 	latest := make(map[rid]time.Time)
 	deleted := make(map[rid]bool)
-	seen := make(map[string]int)
 	for _, e := range evs {
-		if e.DetailType == event.DetailTypeRejected {
+		if e.DetailType == event.DetailTypeRejected || e.DetailType == event.DetailTypeRangeFailed {
 			continue
 		}
 		k := rid{e.d.DatastoreID, e.d.ResourceType, e.d.ID}
@@ -392,22 +413,15 @@ func (h *harness) checkDelivered(evs []emitted) {
 		} else if e.d.LastUpdated.After(latest[k]) {
 			latest[k] = e.d.LastUpdated
 		}
-		seen[k.ds+"/"+k.rt+"/"+k.id+"/"+e.d.VersionID+"/"+e.d.Action]++
-	}
-	for v, n := range seen {
-		if n > 1 {
-			h.t.Errorf("emitted %d times: %s", n, v)
-		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	missing := 0
+	var out []string
 	for _, w := range h.writes {
 		k := rid{w.DS, w.Type, w.ID}
 		if w.Op == cloudtrail.Delete {
 			if !deleted[k] {
-				missing++
-				h.t.Errorf("no delete event for %s/%s", w.Type, w.ID)
+				out = append(out, fmt.Sprintf("no delete event for %s/%s", w.Type, w.ID))
 			}
 			continue
 		}
@@ -415,13 +429,36 @@ func (h *harness) checkDelivered(evs []emitted) {
 			continue // deleted later: the delete event stands for it
 		}
 		if l, ok := latest[k]; !ok || l.Before(w.LastUpdated) {
-			missing++
-			if missing <= 10 {
-				h.t.Errorf("write %s/%s v%s at %s: latest event %v", w.Type, w.ID, w.Version, w.LastUpdated.Format(time.RFC3339Nano), l)
-			}
+			out = append(out, fmt.Sprintf("write %s/%s v%s at %s: latest event %v", w.Type, w.ID, w.Version, w.LastUpdated.Format(time.RFC3339Nano), l))
 		}
 	}
-	if missing > 0 {
-		h.t.Errorf("%d of %d writes missing; stats %+v", missing, len(h.writes), h.pipe.Stats().Snapshot())
+	return out
+}
+
+// checkDelivered asserts the contract on what reached the bus: every write has an event for
+// its resource at or after it (a delete: a delete event), and no (resource, version) twice.
+func (h *harness) checkDelivered(evs []emitted) {
+	h.t.Helper()
+	seen := make(map[string]int)
+	for _, e := range evs {
+		if e.DetailType == event.DetailTypeRejected || e.DetailType == event.DetailTypeRangeFailed {
+			continue
+		}
+		seen[e.d.DatastoreID+"/"+e.d.ResourceType+"/"+e.d.ID+"/"+e.d.VersionID+"/"+e.d.Action]++
+	}
+	for v, n := range seen {
+		if n > 1 {
+			h.t.Errorf("emitted %d times: %s", n, v)
+		}
+	}
+	miss := h.missing(evs)
+	for i, m := range miss {
+		if i == 10 {
+			break
+		}
+		h.t.Error(m)
+	}
+	if len(miss) > 0 {
+		h.t.Errorf("%d of %d writes missing; stats %+v", len(miss), len(h.writes), h.pipe.Stats().Snapshot())
 	}
 }

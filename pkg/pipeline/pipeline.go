@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
@@ -15,6 +16,7 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
 // Searcher reads what changed from the FHIR server.
@@ -23,8 +25,9 @@ type Searcher interface {
 	History(ctx context.Context, datastoreID, resourceType string, since time.Time, visit func(fhir.HistoryPage) error) error
 }
 
-// Claims is one attempt's view of the dedup store. Each window attempt gets its own, so two
-// windows of this process that overlap never both win the same change.
+// Claims is one search's view of the dedup store. Each search gets its own, so two searches
+// of this process that overlap (a verification re-read and a parked retry, say) never both
+// win the same change.
 type Claims interface {
 	Claim(ctx context.Context, ids []dedup.Identity) ([]dedup.Result, error)
 	MarkDone(ctx context.Context, ids []dedup.Identity) error
@@ -36,11 +39,39 @@ type Emitter interface {
 	Emit(ctx context.Context, entries []ebtypes.PutEventsRequestEntry) []error
 }
 
+// Counter counts the resources of a range with one request (`_summary=count`). ok is false
+// when the server ignored the request (no total, or entries returned): verification then
+// re-reads the range instead.
+type Counter interface {
+	Count(ctx context.Context, datastoreID, resourceType string, from, to time.Time) (n int, ok bool, err error)
+}
+
+// Timelines is the shared state of the keys' timelines (package timeline, on Redis).
+type Timelines interface {
+	Sync(ctx context.Context, k coalesce.Key, w timeline.Want, tryLease bool) (timeline.State, error)
+	Advance(ctx context.Context, k coalesce.Key, old coalesce.Timeline, chunk coalesce.Interval, verifyAt time.Time) error
+	Release(ctx context.Context, k coalesce.Key) error
+	Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interval) ([]coalesce.Interval, error)
+	ForgetDeletes(ctx context.Context, k coalesce.Key, ds []coalesce.Interval) error
+	DueKeys(ctx context.Context, now time.Time, limit int) ([]coalesce.Key, error)
+	Due(ctx context.Context, k coalesce.Key, now time.Time) ([]timeline.Obligation, error)
+	Verified(ctx context.Context, k coalesce.Key, done []timeline.Obligation) error
+	Seen(ctx context.Context, k coalesce.Key, seen []timeline.Latest) error
+	Gone(ctx context.Context, k coalesce.Key, ids []string) error
+	Expected(ctx context.Context, k coalesce.Key, iv coalesce.Interval) (int, error)
+	Park(ctx context.Context, p timeline.Parked) error
+	Unpark(ctx context.Context, p timeline.Parked) error
+	ListParked(ctx context.Context) ([]timeline.Parked, error)
+	LeaseParked(ctx context.Context, p timeline.Parked) (bool, error)
+}
+
 // Parts are the pipeline's collaborators.
 type Parts struct {
 	Validator *cloudtrail.Validator
 	FHIR      Searcher
-	// NewClaims returns a fresh claim owner for one window attempt; nil only with NoDedup.
+	// Timelines coordinates the keys' searches between workers. Required.
+	Timelines Timelines
+	// NewClaims returns a fresh claim owner for one search; nil only with NoDedup.
 	NewClaims func() Claims
 	Emitter   Emitter
 	Events    event.Builder
@@ -82,6 +113,12 @@ type Pipeline struct {
 	stopped chan struct{}
 	stop    sync.Once
 	fhirSem chan struct{}
+
+	// failures are the permanent failures of a key's next chunk, until it is parked.
+	failMu   sync.Mutex
+	failures map[coalesce.Key]*failure
+	// countIgnored is set once the server ignored a count request (logged once).
+	countIgnored atomic.Bool
 }
 
 // New checks cfg and parts and returns a Pipeline that is not running yet.
@@ -89,20 +126,21 @@ func New(cfg Config, parts Parts) (*Pipeline, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("pipeline config: %w", err)
 	}
-	if parts.Validator == nil || parts.FHIR == nil || parts.Emitter == nil {
-		return nil, errors.New("pipeline: validator, FHIR client and emitter are required")
+	if parts.Validator == nil || parts.FHIR == nil || parts.Emitter == nil || parts.Timelines == nil {
+		return nil, errors.New("pipeline: validator, FHIR client, timelines and emitter are required")
 	}
 	if parts.NewClaims == nil && !cfg.NoDedup {
 		return nil, errors.New("pipeline: a dedup store is required unless dedup is turned off")
 	}
 	p := &Pipeline{
-		cfg:     cfg,
-		parts:   parts,
-		tracer:  cfg.TracerProvider.Tracer(instrumentationName),
-		hints:   make(chan hintMsg, 1024),
-		rejects: make(chan rejectMsg, 256),
-		stopped: make(chan struct{}),
-		fhirSem: make(chan struct{}, cfg.FHIRConcurrency),
+		cfg:      cfg,
+		parts:    parts,
+		tracer:   cfg.TracerProvider.Tracer(instrumentationName),
+		hints:    make(chan hintMsg, 1024),
+		rejects:  make(chan rejectMsg, 256),
+		stopped:  make(chan struct{}),
+		fhirSem:  make(chan struct{}, cfg.FHIRConcurrency),
+		failures: make(map[coalesce.Key]*failure),
 	}
 	met, err := newInstruments(cfg.MeterProvider.Meter(instrumentationName), &p.stats)
 	if err != nil {
@@ -116,7 +154,8 @@ func New(cfg Config, parts Parts) (*Pipeline, error) {
 func (p *Pipeline) Stats() *Stats { return &p.stats }
 
 // Handle takes one Kinesis record. done runs once the record is fully processed: at once for
-// skipped records, after the report for rejected ones, after the window for accepted ones.
+// skipped records, after the report for rejected ones, and for accepted ones once the key's
+// timeline covers the hint's range (searched by this worker or another).
 // It blocks while the pipeline is busy (backpressure) and fails once the pipeline stopped.
 // The span in ctx (the KCL batch's) is kept with the record: its window's span links to it.
 func (p *Pipeline) Handle(ctx context.Context, r Record, done func()) error {
@@ -150,58 +189,19 @@ func send[T any](ctx context.Context, stopped <-chan struct{}, ch chan<- T, v T)
 }
 
 // Run drives the pipeline until ctx ends, then stops taking records and waits for its
-// goroutines. Windows still in flight are abandoned un-acked: their records are read again
-// after a restart, and dedup keeps that from emitting twice.
+// goroutines. Hints not yet covered are abandoned un-acked: their records are read again
+// after a restart, and the shared timeline and dedup keep that from searching or emitting
+// twice. The leases this worker holds are given up on the way out.
 func (p *Pipeline) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { p.schedule(ctx, &wg) })
+	wg.Go(func() { p.verifyLoop(ctx) })
+	if p.cfg.ParkedRetry > 0 {
+		wg.Go(func() { p.retryParkedLoop(ctx) })
+	}
 	wg.Go(func() { p.reportRejects(ctx) })
 	<-ctx.Done()
 	p.stop.Do(func() { close(p.stopped) })
 	wg.Wait()
 	return nil
-}
-
-// schedule owns the coalescer: it files hints into windows and starts a goroutine per
-// closed window. Those goroutines join wg, which Run waits on.
-func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
-	c := coalesce.New(p.cfg.Windows)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	start := func(ws ...*coalesce.Window) {
-		for _, w := range ws {
-			wg.Go(func() { p.runWindow(ctx, w) })
-		}
-	}
-	for {
-		if next, ok := c.NextClose(); ok {
-			timer.Reset(max(next.Sub(p.cfg.Now()), 0))
-		} else {
-			timer.Reset(time.Hour)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case m := <-p.hints:
-			ch := m.change
-			key := coalesce.Key{DatastoreID: ch.DatastoreID, ResourceType: ch.ResourceType}
-			h := coalesce.Hint{EventID: ch.EventID, Time: ch.EventTime, Op: op(ch.Operation), Region: ch.Region, Account: ch.Account, Link: m.link}
-			if full := c.Add(p.cfg.Now(), key, h, m.done); full != nil {
-				start(full)
-			}
-		case <-timer.C:
-			start(c.Closed(p.cfg.Now())...)
-		}
-	}
-}
-
-func op(o cloudtrail.Operation) coalesce.Op {
-	switch o {
-	case cloudtrail.Create:
-		return coalesce.Create
-	case cloudtrail.Delete:
-		return coalesce.Delete
-	default:
-		return coalesce.Update
-	}
 }

@@ -45,15 +45,15 @@ func TestBurstsAndRepeatedUpdates(t *testing.T) {
 	}
 	h.feed(records...)
 	h.waitAcked(60 * time.Second)
-	h.checkDelivered(h.events())
+	h.checkDelivered(h.waitEvents(30 * time.Second))
 
 	s := h.pipe.Stats().Snapshot()
 	if s.RecordsAct != int64(len(records)) {
 		t.Errorf("act records %d, want %d", s.RecordsAct, len(records))
 	}
-	// 250 hints for 4 keys: coalescing makes that a handful of windows, not 250 searches.
-	if s.Windows > 40 {
-		t.Errorf("%d windows for %d hints over 4 keys; coalescing is not working", s.Windows, len(records))
+	// 250 hints for 4 keys: one timeline each makes that a handful of searches, not 250.
+	if s.Searches-s.Rereads > 40 {
+		t.Errorf("%d first searches for %d hints over 4 keys; coalescing is not working", s.Searches-s.Rereads, len(records))
 	}
 	t.Logf("stats: %+v", s)
 }
@@ -148,12 +148,12 @@ func TestHostileRecordsAreRejectedAndReported(t *testing.T) {
 	}
 }
 
-// TestVisibilityDelayRecheck: writes reach search 3 s late while the pipeline does not wait
-// for that (settle 0); the re-check finds them.
-func TestVisibilityDelayRecheck(t *testing.T) {
+// TestVisibilityDelayVerified: writes reach search 3 s late while the pipeline does not wait
+// for that (settle 0); verification at the horizon (4 s after each range) finds them.
+func TestVisibilityDelayVerified(t *testing.T) {
 	h := newHarness(t, harnessOptions{config: func(c *pipeline.Config) {
-		c.Windows.Settle = 0
-		c.Windows.Recheck = 4 * time.Second
+		c.Timeline.Settle = 0
+		c.Timeline.VerifyAfter = 4 * time.Second
 	}})
 	ds := stack.RandomHex(16)
 	h.fhirConfig(ds, `{"visibilityDelayMs":3000}`)
@@ -164,9 +164,9 @@ func TestVisibilityDelayRecheck(t *testing.T) {
 	}
 	h.feed(records...)
 	h.waitAcked(60 * time.Second)
-	h.checkDelivered(h.events())
-	if s := h.pipe.Stats().Snapshot(); s.Rechecks == 0 {
-		t.Errorf("no re-check ran; stats %+v", s)
+	h.checkDelivered(h.waitEvents(30 * time.Second))
+	if s := h.pipe.Stats().Snapshot(); s.FoundByVerify == 0 {
+		t.Errorf("verification found nothing: the first searches cannot have seen writes 3 s late; stats %+v", s)
 	}
 }
 
@@ -184,7 +184,7 @@ func TestFailingBusAndThrottledFHIR(t *testing.T) {
 	h.fhirConfig(ds, `{"throttleForMs":2500}`)
 	h.feed(records...)
 	h.waitAcked(90 * time.Second)
-	h.checkDelivered(h.events())
+	h.checkDelivered(h.waitEvents(30 * time.Second))
 }
 
 // TestDeletesResolvedThroughHistory: a DeleteResource hint becomes a "FHIR Resource Deleted"
@@ -244,8 +244,8 @@ func TestRedisOutage(t *testing.T) {
 	}
 	r.start()
 	h.waitAcked(60 * time.Second)
-	h.checkDelivered(h.events())
-	if s := h.pipe.Stats().Snapshot(); s.WindowRetries == 0 {
-		t.Errorf("no window was retried during the outage; stats %+v", s)
+	h.checkDelivered(h.waitEvents(30 * time.Second))
+	if s := h.pipe.Stats().Snapshot(); s.RunRetries == 0 {
+		t.Errorf("no run was retried during the outage; stats %+v", s)
 	}
 }

@@ -6,12 +6,19 @@ import "sync/atomic"
 // and the metrics exporter all read the same numbers.
 type Stats struct {
 	RecordsAct, RecordsSkipped, RecordsRejected atomic.Int64
-	Windows, WindowRetries, Rechecks            atomic.Int64
-	ResourcesRead                               atomic.Int64
-	// Searches counts window searches (re-checks included); SearchPagesMin is the fewest
-	// pages those searches could have taken at 100 resources a page. FHIR requests beyond
-	// it are retries and empty trailing pages.
-	Searches, SearchPagesMin               atomic.Int64
+	// Runs counts runs of a key (each syncs with Redis; the lease holder's search);
+	// RunRetries the runs that failed or met a pending claim and were tried again.
+	Runs, RunRetries atomic.Int64
+	ResourcesRead    atomic.Int64
+	// Searches counts the chunks searched (first searches, verification re-reads and parked
+	// retries included); SearchPagesMin the fewest pages those searches could have taken at
+	// 100 resources a page. FHIR requests beyond it are retries and empty trailing pages.
+	Searches, SearchPagesMin atomic.Int64
+	// Verified counts ranges verified; Rereads those re-read because the count did not match
+	// (or the server could not count); FoundByVerify the changes only a re-read found.
+	Verified, Rereads, FoundByVerify atomic.Int64
+	// Parked counts ranges parked; Unparked those a retry later searched successfully.
+	Parked, Unparked                       atomic.Int64
 	DedupNew, DedupDuplicate, DedupPending atomic.Int64
 	Emitted, EmitFailed                    atomic.Int64
 	RejectsReported                        atomic.Int64
@@ -21,9 +28,11 @@ type Stats struct {
 // Snapshot is a copy of Stats at one moment.
 type Snapshot struct {
 	RecordsAct, RecordsSkipped, RecordsRejected int64
-	Windows, WindowRetries, Rechecks            int64
+	Runs, RunRetries                            int64
 	ResourcesRead                               int64
 	Searches, SearchPagesMin                    int64
+	Verified, Rereads, FoundByVerify            int64
+	Parked, Unparked                            int64
 	DedupNew, DedupDuplicate, DedupPending      int64
 	Emitted, EmitFailed                         int64
 	RejectsReported                             int64
@@ -34,9 +43,11 @@ type Snapshot struct {
 func (s *Stats) Snapshot() Snapshot {
 	return Snapshot{
 		RecordsAct: s.RecordsAct.Load(), RecordsSkipped: s.RecordsSkipped.Load(), RecordsRejected: s.RecordsRejected.Load(),
-		Windows: s.Windows.Load(), WindowRetries: s.WindowRetries.Load(), Rechecks: s.Rechecks.Load(),
+		Runs: s.Runs.Load(), RunRetries: s.RunRetries.Load(),
 		ResourcesRead: s.ResourcesRead.Load(),
 		Searches:      s.Searches.Load(), SearchPagesMin: s.SearchPagesMin.Load(),
+		Verified: s.Verified.Load(), Rereads: s.Rereads.Load(), FoundByVerify: s.FoundByVerify.Load(),
+		Parked: s.Parked.Load(), Unparked: s.Unparked.Load(),
 		DedupNew: s.DedupNew.Load(), DedupDuplicate: s.DedupDuplicate.Load(), DedupPending: s.DedupPending.Load(),
 		Emitted: s.Emitted.Load(), EmitFailed: s.EmitFailed.Load(),
 		RejectsReported:   s.RejectsReported.Load(),

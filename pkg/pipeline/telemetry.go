@@ -19,9 +19,9 @@ const instrumentationName = "github.com/healthlake-cdc/healthlake-cdc/pkg/pipeli
 // instruments are the metrics the pipeline records itself; the plain counters are observed
 // from Stats instead, so each number is kept once.
 type instruments struct {
-	records      metric.Int64Counter
-	windowEvents metric.Int64Histogram
-	lag          metric.Float64Histogram
+	records  metric.Int64Counter
+	runHints metric.Int64Histogram
+	lag      metric.Float64Histogram
 }
 
 var (
@@ -38,13 +38,13 @@ func newInstruments(m metric.Meter, s *Stats) (instruments, error) {
 		metric.WithDescription("Kinesis records by outcome (act, skip, reject) and, for skip and reject, reason.")); err != nil {
 		return in, err
 	}
-	if in.windowEvents, err = m.Int64Histogram("hlcdc.window.events",
-		metric.WithDescription("Distinct CloudTrail events (hints) per window."),
+	if in.runHints, err = m.Int64Histogram("hlcdc.run.hints",
+		metric.WithDescription("Hints of this worker a run of a key's timeline covered."),
 		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)); err != nil {
 		return in, err
 	}
 	if in.lag, err = m.Float64Histogram("hlcdc.lag", metric.WithUnit("s"),
-		metric.WithDescription("Per emitted event: emit time minus the earliest CloudTrail eventTime of its window (an upper bound of the event's own lag)."),
+		metric.WithDescription("Per emitted event: emit time minus the resource's meta.lastUpdated (the change's commit time)."),
 		metric.WithExplicitBucketBoundaries(0.5, 1, 2, 5, 10, 15, 20, 30, 60, 90, 120, 300, 600, 1800)); err != nil {
 		return in, err
 	}
@@ -58,10 +58,14 @@ func newInstruments(m metric.Meter, s *Stats) (instruments, error) {
 		return metric.WithAttributeSet(attribute.NewSet(attribute.String("result", r)))
 	}
 	list := []obs{
-		{"hlcdc.windows", "Windows searched.", noAttrs, func(s Snapshot) int64 { return s.Windows }},
-		{"hlcdc.window.retries", "Window attempts repeated after a failure or a pending claim.", noAttrs, func(s Snapshot) int64 { return s.WindowRetries }},
-		{"hlcdc.rechecks", "Windows searched again because they came up short.", noAttrs, func(s Snapshot) int64 { return s.Rechecks }},
-		{"hlcdc.searches", "FHIR searches run by windows, re-checks included.", noAttrs, func(s Snapshot) int64 { return s.Searches }},
+		{"hlcdc.runs", "Runs of a key's timeline (sync with Redis, and the search where this worker holds the key).", noAttrs, func(s Snapshot) int64 { return s.Runs }},
+		{"hlcdc.run.retries", "Runs repeated after a failure or a pending claim.", noAttrs, func(s Snapshot) int64 { return s.RunRetries }},
+		{"hlcdc.searches", "Ranges searched (first searches, verification re-reads and parked retries).", noAttrs, func(s Snapshot) int64 { return s.Searches }},
+		{"hlcdc.ranges.verified", "Ranges verified at their horizon.", noAttrs, func(s Snapshot) int64 { return s.Verified }},
+		{"hlcdc.ranges.reread", "Ranges read again because their count did not match.", noAttrs, func(s Snapshot) int64 { return s.Rereads }},
+		{"hlcdc.verify.found", "Changes only a verification re-read found (written late to the search index).", noAttrs, func(s Snapshot) int64 { return s.FoundByVerify }},
+		{"hlcdc.ranges.parked", "Ranges parked: their search failed for a reason retries cannot fix (reported on the bus).", noAttrs, func(s Snapshot) int64 { return s.Parked }},
+		{"hlcdc.ranges.unparked", "Parked ranges a retry searched successfully.", noAttrs, func(s Snapshot) int64 { return s.Unparked }},
 		{"hlcdc.search.pages.min", "The fewest pages those searches could take (100 resources a page).", noAttrs, func(s Snapshot) int64 { return s.SearchPagesMin }},
 		{"hlcdc.resources.read", "Resources read from FHIR search and history pages.", noAttrs, func(s Snapshot) int64 { return s.ResourcesRead }},
 		{"hlcdc.dedup", "Dedup claims by result (new, duplicate, pending).", dedup("new"), func(s Snapshot) int64 { return s.DedupNew }},
@@ -109,31 +113,35 @@ func (in instruments) countRecord(ctx context.Context, d cloudtrail.Decision) {
 	in.records.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome), attribute.String("reason", string(d.Reason))))
 }
 
-// windowSpan starts the span that covers a window from its settle wait to its ack: a new
-// root (the window has as many parents as batches fed it) with links to those batches.
-func (p *Pipeline) windowSpan(ctx context.Context, w *coalesce.Window, from, to time.Time) (context.Context, trace.Span) {
+// runSpan starts the span that covers one run of a key's timeline — sync, searches,
+// emits, verification: a new root (a run serves hints from many batches) with links to the
+// batches whose hints it covers.
+func (p *Pipeline) runSpan(ctx context.Context, k coalesce.Key, hints int, links []trace.SpanContext) (context.Context, trace.Span) {
 	opts := []trace.SpanStartOption{
 		trace.WithNewRoot(),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(
-			attribute.String("hlcdc.datastore_id", w.Key.DatastoreID),
-			attribute.String("fhir.resource_type", w.Key.ResourceType),
-			attribute.Int("hlcdc.window.events", w.Events()),
-			attribute.Int("hlcdc.window.creates", w.Creates),
-			attribute.Int("hlcdc.window.updates", w.Updates),
-			attribute.Int("hlcdc.window.deletes", w.Deletes),
-			attribute.String("hlcdc.window.from", from.Format(time.RFC3339Nano)),
-			attribute.String("hlcdc.window.to", to.Format(time.RFC3339Nano)),
+			attribute.String("hlcdc.datastore_id", k.DatastoreID),
+			attribute.String("fhir.resource_type", k.ResourceType),
+			attribute.Int("hlcdc.run.hints", hints),
 		),
 	}
-	if len(w.Links) > 0 {
-		links := make([]trace.Link, len(w.Links))
-		for i, sc := range w.Links {
-			links[i] = trace.Link{SpanContext: sc}
+	if len(links) > 0 {
+		ls := make([]trace.Link, len(links))
+		for i, sc := range links {
+			ls[i] = trace.Link{SpanContext: sc}
 		}
-		opts = append(opts, trace.WithLinks(links...))
+		opts = append(opts, trace.WithLinks(ls...))
 	}
-	return p.tracer.Start(ctx, "window "+w.Key.ResourceType, opts...)
+	return p.tracer.Start(ctx, "timeline "+k.ResourceType, opts...)
+}
+
+// chunkAttrs describe a searched range on a span event.
+func chunkAttrs(iv coalesce.Interval) trace.EventOption {
+	return trace.WithAttributes(
+		attribute.String("hlcdc.range.from", iv.From.Format(time.RFC3339Nano)),
+		attribute.String("hlcdc.range.to", iv.To.Format(time.RFC3339Nano)),
+	)
 }
 
 // traceParent is the W3C traceparent of sc, or "" when sc is not valid (tracing is off).

@@ -52,7 +52,7 @@ func tracedRun(t *testing.T, logger *slog.Logger) (spans tracetest.SpanStubs, ba
 	h.waitAcked(30 * time.Second)
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		spans = exp.GetSpans()
-		if findSpan(spans, "window Observation") != nil || time.Now().After(deadline) {
+		if findSpan(spans, "timeline Observation") != nil || time.Now().After(deadline) {
 			return spans, batch, h
 		}
 	}
@@ -67,15 +67,29 @@ func findSpan(spans tracetest.SpanStubs, name string) *tracetest.SpanStub {
 	return nil
 }
 
-// TestTraceWindowSpanTree: the batch span (CONSUMER) → the window span links to it → the
-// FHIR, Redis and EventBridge calls are CLIENT children of the window span, and each emitted
-// event's detail.traceparent names the window span.
-func TestTraceWindowSpanTree(t *testing.T) {
-	spans, batch, h := tracedRun(t, nil)
-	win := findSpan(spans, "window Observation")
-	if win == nil {
-		t.Fatalf("no window span among %d spans", len(spans))
+// runSpanOfEvents is the timeline run span that emitted the events (their traceparent).
+func runSpanOfEvents(t *testing.T, spans tracetest.SpanStubs, h *harness) *tracetest.SpanStub {
+	t.Helper()
+	evs := h.waitEvents(10 * time.Second)
+	if len(evs) == 0 {
+		t.Fatal("no events")
 	}
+	for i := range spans {
+		s := &spans[i]
+		if s.Name == "timeline Observation" && evs[0].d.TraceParent == "00-"+s.SpanContext.TraceID().String()+"-"+s.SpanContext.SpanID().String()+"-01" {
+			return s
+		}
+	}
+	t.Fatalf("no timeline span among %d spans is the events' traceparent %q", len(spans), evs[0].d.TraceParent)
+	return nil
+}
+
+// TestTraceRunSpanTree: the batch span (CONSUMER) → the timeline run span links to it → the
+// FHIR, Redis and EventBridge calls are CLIENT children of the run span, and each emitted
+// event's detail.traceparent names the run span.
+func TestTraceRunSpanTree(t *testing.T) {
+	spans, batch, h := tracedRun(t, nil)
+	win := runSpanOfEvents(t, spans, h)
 	if b := findSpan(spans, "process test-stream"); b == nil || b.SpanKind != trace.SpanKindConsumer || b.SpanContext.SpanID() != batch.SpanID() {
 		t.Fatalf("batch span: %+v", b)
 	}
@@ -89,13 +103,15 @@ func TestTraceWindowSpanTree(t *testing.T) {
 	for _, a := range win.Attributes {
 		attrs[string(a.Key)] = a.Value.String()
 	}
-	for _, k := range []string{"hlcdc.datastore_id", "hlcdc.window.from", "hlcdc.window.to"} {
-		if attrs[k] == "" {
-			t.Errorf("window span lacks %s: %v", k, attrs)
-		}
+	if attrs["hlcdc.datastore_id"] == "" || attrs["fhir.resource_type"] != "Observation" || attrs["hlcdc.run.hints"] == "" {
+		t.Errorf("run span attributes %v", attrs)
 	}
-	if attrs["fhir.resource_type"] != "Observation" || attrs["hlcdc.window.events"] != "2" {
-		t.Errorf("window span attributes %v", attrs)
+	searched := false
+	for _, e := range win.Events {
+		searched = searched || e.Name == "searched"
+	}
+	if !searched {
+		t.Errorf("run span has no \"searched\" event with the range: %+v", win.Events)
 	}
 
 	// CLIENT children by instrumentation: otelhttp (FHIR), redisotel, otelaws (PutEvents).
@@ -159,11 +175,8 @@ func (s *syncBuffer) String() string {
 func TestLogCarriesTraceID(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(telemetry.LogHandler(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	spans, _, _ := tracedRun(t, logger)
-	win := findSpan(spans, "window Observation")
-	if win == nil {
-		t.Fatal("no window span")
-	}
+	spans, _, h := tracedRun(t, logger)
+	win := runSpanOfEvents(t, spans, h)
 	var done map[string]any
 	sc := bufio.NewScanner(strings.NewReader(buf.String()))
 	for sc.Scan() {
@@ -179,15 +192,15 @@ func TestLogCarriesTraceID(t *testing.T) {
 		if strings.Contains(sc.Text(), `"valueQuantity"`) || strings.Contains(sc.Text(), `"heart rate"`) {
 			t.Errorf("log line holds resource content: %s", sc.Text())
 		}
-		if line["msg"] == "window done" {
+		if line["msg"] == "timeline run done" && line["span_id"] == win.SpanContext.SpanID().String() {
 			done = line
 		}
 	}
 	if done == nil {
-		t.Fatalf("no \"window done\" line in:\n%s", buf.String())
+		t.Fatalf("no \"timeline run done\" line with the run span's id %s in:\n%s", win.SpanContext.SpanID(), buf.String())
 	}
-	if done["trace_id"] != win.SpanContext.TraceID().String() || done["span_id"] != win.SpanContext.SpanID().String() {
-		t.Errorf("window done line %v, want trace_id %s span_id %s", done, win.SpanContext.TraceID(), win.SpanContext.SpanID())
+	if done["trace_id"] != win.SpanContext.TraceID().String() {
+		t.Errorf("timeline run done line %v, want trace_id %s", done, win.SpanContext.TraceID())
 	}
 }
 
@@ -213,7 +226,8 @@ func TestMetricsScrape(t *testing.T) {
 	h.feed(recs...)
 	h.feed([]byte("not json")) // rejected: undecodable
 	h.waitAcked(30 * time.Second)
-	// The same hints again, in a later window: the same versions, now duplicates.
+	// The same hints again: the timeline covers them now, so they are acked without a search.
+	searches := h.pipe.Stats().Snapshot().Searches
 	h.feed(recs...)
 	h.waitAcked(30 * time.Second)
 
@@ -222,21 +236,26 @@ func TestMetricsScrape(t *testing.T) {
 	want := map[string]float64{
 		`hlcdc_records_total{outcome="act"}`:                         6,
 		`hlcdc_records_total{outcome="reject",reason="undecodable"}`: 1,
-		`hlcdc_windows_total`:                                        2,
-		`hlcdc_events_emitted_total`:                                 3,
-		`hlcdc_dedup_total{result="new"}`:                            3,
-		`hlcdc_dedup_total{result="duplicate"}`:                      3,
-		`hlcdc_rejects_reported_total`:                               1,
-		`hlcdc_window_events_count`:                                  2,
-		`hlcdc_window_events_sum`:                                    6,
-		`hlcdc_lag_seconds_count`:                                    3,
-		`hlcdc_searches_total`:                                       float64(s.Searches),
-		`hlcdc_resources_read_total`:                                 float64(s.ResourcesRead),
+		`hlcdc_runs_total`:                      float64(s.Runs),
+		`hlcdc_events_emitted_total`:            3,
+		`hlcdc_dedup_total{result="new"}`:       3,
+		`hlcdc_dedup_total{result="duplicate"}`: float64(s.DedupDuplicate),
+		`hlcdc_rejects_reported_total`:          1,
+		`hlcdc_lag_seconds_count`:               3,
+		`hlcdc_ranges_verified_total`:           float64(s.Verified),
+		`hlcdc_searches_total`:                  float64(s.Searches),
+		`hlcdc_resources_read_total`:            float64(s.ResourcesRead),
 	}
 	for k, v := range want {
 		if got, ok := m[k]; !ok || got != v {
 			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
 		}
+	}
+	if m["hlcdc_run_hints_sum"] < 3 {
+		t.Errorf("hlcdc_run_hints_sum = %v, want at least the 3 hints searched for", m["hlcdc_run_hints_sum"])
+	}
+	if s.Searches-s.Rereads > searches {
+		t.Errorf("covered hints caused searches: %d first searches after, %d before", s.Searches-s.Rereads, searches)
 	}
 	if len(h.events()) != 3+1 {
 		t.Errorf("recorder has %d events, want 3 changes + 1 reject report", len(h.events()))

@@ -1,0 +1,155 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
+)
+
+// failure is the run of permanent failures of one key's next chunk.
+type failure struct {
+	chunk    coalesce.Interval
+	attempts int
+	since    time.Time
+}
+
+// failedChunk counts a permanent failure of chunk and parks it once it failed ParkAttempts
+// times or for ParkAfter: reported on the bus as "HealthLake CDC Range Failed" and kept in
+// Redis for retries. It returns true when the chunk is parked, so the caller moves the
+// timeline past it and its records are acked: one bad key must not stall a shard.
+func (p *Pipeline) failedChunk(ctx context.Context, k coalesce.Key, chunk coalesce.Interval, cause error) (bool, error) {
+	now := p.cfg.Now()
+	p.failMu.Lock()
+	f := p.failures[k]
+	if f == nil || f.chunk != chunk {
+		f = &failure{chunk: chunk, since: now}
+		p.failures[k] = f
+	}
+	f.attempts++
+	attempts, since := f.attempts, f.since
+	p.failMu.Unlock()
+	if attempts < p.cfg.ParkAttempts && now.Sub(since) < p.cfg.ParkAfter {
+		return false, nil
+	}
+	pk := timeline.Parked{Key: k, Range: chunk, Reason: failureReason(cause), Attempts: attempts, Since: since, LastTry: now}
+	if err := p.parts.Timelines.Park(ctx, pk); err != nil {
+		return false, err
+	}
+	if err := p.report(ctx, p.parts.Events.RangeFailed(event.RangeFailed{
+		DatastoreID: k.DatastoreID, ResourceType: k.ResourceType,
+		From: chunk.From.Format(time.RFC3339Nano), To: chunk.To.Format(time.RFC3339Nano),
+		Reason: pk.Reason, Detail: cause.Error(), Attempts: attempts,
+	}, now)); err != nil {
+		return false, err
+	}
+	p.stats.Parked.Add(1)
+	p.cfg.Logger.ErrorContext(ctx, "range parked: its search keeps failing; reported and acked, retried later",
+		"datastoreId", k.DatastoreID, "resourceType", k.ResourceType, "from", chunk.From, "to", chunk.To,
+		"reason", pk.Reason, "attempts", attempts)
+	p.clearFailure(k)
+	return true, nil
+}
+
+func (p *Pipeline) clearFailure(k coalesce.Key) {
+	p.failMu.Lock()
+	delete(p.failures, k)
+	p.failMu.Unlock()
+}
+
+// report puts one operational event on the bus, retrying what a retry can mend; an entry
+// EventBridge refuses for good is logged and counted, not looped on.
+func (p *Pipeline) report(ctx context.Context, e ebtypes.PutEventsRequestEntry) error {
+	backoff := p.cfg.MinBackoff
+	for {
+		err := p.parts.Emitter.Emit(ctx, []ebtypes.PutEventsRequestEntry{e})[0]
+		switch {
+		case err == nil:
+			return nil
+		case bus.IsPermanent(err):
+			p.stats.EmitFailed.Add(1)
+			p.cfg.Logger.ErrorContext(ctx, "report refused by EventBridge", "detailType", *e.DetailType, "error", err)
+			return nil
+		}
+		wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
+		backoff = min(backoff*2, p.cfg.MaxBackoff)
+		if serr := p.cfg.Sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("report: %w", errors.Join(err, serr))
+		}
+	}
+}
+
+// retryParkedLoop searches parked ranges again every ParkedRetry; a range that succeeds is
+// emitted and unparked. A worker takes each range's retry lease, so one worker retries it.
+func (p *Pipeline) retryParkedLoop(ctx context.Context) {
+	tick := min(p.cfg.ParkedRetry, 10*time.Second)
+	for p.cfg.Sleep(ctx, tick) == nil {
+		ps, err := p.parts.Timelines.ListParked(ctx)
+		if err != nil {
+			continue
+		}
+		now := p.cfg.Now()
+		for _, pk := range ps {
+			if now.Sub(pk.LastTry) < p.cfg.ParkedRetry {
+				continue
+			}
+			if ok, err := p.parts.Timelines.LeaseParked(ctx, pk); err != nil || !ok {
+				continue
+			}
+			p.retryParked(ctx, pk)
+		}
+	}
+}
+
+func (p *Pipeline) retryParked(ctx context.Context, pk timeline.Parked) {
+	_, err := p.searchChunk(ctx, pk.Key, pk.Range, source{})
+	tls := p.parts.Timelines
+	if err == nil {
+		if uerr := tls.Unpark(ctx, pk); uerr == nil {
+			p.stats.Unparked.Add(1)
+			p.cfg.Logger.InfoContext(ctx, "parked range searched successfully", "datastoreId", pk.Key.DatastoreID,
+				"resourceType", pk.Key.ResourceType, "from", pk.Range.From, "to", pk.Range.To)
+		}
+		return
+	}
+	pk.Attempts++
+	pk.LastTry = p.cfg.Now()
+	if fhir.IsPermanent(err) {
+		pk.Reason = failureReason(err)
+	}
+	_ = tls.Park(ctx, pk)
+}
+
+// failureReason is a short stable code for why a search failed, for the Range Failed report
+// and the parked list.
+func failureReason(err error) string {
+	var se *fhir.StatusError
+	switch {
+	case errors.As(err, &se):
+		switch se.StatusCode {
+		case 401, 403:
+			return "forbidden"
+		case 404, 410:
+			return "not-found"
+		}
+		return fmt.Sprintf("http-%d", se.StatusCode)
+	case errors.Is(err, fhir.ErrForeignNextLink):
+		return "foreign-next-link"
+	case errors.Is(err, fhir.ErrNextLinkLoop), errors.Is(err, fhir.ErrTooManyPages):
+		return "paging-loop"
+	case errors.Is(err, fhir.ErrPageTooLarge):
+		return "page-too-large"
+	case errors.Is(err, fhir.ErrNotJSON), errors.Is(err, fhir.ErrMalformedBundle):
+		return "malformed-bundle"
+	}
+	return "permanent-error"
+}

@@ -1,0 +1,159 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
+)
+
+// errPendingClaims says a search met changes another worker is mid-emit: the range is not
+// done until that worker marks them (or its claims expire).
+var errPendingClaims = errors.New("changes pending at another worker")
+
+// runKey is one run of a key: the stages plan → search → claim → emit → settle.
+//
+//  1. sync: record this worker's wants in Redis, take or renew the key's lease, read the
+//     timeline. Without the lease the run ends here: the holder searches, and the timeline
+//     read tells which of this worker's hints are covered.
+//  2. plan: the settled chunks between the timeline and the want (coalesce.Plan).
+//  3. for each chunk, in order: search it (all pages), claim and emit what it finds, then
+//     advance the timeline over it by compare-and-set, recording its verification.
+//  4. verify the key's obligations that are due, while the lease is held.
+//
+// A failure a retry can mend ends the run with an error: nothing past the last advanced
+// chunk is acked, and the scheduler tries again after a backoff. A chunk failing for a reason
+// retries cannot fix is parked after the configured attempts (see park.go).
+func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
+	p.stats.Runs.Add(1)
+	k := job.key
+	tls := p.parts.Timelines
+	st, err := tls.Sync(ctx, k, job.want, true)
+	if err != nil {
+		return runResult{key: k, err: fmt.Errorf("sync: %w", err), unsynced: job.want}
+	}
+	res := runResult{key: k, tl: st.Timeline}
+	if !st.Leased {
+		res.more = !st.Timeline.Covers(st.Want)
+		return res
+	}
+	src := job.src
+	if src.region == "" {
+		src.region, src.account = st.Region, st.Account
+	}
+	ctx, span := p.runSpan(ctx, k, job.hints, job.links)
+	defer span.End()
+	p.met.runHints.Record(ctx, int64(job.hints))
+
+	// Delete hints for ranges searched already need their history read on their own.
+	var late []coalesce.Interval
+	for _, d := range job.want.Deletes {
+		if st.Timeline.Covers(d) {
+			late = append(late, d)
+		}
+	}
+	if len(late) > 0 {
+		if err := p.readDeletes(ctx, k, late, src); err != nil {
+			return p.endRun(ctx, span, res, err)
+		}
+		if err := tls.ForgetDeletes(ctx, k, late); err != nil {
+			return p.endRun(ctx, span, res, err)
+		}
+	}
+
+	chunks := p.cfg.Timeline.Plan(st.Timeline, st.Want, p.cfg.Now(), p.cfg.MaxChunksPerRun)
+	tl := st.Timeline
+	for _, c := range chunks {
+		verifyAt := p.cfg.Timeline.VerifyAt(c)
+		if _, err := p.searchChunk(ctx, k, c, src); err != nil {
+			if errors.Is(err, errPendingClaims) || !fhir.IsPermanent(err) {
+				res.tl = tl
+				return p.endRun(ctx, span, res, err)
+			}
+			parked, perr := p.failedChunk(ctx, k, c, err)
+			if !parked || perr != nil {
+				res.tl = tl
+				return p.endRun(ctx, span, res, errors.Join(err, perr))
+			}
+			verifyAt = time.Time{} // parked: reported, nothing to verify
+		}
+		if err := tls.Advance(ctx, k, tl, c, verifyAt); err != nil {
+			res.tl = tl
+			if errors.Is(err, timeline.ErrLeaseLost) || errors.Is(err, timeline.ErrConflict) {
+				// Another worker holds the key now; what this run emitted is deduped.
+				span.AddEvent("lease lost")
+				res.more = true
+				return res
+			}
+			return p.endRun(ctx, span, res, err)
+		}
+		p.clearFailure(k)
+		span.AddEvent("searched", chunkAttrs(c))
+		tl = tl.Extend(c)
+		if err := p.forgetCoveredDeletes(ctx, k, tl, c); err != nil {
+			res.tl = tl
+			return p.endRun(ctx, span, res, err)
+		}
+	}
+	res.tl = tl
+	if err := p.verifyKey(ctx, k, src); err != nil {
+		return p.endRun(ctx, span, res, err)
+	}
+	res.more = !tl.Covers(st.Want)
+	if !res.more {
+		// Nothing left to search: let any worker take the key at its next hint.
+		if err := tls.Release(ctx, k); err != nil {
+			p.cfg.Logger.WarnContext(ctx, "lease release failed; it will expire", "resourceType", k.ResourceType, "error", err)
+		}
+	}
+	span.SetAttributes(attribute.Int("hlcdc.run.chunks", len(chunks)))
+	p.cfg.Logger.DebugContext(ctx, "timeline run done", "datastoreId", k.DatastoreID, "resourceType", k.ResourceType,
+		"hints", job.hints, "chunks", len(chunks), "frontier", tl.Frontier)
+	return res
+}
+
+// endRun closes a run that failed: pending claims are retried soon, other errors after a
+// backoff. The lease is kept (it expires if this worker does not come back).
+func (p *Pipeline) endRun(ctx context.Context, span trace.Span, res runResult, err error) runResult {
+	res.more = true
+	if errors.Is(err, errPendingClaims) {
+		res.pending = true
+		span.AddEvent("pending claims")
+		return res
+	}
+	if ctx.Err() != nil {
+		span.SetStatus(codes.Error, "stopped")
+		res.err = ctx.Err()
+		return res
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, "run failed")
+	p.cfg.Logger.WarnContext(ctx, "timeline run failed, will retry", "datastoreId", res.key.DatastoreID,
+		"resourceType", res.key.ResourceType, "error", err)
+	res.err = err
+	return res
+}
+
+// forgetCoveredDeletes drops the delete ranges that the timeline covers now that chunk was
+// searched (searchChunk read their history).
+func (p *Pipeline) forgetCoveredDeletes(ctx context.Context, k coalesce.Key, tl coalesce.Timeline, chunk coalesce.Interval) error {
+	ds, err := p.parts.Timelines.Deletes(ctx, k, chunk)
+	if err != nil {
+		return err
+	}
+	var done []coalesce.Interval
+	for _, d := range ds {
+		if tl.Covers(d) {
+			done = append(done, d)
+		}
+	}
+	return p.parts.Timelines.ForgetDeletes(ctx, k, done)
+}

@@ -1,0 +1,236 @@
+package pipeline
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
+)
+
+// maxLinks bounds the distinct batch span contexts a run links to, and maxEventIDs the
+// CloudTrail event ids a key keeps for its events' trigger.
+const (
+	maxLinks    = 128
+	maxEventIDs = event.MaxTriggerEventIDs
+)
+
+// pendingHint is an accepted record waiting for its key's timeline to cover its range.
+type pendingHint struct {
+	rng  coalesce.Interval
+	done func()
+}
+
+// keyState is what the scheduler knows of one key. Only the scheduler goroutine touches it.
+type keyState struct {
+	key     coalesce.Key
+	pending []pendingHint
+	// want and dels are what the hints asked for since the last sync.
+	want coalesce.Interval
+	dels []coalesce.Interval
+	src  source
+	// tl is the timeline as last seen; more says the last run left work (for this worker or
+	// another): the want reaches past the timeline, or this worker holds the lease.
+	tl      coalesce.Timeline
+	more    bool
+	running bool
+	next    time.Time
+	backoff time.Duration
+	hints   int // hints since the last run, for the run's span and histogram
+	links   []trace.SpanContext
+	linkSet map[trace.SpanID]struct{}
+}
+
+// source is what a key's events say about where they came from.
+type source struct {
+	region, account  string
+	eventIDs         []string
+	creates, updates bool
+}
+
+func (ks *keyState) addLink(sc trace.SpanContext) {
+	if !sc.IsValid() || len(ks.links) >= maxLinks {
+		return
+	}
+	if _, dup := ks.linkSet[sc.SpanID()]; dup {
+		return
+	}
+	if ks.linkSet == nil {
+		ks.linkSet = make(map[trace.SpanID]struct{})
+	}
+	ks.linkSet[sc.SpanID()] = struct{}{}
+	ks.links = append(ks.links, sc)
+}
+
+// needsRun says the key has work: hints to cover, or a run left more to do.
+func (ks *keyState) needsRun() bool { return len(ks.pending) > 0 || ks.more || !ks.want.Empty() }
+
+// ackCovered runs the acks of the hints the timeline covers now.
+func (ks *keyState) ackCovered() {
+	kept := ks.pending[:0]
+	for _, h := range ks.pending {
+		if ks.tl.Covers(h.rng) {
+			h.done()
+			continue
+		}
+		kept = append(kept, h)
+	}
+	clear(ks.pending[len(kept):])
+	ks.pending = kept
+}
+
+// runJob is one run of a key, handed to its goroutine.
+type runJob struct {
+	key   coalesce.Key
+	want  timeline.Want
+	src   source
+	hints int
+	links []trace.SpanContext
+}
+
+// runResult is what a run reports back to the scheduler.
+type runResult struct {
+	key coalesce.Key
+	// tl is the timeline the run saw or made; zero when the sync failed.
+	tl   coalesce.Timeline
+	more bool
+	// pending: another worker was mid-emit on a change; run again soon.
+	pending bool
+	err     error
+	// unsynced is the job's want, given back when the sync failed.
+	unsynced timeline.Want
+}
+
+// schedule owns the keys' states: it files hints, acks them as timelines cover them, and
+// starts one run per key and cadence. Runs join wg, which Run waits on.
+func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
+	keys := make(map[coalesce.Key]*keyState)
+	results := make(chan runResult)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	cfg := p.cfg.Timeline
+	for {
+		now := p.cfg.Now()
+		next := time.Time{}
+		for _, ks := range keys {
+			if ks.running || !ks.needsRun() {
+				continue
+			}
+			if !ks.next.After(now) {
+				ks.running = true
+				job := runJob{key: ks.key, want: timeline.Want{Range: ks.want, Deletes: ks.dels, Region: ks.src.region, Account: ks.src.account},
+					src: ks.src, hints: ks.hints, links: ks.links}
+				ks.src.eventIDs = nil
+				ks.want, ks.dels, ks.hints, ks.links, ks.linkSet = coalesce.Interval{}, nil, 0, nil, nil
+				wg.Go(func() {
+					r := p.runKey(ctx, job)
+					select {
+					case results <- r:
+					case <-ctx.Done():
+					}
+				})
+				continue
+			}
+			if next.IsZero() || ks.next.Before(next) {
+				next = ks.next
+			}
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(now), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			p.releaseAll(keys)
+			return
+		case m := <-p.hints:
+			p.file(keys, m, now)
+		case r := <-results:
+			ks := keys[r.key]
+			ks.running = false
+			switch {
+			case r.err != nil:
+				ks.want = ks.want.Hull(r.unsynced.Range)
+				ks.dels = append(ks.dels, r.unsynced.Deletes...)
+				ks.backoff = min(max(ks.backoff*2, p.cfg.MinBackoff), p.cfg.MaxBackoff)
+				// Full jitter keeps workers that failed together from retrying together.
+				ks.next = now.Add(time.Duration(rand.Int64N(int64(ks.backoff))) + time.Millisecond)
+				p.stats.RunRetries.Add(1)
+			case r.pending:
+				ks.next = now.Add(p.cfg.PendingRetry)
+				p.stats.RunRetries.Add(1)
+			default:
+				ks.backoff = 0
+				ks.next = now.Add(cfg.Window)
+			}
+			if !r.tl.IsZero() {
+				ks.tl, ks.more = r.tl, r.more
+				ks.ackCovered()
+			}
+			if !ks.needsRun() {
+				delete(keys, r.key) // quiet: forget it; its next hint syncs again
+			}
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// file puts an accepted hint into its key's state, acking it at once when the timeline as
+// last seen covers it already (a late or repeated record).
+func (p *Pipeline) file(keys map[coalesce.Key]*keyState, m hintMsg, now time.Time) {
+	ch := m.change
+	k := coalesce.Key{DatastoreID: ch.DatastoreID, ResourceType: ch.ResourceType}
+	rng := p.cfg.Timeline.HintRange(ch.EventTime, now)
+	ks := keys[k]
+	if ks == nil {
+		ks = &keyState{key: k, next: now}
+		keys[k] = ks
+	}
+	if ks.tl.Covers(rng) && ch.Operation != cloudtrail.Delete {
+		m.done()
+		return
+	}
+	ks.pending = append(ks.pending, pendingHint{rng: rng, done: m.done})
+	ks.want = ks.want.Hull(rng)
+	ks.hints++
+	ks.addLink(m.link)
+	if ks.src.region == "" {
+		ks.src.region, ks.src.account = ch.Region, ch.Account
+	}
+	if len(ks.src.eventIDs) < maxEventIDs {
+		ks.src.eventIDs = append(ks.src.eventIDs, ch.EventID)
+	}
+	switch ch.Operation {
+	case cloudtrail.Create:
+		ks.src.creates = true
+	case cloudtrail.Delete:
+		ks.dels = append(ks.dels, rng)
+	default:
+		ks.src.updates = true
+	}
+}
+
+// releaseAll gives up, on the way out, the leases of keys this worker may hold, so other
+// workers take over at once rather than after the lease TTL.
+func (p *Pipeline) releaseAll(keys map[coalesce.Key]*keyState) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for k, ks := range keys {
+		if ks.more {
+			_ = p.parts.Timelines.Release(ctx, k)
+		}
+	}
+}

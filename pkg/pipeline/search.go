@@ -1,0 +1,248 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
+)
+
+// outcome is what one search of a range did.
+type outcome struct {
+	emitted int // changes this search emitted (new ones)
+	pending int // changes another worker is mid-emit
+}
+
+// searchChunk reads every resource of k changed in chunk (all pages) and, where delete hints
+// reach into it, the deletes in its history; it emits every change not seen before, page by
+// page, and records the newest version of each resource for verification. It returns how many
+// changes it emitted, or errPendingClaims when some are another worker's to finish.
+func (p *Pipeline) searchChunk(ctx context.Context, k coalesce.Key, chunk coalesce.Interval, src source) (int, error) {
+	select {
+	case p.fhirSem <- struct{}{}:
+		defer func() { <-p.fhirSem }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	var claims Claims
+	if !p.cfg.NoDedup {
+		claims = p.parts.NewClaims()
+	}
+	trigger := event.Trigger{EventIDs: src.eventIDs, From: chunk.From, To: chunk.To}
+	tp := traceParent(trace.SpanContextFromContext(ctx))
+	var o outcome
+	distinct := 0
+	err := p.parts.FHIR.Search(ctx, k.DatastoreID, k.ResourceType, chunk.From, chunk.To, func(pg fhir.Page) error {
+		p.stats.ResourcesRead.Add(int64(len(pg.Resources)))
+		changes := make([]event.Change, 0, len(pg.Resources))
+		seen := make([]timeline.Latest, 0, len(pg.Resources))
+		inPage := make(map[[2]string]struct{}, len(pg.Resources))
+		for _, r := range pg.Resources {
+			// The same (id, version) twice in one page is one change.
+			if _, dup := inPage[[2]string{r.ID, r.VersionID}]; dup {
+				continue
+			}
+			inPage[[2]string{r.ID, r.VersionID}] = struct{}{}
+			distinct++
+			changes = append(changes, event.Change{
+				DatastoreID: k.DatastoreID, ResourceType: k.ResourceType,
+				ID: r.ID, VersionID: r.VersionID, LastUpdated: r.LastUpdated,
+				Action:   event.ActionFor(r.VersionID, src.creates, src.updates),
+				Resource: r.Raw, Trigger: trigger, Region: src.region, Account: src.account,
+				TraceParent: tp,
+			})
+			seen = append(seen, timeline.Latest{ID: r.ID, LastUpdated: r.LastUpdated})
+		}
+		if err := p.emit(ctx, claims, changes, &o); err != nil {
+			return err
+		}
+		// Recorded after the emit: a count compared with it can only come up higher than
+		// what was emitted, never hide a change.
+		return p.parts.Timelines.Seen(ctx, k, seen)
+	})
+	if err != nil {
+		return o.emitted, fmt.Errorf("search: %w", err)
+	}
+	p.stats.Searches.Add(1)
+	p.stats.SearchPagesMin.Add(int64(max(1, (distinct+99)/100)))
+
+	ds, err := p.parts.Timelines.Deletes(ctx, k, chunk)
+	if err != nil {
+		return o.emitted, err
+	}
+	if len(ds) > 0 {
+		if err := p.readDeletesIn(ctx, claims, k, chunk, src, tp, &o); err != nil {
+			return o.emitted, err
+		}
+	}
+	if o.pending > 0 {
+		return o.emitted, errPendingClaims
+	}
+	return o.emitted, nil
+}
+
+// readDeletes reads the history of ranges searched already, for delete hints that arrived
+// after their range was searched.
+func (p *Pipeline) readDeletes(ctx context.Context, k coalesce.Key, ranges []coalesce.Interval, src source) error {
+	var claims Claims
+	if !p.cfg.NoDedup {
+		claims = p.parts.NewClaims()
+	}
+	tp := traceParent(trace.SpanContextFromContext(ctx))
+	var s coalesce.Set
+	for _, r := range ranges {
+		s.Add(r)
+	}
+	var o outcome
+	for _, r := range s.Intervals() {
+		if err := p.readDeletesIn(ctx, claims, k, r, src, tp, &o); err != nil {
+			return err
+		}
+	}
+	if o.pending > 0 {
+		return errPendingClaims
+	}
+	return nil
+}
+
+// readDeletesIn resolves deletes through the type's history: a search cannot see a deleted
+// resource. Where the server has no history, the deletes are counted as unresolved.
+func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.Key, r coalesce.Interval, src source, tp string, o *outcome) error {
+	trigger := event.Trigger{EventIDs: src.eventIDs, From: r.From, To: r.To}
+	err := p.parts.FHIR.History(ctx, k.DatastoreID, k.ResourceType, r.From, func(hp fhir.HistoryPage) error {
+		var changes []event.Change
+		var gone []string
+		for _, e := range hp.Entries {
+			if !e.Deleted || e.LastUpdated.Before(r.From) || !e.LastUpdated.Before(r.To) {
+				continue
+			}
+			changes = append(changes, event.Change{
+				DatastoreID: k.DatastoreID, ResourceType: k.ResourceType,
+				ID: e.ID, VersionID: e.VersionID, LastUpdated: e.LastUpdated,
+				Action: event.Delete, Trigger: trigger, Region: src.region, Account: src.account,
+				TraceParent: tp,
+			})
+			gone = append(gone, e.ID)
+		}
+		if err := p.emit(ctx, claims, changes, o); err != nil {
+			return err
+		}
+		return p.parts.Timelines.Gone(ctx, k, gone)
+	})
+	if err != nil && fhir.IsPermanent(err) {
+		p.stats.DeletesUnresolved.Add(1)
+		p.cfg.Logger.WarnContext(ctx, "deletes unresolved: history unavailable", "datastoreId", k.DatastoreID,
+			"resourceType", k.ResourceType, "error", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	return nil
+}
+
+// emit claims a page of changes, sends the ones this search won and settles the claims:
+// done for what EventBridge accepted, released for what it did not.
+func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Change, o *outcome) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	ids := make([]dedup.Identity, len(changes))
+	for i, c := range changes {
+		ids[i] = dedup.Identity{DatastoreID: c.DatastoreID, ResourceType: c.ResourceType, ID: c.ID, VersionID: c.VersionID}
+	}
+	won := make([]int, 0, len(changes))
+	if claims == nil {
+		for i := range changes {
+			won = append(won, i)
+		}
+	} else {
+		results, err := claims.Claim(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("dedup claim: %w", err)
+		}
+		for i, r := range results {
+			switch r {
+			case dedup.New:
+				won = append(won, i)
+			case dedup.Duplicate:
+				p.stats.DedupDuplicate.Add(1)
+			case dedup.Pending:
+				p.stats.DedupPending.Add(1)
+				o.pending++
+			}
+		}
+		p.stats.DedupNew.Add(int64(len(won)))
+	}
+	if len(won) == 0 {
+		return nil
+	}
+
+	entries := make([]ebtypes.PutEventsRequestEntry, 0, len(won))
+	sent := make([]dedup.Identity, 0, len(won))
+	sentAt := make([]time.Time, 0, len(won))
+	var release []dedup.Identity
+	for _, i := range won {
+		e, err := p.parts.Events.Entry(changes[i])
+		if err != nil {
+			// Cannot happen for a resource the FHIR client parsed; reported, never looped on.
+			p.stats.EmitFailed.Add(1)
+			p.cfg.Logger.ErrorContext(ctx, "cannot build event", "resourceType", changes[i].ResourceType, "error", err)
+			release = append(release, ids[i])
+			continue
+		}
+		entries = append(entries, e)
+		sent = append(sent, ids[i])
+		sentAt = append(sentAt, changes[i].LastUpdated)
+	}
+	errs := p.parts.Emitter.Emit(ctx, entries)
+	var accepted []dedup.Identity
+	var retry error
+	now := p.cfg.Now()
+	for i, err := range errs {
+		if err == nil {
+			accepted = append(accepted, sent[i])
+			p.met.lag.Record(ctx, now.Sub(sentAt[i]).Seconds(), noRecordAttrs)
+			continue
+		}
+		release = append(release, sent[i])
+		if bus.IsPermanent(err) {
+			p.stats.EmitFailed.Add(1)
+			p.cfg.Logger.ErrorContext(ctx, "event rejected by EventBridge; not retried", "resourceType", sent[i].ResourceType, "error", err)
+		} else {
+			retry = errors.Join(retry, err)
+		}
+	}
+	p.stats.Emitted.Add(int64(len(accepted)))
+	o.emitted += len(accepted)
+	if claims == nil {
+		return retry
+	}
+	if len(release) > 0 {
+		// A claim left behind expires after the claim TTL, so a failed release only delays.
+		if err := claims.Release(ctx, release); err != nil {
+			p.cfg.Logger.WarnContext(ctx, "dedup release failed; claims will expire", "error", err)
+		}
+	}
+	if len(accepted) > 0 {
+		if err := claims.MarkDone(ctx, accepted); err != nil {
+			// The events are out; searching again may emit them again once the claims
+			// expire. A duplicate, never a loss.
+			return errors.Join(retry, fmt.Errorf("dedup mark done: %w", err))
+		}
+	}
+	if retry != nil {
+		return fmt.Errorf("emit: %w", retry)
+	}
+	return nil
+}

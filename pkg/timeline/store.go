@@ -1,0 +1,307 @@
+package timeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+)
+
+// Defaults of Options.
+const (
+	DefaultPrefix   = "cdc:tl:"
+	DefaultLeaseTTL = 30 * time.Second
+	DefaultStateTTL = 24 * time.Hour
+)
+
+// Options configures a Store.
+type Options struct {
+	// Prefix starts every key; use one per deployment sharing a Redis (and per test).
+	Prefix string
+	// Owner is this worker's token on leases; unique among the workers. Required.
+	Owner string
+	// LeaseTTL is how long a key's search lease lasts unless renewed: a worker that dies
+	// mid-search blocks the key for at most this long. It must exceed one run of the key
+	// (its searches and emits), which the pipeline bounds.
+	LeaseTTL time.Duration
+	// StateTTL is how long a key's timeline is kept after its last hint (the dedup TTL).
+	StateTTL time.Duration
+}
+
+// Store is the Redis side of the timelines. It is safe for concurrent use.
+type Store struct {
+	rdb  redis.UniversalClient
+	opts Options
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("timeline: nil redis client")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	if opts.StateTTL == 0 {
+		opts.StateTTL = DefaultStateTTL
+	}
+	switch {
+	case opts.Owner == "":
+		return nil, errors.New("timeline: an owner is required")
+	case opts.LeaseTTL < time.Millisecond:
+		return nil, fmt.Errorf("timeline: lease TTL %v: want at least 1ms", opts.LeaseTTL)
+	case opts.StateTTL < opts.LeaseTTL:
+		return nil, fmt.Errorf("timeline: state TTL %v is shorter than the lease TTL %v", opts.StateTTL, opts.LeaseTTL)
+	}
+	return &Store{rdb: rdb, opts: opts}, nil
+}
+
+// Owner is this Store's lease token.
+func (s *Store) Owner() string { return s.opts.Owner }
+
+// LeaseTTL is how long a lease lasts unless renewed.
+func (s *Store) LeaseTTL() time.Duration { return s.opts.LeaseTTL }
+
+func (s *Store) key(k coalesce.Key, suffix string) string {
+	return s.opts.Prefix + "{" + k.String() + "}" + suffix
+}
+
+func ms(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
+func fromMS(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("timeline: bad time %q in Redis: %w", v, err)
+	}
+	return time.UnixMilli(n).UTC(), nil
+}
+
+func member(iv coalesce.Interval) string { return ms(iv.From) + "-" + ms(iv.To) }
+
+func parseMember(m string) (coalesce.Interval, error) {
+	a, b, ok := strings.Cut(m, "-")
+	if !ok {
+		return coalesce.Interval{}, fmt.Errorf("timeline: bad range %q in Redis", m)
+	}
+	from, err := fromMS(a)
+	if err != nil {
+		return coalesce.Interval{}, err
+	}
+	to, err := fromMS(b)
+	if err != nil {
+		return coalesce.Interval{}, err
+	}
+	return coalesce.Interval{From: from, To: to}, nil
+}
+
+// State is a key's shared state as one Sync saw it.
+type State struct {
+	Timeline coalesce.Timeline
+	// Want is the hull of every range any worker's hints asked for.
+	Want coalesce.Interval
+	// Leased says this worker holds the key's search lease (taken or renewed by the Sync).
+	Leased bool
+	// Region and Account are the datastore's, from the hints (for the events' datastore
+	// ARN when this worker verifies a key it has no hints for).
+	Region, Account string
+}
+
+// syncScript widens the key's wanted range, records delete ranges, takes or renews the lease
+// when asked, keeps the state alive, and returns the state.
+//
+//	KEYS: hash, lease, dels
+//	ARGV: owner, leaseMS, stateMS, wantFrom, wantTo, tryLease, region, account, then
+//	      (from, to) pairs of delete ranges
+var syncScript = redis.NewScript(`
+local wf, wt = tonumber(ARGV[4]), tonumber(ARGV[5])
+if wf and wt and wt > wf then
+  local cur = redis.call('HMGET', KEYS[1], 'ws', 'wt')
+  if not cur[1] or tonumber(cur[1]) > wf then redis.call('HSET', KEYS[1], 'ws', ARGV[4]) end
+  if not cur[2] or tonumber(cur[2]) < wt then redis.call('HSET', KEYS[1], 'wt', ARGV[5]) end
+end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'r', ARGV[7], 'a', ARGV[8]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+for i = 9, #ARGV, 2 do
+  redis.call('ZADD', KEYS[3], ARGV[i+1], ARGV[i] .. '-' .. ARGV[i+1])
+end
+if #ARGV >= 9 then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+local leased = 0
+if ARGV[6] == '1' then
+  local v = redis.call('GET', KEYS[2])
+  if v == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[2], ARGV[2]); leased = 1
+  elseif not v then
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]); leased = 1
+  end
+end
+local st = redis.call('HMGET', KEYS[1], 's', 'f', 'ws', 'wt', 'r', 'a')
+return {st[1] or '', st[2] or '', st[3] or '', st[4] or '', leased, st[5] or '', st[6] or ''}
+`)
+
+// Want is what a worker's hints ask of a key's timeline.
+type Want struct {
+	// Range is the hull of the hints' ranges (empty: nothing new).
+	Range coalesce.Interval
+	// Deletes are the ranges of delete hints: they need a history read too.
+	Deletes []coalesce.Interval
+	// Region and Account of the datastore, from the hints ("" keeps what is stored).
+	Region, Account string
+}
+
+// Sync records what this worker's hints want of k, then returns the key's state. With
+// tryLease it also takes the key's search lease if nobody holds it, or renews it if this
+// worker does.
+func (s *Store) Sync(ctx context.Context, k coalesce.Key, w Want, tryLease bool) (State, error) {
+	want, deletes := w.Range, w.Deletes
+	args := []any{s.opts.Owner, s.opts.LeaseTTL.Milliseconds(), s.opts.StateTTL.Milliseconds(), "", "", "0", w.Region, w.Account}
+	if !want.Empty() {
+		args[3], args[4] = ms(want.From), ms(want.To)
+	}
+	if tryLease {
+		args[5] = "1"
+	}
+	for _, d := range deletes {
+		if !d.Empty() {
+			args = append(args, ms(d.From), ms(d.To))
+		}
+	}
+	res, err := syncScript.Run(ctx, s.rdb, []string{s.key(k, ""), s.key(k, ":lease"), s.key(k, ":dels")}, args...).Slice()
+	if err != nil {
+		return State{}, fmt.Errorf("timeline: sync %s: %w", k.ResourceType, err)
+	}
+	if len(res) != 7 {
+		return State{}, fmt.Errorf("timeline: sync %s: %d values from the script", k.ResourceType, len(res))
+	}
+	var t [4]time.Time
+	for i := range t {
+		str, _ := res[i].(string)
+		if t[i], err = fromMS(str); err != nil {
+			return State{}, err
+		}
+	}
+	leased, _ := res[4].(int64)
+	region, _ := res[5].(string)
+	account, _ := res[6].(string)
+	return State{
+		Timeline: coalesce.Timeline{Start: t[0], Frontier: t[1]},
+		Want:     coalesce.Interval{From: t[2], To: t[3]},
+		Leased:   leased == 1,
+		Region:   region, Account: account,
+	}, nil
+}
+
+// ErrLeaseLost means this worker no longer holds the key's lease: another worker searches it
+// now. Nothing was written.
+var ErrLeaseLost = errors.New("timeline: lease lost")
+
+// ErrConflict means the timeline moved since it was read: read it again. Nothing was written.
+var ErrConflict = errors.New("timeline: timeline moved meanwhile")
+
+// advanceScript moves the timeline by compare-and-set while the lease is ours, and records
+// the chunk's verification obligation in the same step.
+//
+//	KEYS: hash, lease, verify
+//	ARGV: owner, oldStart, oldFrontier, newStart, newFrontier, member, verifyAtMS or '', stateMS
+var advanceScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+local st = redis.call('HMGET', KEYS[1], 's', 'f')
+if (st[1] or '') ~= ARGV[2] or (st[2] or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 's', ARGV[4], 'f', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+if ARGV[7] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+  redis.call('PEXPIRE', KEYS[3], ARGV[8])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[9])
+return 1
+`)
+
+// Advance extends the key's timeline from old by chunk (which must touch it), renews the
+// lease, and — when verifyAt is not zero — records that chunk is to be verified then. It
+// fails with ErrLeaseLost or ErrConflict, writing nothing, when the lease is not ours or the
+// timeline is no longer old.
+func (s *Store) Advance(ctx context.Context, k coalesce.Key, old coalesce.Timeline, chunk coalesce.Interval, verifyAt time.Time) error {
+	next := old.Extend(chunk)
+	if !verifyAt.IsZero() {
+		// Index first: an index entry without an obligation costs one empty look; an
+		// obligation without an index entry would be found only while the key is busy.
+		if err := s.rdb.ZAddLT(ctx, s.opts.Prefix+"verify-due", redis.Z{Score: float64(verifyAt.UnixMilli()), Member: k.String()}).Err(); err != nil {
+			return fmt.Errorf("timeline: advance %s: %w", k.ResourceType, err)
+		}
+	}
+	n, err := advanceScript.Run(ctx, s.rdb, []string{s.key(k, ""), s.key(k, ":lease"), s.key(k, ":verify")},
+		s.opts.Owner, ms(old.Start), ms(old.Frontier), ms(next.Start), ms(next.Frontier),
+		member(chunk), ms(verifyAt), s.opts.StateTTL.Milliseconds(), s.opts.LeaseTTL.Milliseconds()).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("timeline: advance %s: %w", k.ResourceType, err)
+	case n == -1:
+		return ErrLeaseLost
+	case n == 0:
+		return ErrConflict
+	}
+	return nil
+}
+
+// releaseScript deletes the lease only while it is ours.
+var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+// Release gives the key's lease up, if this worker holds it, so another worker may search at
+// once rather than after the lease TTL.
+func (s *Store) Release(ctx context.Context, k coalesce.Key) error {
+	if err := releaseScript.Run(ctx, s.rdb, []string{s.key(k, ":lease")}, s.opts.Owner).Err(); err != nil {
+		return fmt.Errorf("timeline: release %s: %w", k.ResourceType, err)
+	}
+	return nil
+}
+
+// Deletes returns the delete ranges recorded for k that reach into iv.
+func (s *Store) Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interval) ([]coalesce.Interval, error) {
+	members, err := s.rdb.ZRangeByScore(ctx, s.key(k, ":dels"), &redis.ZRangeBy{Min: "(" + ms(iv.From), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("timeline: deletes %s: %w", k.ResourceType, err)
+	}
+	var out []coalesce.Interval
+	for _, m := range members {
+		d, err := parseMember(m)
+		if err != nil {
+			return nil, err
+		}
+		if d.From.Before(iv.To) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// ForgetDeletes drops delete ranges the timeline covers now (their history was read).
+func (s *Store) ForgetDeletes(ctx context.Context, k coalesce.Key, ds []coalesce.Interval) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	members := make([]any, len(ds))
+	for i, d := range ds {
+		members[i] = member(d)
+	}
+	if err := s.rdb.ZRem(ctx, s.key(k, ":dels"), members...).Err(); err != nil {
+		return fmt.Errorf("timeline: forget deletes %s: %w", k.ResourceType, err)
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+package timeline_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var key = coalesce.Key{DatastoreID: "095d2262da454bb7347488c930e009eb", ResourceType: "Observation"}
+
+func at(n int) time.Time {
+	return time.Date(2026, 11, 20, 9, 15, 0, 0, time.UTC).Add(time.Duration(n) * time.Second)
+}
+
+func iv(a, b int) coalesce.Interval { return coalesce.Interval{From: at(a), To: at(b)} }
+
+// stores returns n Stores (n workers) sharing the local Redis under a fresh prefix.
+func stores(t *testing.T, n int, lease time.Duration) []*timeline.Store {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: stack.Addr(t, stack.Redis)})
+	prefix := "test:tl:" + stack.RandomHex(8) + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+		rdb.Close()
+	})
+	out := make([]*timeline.Store, n)
+	for i := range out {
+		s, err := timeline.New(rdb, timeline.Options{Prefix: prefix, Owner: "w" + string(rune('a'+i)), LeaseTTL: lease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func TestLeaseIsExclusiveAndAdvanceIsCAS(t *testing.T) {
+	ctx := context.Background()
+	ws := stores(t, 2, time.Minute)
+	a, b := ws[0], ws[1]
+
+	sa, err := a.Sync(ctx, key, timeline.Want{Range: iv(0, 8), Region: "us-east-1", Account: "123456789012"}, true)
+	if err != nil || !sa.Leased || !sa.Timeline.IsZero() {
+		t.Fatalf("a: %+v %v, want the lease and an empty timeline", sa, err)
+	}
+	sb, err := b.Sync(ctx, key, timeline.Want{Range: iv(5, 12)}, true)
+	if err != nil || sb.Leased {
+		t.Fatalf("b: %+v %v, want no lease while a holds it", sb, err)
+	}
+	if sb.Region != "us-east-1" || sb.Account != "123456789012" {
+		t.Fatalf("b sees region %q account %q, want a's", sb.Region, sb.Account)
+	}
+	if !sb.Want.From.Equal(at(0)) || !sb.Want.To.Equal(at(12)) {
+		t.Fatalf("want = %v..%v, want the hull of both workers' hints", sb.Want.From, sb.Want.To)
+	}
+	// b cannot move the timeline; a can, once; a stale a cannot.
+	if err := b.Advance(ctx, key, sb.Timeline, iv(0, 8), time.Time{}); !errors.Is(err, timeline.ErrLeaseLost) {
+		t.Fatalf("b advance: %v, want ErrLeaseLost", err)
+	}
+	if err := a.Advance(ctx, key, sa.Timeline, iv(0, 8), at(68)); err != nil {
+		t.Fatalf("a advance: %v", err)
+	}
+	if err := a.Advance(ctx, key, sa.Timeline, iv(0, 8), time.Time{}); !errors.Is(err, timeline.ErrConflict) {
+		t.Fatalf("stale advance: %v, want ErrConflict", err)
+	}
+	sb, _ = b.Sync(ctx, key, timeline.Want{}, false)
+	if !sb.Timeline.Covers(iv(2, 8)) || sb.Timeline.Covers(iv(2, 9)) {
+		t.Fatalf("timeline %v..%v after the advance", sb.Timeline.Start, sb.Timeline.Frontier)
+	}
+	// Released, the other worker takes it.
+	if err := a.Release(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if sb, _ = b.Sync(ctx, key, timeline.Want{}, true); !sb.Leased {
+		t.Fatal("b did not get the released lease")
+	}
+}
+
+func TestExpiredLeaseIsTakenOver(t *testing.T) {
+	ctx := context.Background()
+	ws := stores(t, 2, 50*time.Millisecond)
+	if s, _ := ws[0].Sync(ctx, key, timeline.Want{Range: iv(0, 8)}, true); !s.Leased {
+		t.Fatal("a did not get the lease")
+	}
+	time.Sleep(120 * time.Millisecond) // a died
+	s, err := ws[1].Sync(ctx, key, timeline.Want{}, true)
+	if err != nil || !s.Leased {
+		t.Fatalf("b after expiry: %+v %v", s, err)
+	}
+	if err := ws[0].Advance(ctx, key, s.Timeline, iv(0, 8), time.Time{}); !errors.Is(err, timeline.ErrLeaseLost) {
+		t.Fatalf("a after losing the lease: %v", err)
+	}
+}
+
+func TestObligationsAndCounts(t *testing.T) {
+	ctx := context.Background()
+	ws := stores(t, 2, time.Minute)
+	a, b := ws[0], ws[1]
+	s, _ := a.Sync(ctx, key, timeline.Want{Range: iv(0, 20), Deletes: []coalesce.Interval{iv(3, 11)}}, true)
+	tl := s.Timeline
+	for _, c := range []coalesce.Interval{iv(0, 10), iv(10, 20)} {
+		if err := a.Advance(ctx, key, tl, c, c.To.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		tl = tl.Extend(c)
+	}
+	// Nothing due before the horizon; the first chunk after it, found by any worker.
+	if keys, _ := b.DueKeys(ctx, at(60), 10); len(keys) != 0 {
+		t.Fatalf("due keys before the horizon: %v", keys)
+	}
+	keys, err := b.DueKeys(ctx, at(70), 10)
+	if err != nil || len(keys) != 1 || keys[0] != key {
+		t.Fatalf("due keys = %v %v", keys, err)
+	}
+	due, err := b.Due(ctx, key, at(70))
+	if err != nil || len(due) != 1 || !due[0].From.Equal(at(0)) {
+		t.Fatalf("due = %+v %v", due, err)
+	}
+	if err := a.Seen(ctx, key, []timeline.Latest{{ID: "r1", LastUpdated: at(2)}, {ID: "r2", LastUpdated: at(9)}}); err != nil {
+		t.Fatal(err)
+	}
+	// r1 updated later: it moves out of the first chunk; an older sighting does not move it back.
+	_ = a.Seen(ctx, key, []timeline.Latest{{ID: "r1", LastUpdated: at(15)}})
+	_ = a.Seen(ctx, key, []timeline.Latest{{ID: "r1", LastUpdated: at(3)}})
+	if n, _ := a.Expected(ctx, key, iv(0, 10)); n != 1 {
+		t.Fatalf("expected in [0,10) = %d, want 1", n)
+	}
+	if n, _ := a.Expected(ctx, key, iv(10, 20)); n != 1 {
+		t.Fatalf("expected in [10,20) = %d, want 1", n)
+	}
+	_ = a.Gone(ctx, key, []string{"r2"})
+	if n, _ := a.Expected(ctx, key, iv(0, 10)); n != 0 {
+		t.Fatalf("expected after a delete = %d, want 0", n)
+	}
+	if err := b.Verified(ctx, key, due); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := b.DueKeys(ctx, at(75), 10); len(keys) != 0 {
+		t.Fatalf("still due after verification: %v", keys)
+	}
+	if keys, _ := b.DueKeys(ctx, at(80), 10); len(keys) != 1 {
+		t.Fatalf("the second chunk is not due at its horizon: %v", keys)
+	}
+	dels, err := b.Deletes(ctx, key, iv(10, 20))
+	if err != nil || len(dels) != 1 || !dels[0].From.Equal(at(3)) {
+		t.Fatalf("deletes reaching into [10,20) = %v %v", dels, err)
+	}
+	if dels, _ := b.Deletes(ctx, key, iv(12, 20)); len(dels) != 0 {
+		t.Fatalf("a delete range that ends at 11 reaches into [12,20): %v", dels)
+	}
+}
+
+func TestParked(t *testing.T) {
+	ctx := context.Background()
+	s := stores(t, 1, time.Minute)[0]
+	p := timeline.Parked{Key: key, Range: iv(0, 10), Reason: "forbidden", Attempts: 5, Since: at(0), LastTry: at(30)}
+	if err := s.Park(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := s.ListParked(ctx)
+	if err != nil || len(ps) != 1 || ps[0].Reason != "forbidden" || !ps[0].Range.To.Equal(at(10)) {
+		t.Fatalf("parked = %+v %v", ps, err)
+	}
+	if ok, _ := s.LeaseParked(ctx, p); !ok {
+		t.Fatal("no retry lease")
+	}
+	if ok, _ := s.LeaseParked(ctx, p); ok {
+		t.Fatal("retry lease taken twice")
+	}
+	if n, err := s.RetryParkedNow(ctx); n != 1 || err != nil {
+		t.Fatalf("retry now = %d %v", n, err)
+	}
+	if ps, _ = s.ListParked(ctx); !ps[0].LastTry.IsZero() {
+		t.Fatal("retry now did not make it due")
+	}
+	if err := s.Unpark(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ = s.ListParked(ctx); len(ps) != 0 {
+		t.Fatalf("still parked: %+v", ps)
+	}
+}
