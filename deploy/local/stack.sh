@@ -183,6 +183,7 @@ export AWS_SECRET_ACCESS_KEY=\${AWS_SECRET_ACCESS_KEY:-local}
 export AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$(port_of kinesis)
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(port_of dynamodb)
 export AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:$(port_of eventbridge)
+export AWS_ENDPOINT_URL_HEALTHLAKE=http://127.0.0.1:$(port_of fhir)
 export CDC_REDIS_URL=redis://127.0.0.1:$(port_of redis)/0
 export CDC_FHIR_ENDPOINT=http://127.0.0.1:$(port_of fhir)/datastore/{datastoreId}/r4/
 export CDC_FHIR_AUTH=none

