@@ -80,6 +80,7 @@ func TestDecideFixtures(t *testing.T) {
 		"reject-bad-datastore.json":      {Outcome: Reject, Reason: BadDatastoreID},
 		"reject-bad-resourcetype.json":   {Outcome: Reject, Reason: BadResourceType},
 		"reject-bad-job-id.json":         {Outcome: Reject, Reason: BadJobID},
+		"reject-missing-datastore.json":  {Outcome: Reject, Reason: MissingField},
 		"not-json.bin":                   {Outcome: Reject, Reason: Undecodable},
 		"truncated.json":                 {Outcome: Reject, Reason: Undecodable},
 	}
