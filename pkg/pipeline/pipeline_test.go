@@ -93,7 +93,7 @@ func TestHostileRecordsAreRejectedAndReported(t *testing.T) {
 	want := map[string]string{
 		"reject-bad-datastore.json":        string(cloudtrail.BadDatastoreID),
 		"reject-bad-resourcetype.json":     string(cloudtrail.BadResourceType),
-		"reject-missing-resourcetype.json": string(cloudtrail.MissingField),
+		"reject-missing-datastore.json":    string(cloudtrail.MissingField),
 		"not-json.bin":                     string(cloudtrail.Undecodable),
 		"truncated.json":                   string(cloudtrail.Undecodable),
 	}
