@@ -66,8 +66,8 @@ func isHex32(s string) bool {
 	return true
 }
 
-// Decide decodes one Kinesis record's data (the EventBridge event around a CloudTrail record)
-// and says whether to act on it, skip it or reject it. It never panics and never returns a
+// Decide decodes one Kinesis record's data (an aws.healthlake EventBridge event: an API call via
+// CloudTrail, or an import job event) and says whether to act on it, skip it or reject it. It never panics and never returns a
 // zero Outcome; see the package documentation for the order of the checks.
 func (v *Validator) Decide(data []byte) Decision {
 	// 1. Decode.
