@@ -39,27 +39,50 @@ func TestDecideFixtures(t *testing.T) {
 	at := func(s string) time.Time {
 		return time.Date(2026, 11, 20, 9, 15, 0, 0, time.UTC).Add(mustDuration(t, s))
 	}
+	ct := func(eventID, typ string, op Operation, offset, name string) Decision {
+		c := Change{
+			EventID: eventID, DatastoreID: storeA, ResourceType: typ, Operation: op, EventTime: at(offset),
+			Region: "us-west-2", Account: "123456789012", EventName: name,
+		}
+		c.AllTypes = op == Mixed
+		return Decision{Outcome: Act, Change: c}
+	}
+	imp := func(eventID, offset, name, job, status string) Decision {
+		return Decision{Outcome: Act, Change: Change{
+			EventID: eventID, DatastoreID: storeA, Operation: Import, EventTime: at(offset),
+			Region: "us-west-2", Account: "123456789012", EventName: name, AllTypes: true,
+			JobID: job, JobStatus: status, JobSubmitTime: time.Date(2026, 11, 20, 8, 50, 50, 986e6, time.UTC),
+		}}
+	}
+	unknown := ct("9c0d1e2f-3a4b-4c5d-a6e7-f8a9b0c1d2e3", "", Mixed, "9s", "EraseResource")
+	unknown.Change.Unrecognised = true
 	want := map[string]Decision{
-		"create-patient.json": {Outcome: Act, Change: Change{
-			EventID: "31feacd9-6646-4c4f-934b-83b0f6cf6188", DatastoreID: storeA, ResourceType: "Patient",
-			Operation: Create, EventTime: at("2s"), Region: "us-west-2", Account: "123456789012",
-		}},
-		"update-observation.json": {Outcome: Act, Change: Change{
-			EventID: "8d1f0c55-2b0e-4a8e-9d7e-3f5c2a1b9e01", DatastoreID: storeA, ResourceType: "Observation",
-			Operation: Update, EventTime: at("3s"), Region: "us-west-2", Account: "123456789012",
-		}},
-		"delete-encounter.json": {Outcome: Act, Change: Change{
-			EventID: "1b2c3d4e-5f60-4718-9a0b-c1d2e3f40516", DatastoreID: storeA, ResourceType: "Encounter",
-			Operation: Delete, EventTime: at("4s"), Region: "us-west-2", Account: "123456789012",
-		}},
-		"ignore-failed-create.json":        {Outcome: Skip, Reason: FailedCall},
-		"ignore-read.json":                 {Outcome: Skip, Reason: NotAMutation},
-		"ignore-search.json":               {Outcome: Skip, Reason: NotAMutation},
-		"reject-bad-datastore.json":        {Outcome: Reject, Reason: BadDatastoreID},
-		"reject-bad-resourcetype.json":     {Outcome: Reject, Reason: BadResourceType},
-		"reject-missing-resourcetype.json": {Outcome: Reject, Reason: MissingField},
-		"not-json.bin":                     {Outcome: Reject, Reason: Undecodable},
-		"truncated.json":                   {Outcome: Reject, Reason: Undecodable},
+		"create-patient.json":              ct("31feacd9-6646-4c4f-934b-83b0f6cf6188", "Patient", Create, "2s", "CreateResource"),
+		"update-observation.json":          ct("8d1f0c55-2b0e-4a8e-9d7e-3f5c2a1b9e01", "Observation", Update, "3s", "UpdateResource"),
+		"delete-encounter.json":            ct("1b2c3d4e-5f60-4718-9a0b-c1d2e3f40516", "Encounter", Delete, "4s", "DeleteResource"),
+		"patch-observation.json":           ct("7c0e2a41-9b3d-4f6e-8a15-2d4c6b8e0f13", "Observation", Update, "5s", "PatchResource"),
+		"bundle-batch.json":                ct("5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9", "", Mixed, "6s", "ProcessBundle"),
+		"create-bundle-type.json":          ct("6f7a8b9c-0d1e-4f2a-b3c4-d5e6f7a8b9c0", "Bundle", Mixed, "7s", "CreateResource"),
+		"update-conditional.json":          ct("8b9c0d1e-2f3a-4b4c-95d6-e7f8a9b0c1d2", "Patient", Update, "8s", "UpdateResource"),
+		"update-without-resourcetype.json": ct("44bb55cc-66dd-47ee-88ff-99aabbccddee", "", Mixed, "10s", "UpdateResource"),
+		"unknown-write.json":               unknown,
+		"import-completed.json": imp("36c865ef-da41-76ef-c882-3ba8dad8656b", "-18s", DetailTypeImportJobCompleted,
+			"08c60716d6321710893ff88410e902c2", JobStatusCompleted),
+		"import-completed-with-errors.json": imp("b61387d7-bffe-4f01-8291-65dc4be52cc1", "-17s", DetailTypeImportJobCompletedWithErrors,
+			"c145fbb27b192af392f8ce6e7838e34f", JobStatusCompletedWithErrors),
+		"ignore-failed-create.json":      {Outcome: Skip, Reason: FailedCall},
+		"ignore-read.json":               {Outcome: Skip, Reason: NotAMutation},
+		"ignore-search.json":             {Outcome: Skip, Reason: NotAMutation},
+		"ignore-management-call.json":    {Outcome: Skip, Reason: NotAMutation},
+		"ignore-import-in-progress.json": {Outcome: Skip, Reason: NotAMutation},
+		"ignore-export-completed.json":   {Outcome: Skip, Reason: NotAMutation},
+		"ignore-unknown-event-type.json": {Outcome: Skip, Reason: UnknownEventType},
+		"reject-bad-datastore.json":      {Outcome: Reject, Reason: BadDatastoreID},
+		"reject-bad-resourcetype.json":   {Outcome: Reject, Reason: BadResourceType},
+		"reject-bad-job-id.json":         {Outcome: Reject, Reason: BadJobID},
+		"reject-missing-datastore.json":  {Outcome: Reject, Reason: MissingField},
+		"not-json.bin":                   {Outcome: Reject, Reason: Undecodable},
+		"truncated.json":                 {Outcome: Reject, Reason: Undecodable},
 	}
 	entries, err := os.ReadDir("testdata")
 	if err != nil {
@@ -179,23 +202,24 @@ func patch(t testing.TB, base []byte, kv ...any) []byte {
 }
 
 const (
-	pSource    = "source"
-	pDetail    = "detail"
-	pEvSource  = "detail.eventSource"
-	pEvName    = "detail.eventName"
-	pEvID      = "detail.eventID"
-	pEvTime    = "detail.eventTime"
-	pErrCode   = "detail.errorCode"
-	pParams    = "detail.requestParameters"
-	pStore     = "detail.requestParameters.datastoreId"
-	pType      = "detail.requestParameters.resourceType"
-	pResponse  = "detail.responseElements"
-	pStatus    = "detail.responseElements.statusCode"
-	pAccount   = "account"
-	pRegion    = "region"
-	r5Only     = "ActorDefinition"
-	readName   = "ReadResource"
-	upperStore = "095D2262DA454BB7347488C930E009EB"
+	pSource     = "source"
+	pDetailType = "detail-type"
+	pDetail     = "detail"
+	pEvSource   = "detail.eventSource"
+	pEvName     = "detail.eventName"
+	pEvID       = "detail.eventID"
+	pEvTime     = "detail.eventTime"
+	pErrCode    = "detail.errorCode"
+	pParams     = "detail.requestParameters"
+	pStore      = "detail.requestParameters.datastoreId"
+	pType       = "detail.requestParameters.resourceType"
+	pResponse   = "detail.responseElements"
+	pStatus     = "detail.responseElements.statusCode"
+	pAccount    = "account"
+	pRegion     = "region"
+	r5Only      = "ActorDefinition"
+	readName    = "ReadResource"
+	upperStore  = "095D2262DA454BB7347488C930E009EB"
 )
 
 func TestDecideCases(t *testing.T) {
@@ -216,6 +240,13 @@ func TestDecideCases(t *testing.T) {
 	skip := func(name string, data []byte, r Reason) tc { return tc{name, data, Skip, r, nil} }
 	rej := func(name string, data []byte, r Reason) tc { return tc{name, data, Reject, r, nil} }
 	p := func(kv ...any) []byte { return patch(t, create, kv...) }
+	mixed := func(typ string) func(t *testing.T, c Change) {
+		return func(t *testing.T, c Change) {
+			if c.Operation != Mixed || !c.AllTypes || c.ResourceType != typ || c.Unrecognised {
+				t.Errorf("Change = %+v, want mixed, all types, resource type %q", c, typ)
+			}
+		}
+	}
 
 	cases := []tc{
 		// Not an EventBridge event at all.
@@ -239,8 +270,9 @@ func TestDecideCases(t *testing.T) {
 		skip("read", p(pEvName, readName), NotAMutation),
 		skip("GetCapabilities", p(pEvName, "GetCapabilities"), NotAMutation),
 		skip("SearchWithPost", p(pEvName, "SearchWithPost"), NotAMutation),
-		skip("lower-case event name", p(pEvName, "createresource"), NotAMutation),
-		skip("no event name", p(pEvName, remove{}), NotAMutation),
+		rej("no event name", p(pEvName, remove{}), MissingField),
+		rej("event name null", p(pEvName, nil), MissingField),
+		rej("event name empty", p(pEvName, ""), BadField),
 		skip("read with bad datastore", p(pEvName, readName, pStore, "../../admin"), NotAMutation),
 		skip("read with numeric resource type", p(pEvName, readName, pType, 12), NotAMutation),
 		skip("search with params not an object", p(pEvName, "SearchWithGet", pParams, "x"), NotAMutation),
@@ -346,7 +378,35 @@ func TestDecideCases(t *testing.T) {
 				t.Errorf("Operation = %v, want delete", c.Operation)
 			}
 		}),
-		act("R4 type Bundle", p(pType, "Bundle"), nil),
+		act("R4 type Bundle", p(pType, "Bundle"), mixed("Bundle")),
+		act("no resourceType", p(pType, remove{}), mixed("")),
+		act("resourceType null", p(pType, nil), mixed("")),
+		act("delete without resourceType", p(pEvName, "DeleteResource", pType, remove{}), mixed("")),
+		act("ProcessBundle", p(pEvName, "ProcessBundle", pType, remove{}), mixed("")),
+		act("ProcessBundle naming a type", p(pEvName, "ProcessBundle"), mixed("")),
+		act("ProcessBundle naming Bundle", p(pEvName, "ProcessBundle", pType, "Bundle"), mixed("Bundle")),
+		act("Transaction", p(pEvName, "Transaction", pType, remove{}), mixed("")),
+		rej("ProcessBundle with a bad type", p(pEvName, "ProcessBundle", pType, "patient"), BadResourceType),
+		rej("ProcessBundle with a numeric type", p(pEvName, "ProcessBundle", pType, 3), BadFieldType),
+		rej("ProcessBundle without datastore", p(pEvName, "ProcessBundle", pStore, remove{}), MissingField),
+		rej("ProcessBundle without requestParameters", p(pEvName, "ProcessBundle", pParams, remove{}), MissingField),
+		rej("no resourceType, bad datastore", p(pType, remove{}, pStore, upperStore), BadDatastoreID),
+		act("PatchResource", p(pEvName, "PatchResource", pStatus, 200), func(t *testing.T, c Change) {
+			if c.Operation != Update || c.EventName != "PatchResource" || c.AllTypes || c.ResourceType != "Patient" {
+				t.Errorf("Change = %+v, want an update of Patient", c)
+			}
+		}),
+
+		// detail-type.
+		act("no detail-type", p(pDetailType, remove{}), nil),
+		act("detail-type null", p(pDetailType, nil), nil),
+		act("escaped detail-type", bytes.Replace(create, []byte(`"AWS API Call via CloudTrail"`), []byte(`"AWS API Call via CloudTra\u0069l"`), 1), nil),
+		rej("detail-type a number", p(pDetailType, 1), BadFieldType),
+		skip("detail-type of another kind", p(pDetailType, "AWS Service Event via CloudTrail"), UnknownEventType),
+		skip("detail-type of another source", p(pSource, "aws.s3", pDetailType, 1), NotHealthLake),
+		skip("detail-type Data Store Deleted", p(pDetailType, "Data Store Deleted"), NotAMutation),
+		skip("detail-type Import Job Failed", p(pDetailType, "Import Job Failed"), NotAMutation),
+		rej("detail-type Import Job Completed on an API call", p(pDetailType, "Import Job Completed"), MissingField),
 		act("R4 type MedicinalProductIngredient", p(pType, "MedicinalProductIngredient"), nil),
 	}
 	v := mustValidator(t)
@@ -433,7 +493,8 @@ func TestNewValidatorRejectsBadEntries(t *testing.T) {
 func TestStrings(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
 		{Act.String(), "act"}, {Skip.String(), "skip"}, {Reject.String(), "reject"}, {Outcome(0).String(), "Outcome(0)"},
-		{Create.String(), "create"}, {Update.String(), "update"}, {Delete.String(), "delete"}, {Operation(9).String(), "Operation(9)"},
+		{Create.String(), "create"}, {Update.String(), "update"}, {Delete.String(), "delete"},
+		{Mixed.String(), "mixed"}, {Import.String(), "import"}, {Operation(9).String(), "Operation(9)"},
 	} {
 		if c.got != c.want {
 			t.Errorf("String() = %q, want %q", c.got, c.want)

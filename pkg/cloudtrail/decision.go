@@ -39,9 +39,15 @@ const (
 	// NotHealthLake: source is not aws.healthlake, or detail.eventSource is not
 	// healthlake.amazonaws.com.
 	NotHealthLake Reason = "not-healthlake"
-	// NotAMutation: any event name other than CreateResource, UpdateResource, DeleteResource
-	// (ReadResource, SearchWithGet, SearchWithPost, GetCapabilities, datastore management...).
+	// NotAMutation: a HealthLake call or event that changes no FHIR data a search could find:
+	// a read-only call (ReadOnlyEventNames, or read-like by name), a management call
+	// (ManagementEventNames), an import job that has not completed, an export job or a
+	// datastore lifecycle event.
 	NotAMutation Reason = "not-a-mutation"
+	// UnknownEventType: an aws.healthlake event whose detail-type is neither "AWS API Call via
+	// CloudTrail" nor one HealthLake is documented to send. Counted apart so that a new kind of
+	// durable HealthLake event shows up on the dashboards instead of vanishing among the reads.
+	UnknownEventType Reason = "unknown-event-type"
 	// FailedCall: detail.errorCode is present, responseElements is null or absent, or
 	// responseElements.statusCode is not 2xx. Nothing changed, so there is nothing to find.
 	FailedCall Reason = "failed-call"
@@ -58,14 +64,18 @@ const (
 	// BadFieldType: a field the decision needs has the wrong JSON type (a number where a string
 	// belongs, say).
 	BadFieldType Reason = "bad-field-type"
-	// BadField: eventID, account, region or statusCode is not in the shape AWS writes it.
+	// BadField: eventID (or an import event's id), eventName, account, region or statusCode is
+	// not in the shape AWS writes it, or an import event's jobStatus contradicts its detail-type.
 	BadField Reason = "bad-field"
-	// BadEventTime: detail.eventTime is not an RFC 3339 time.
+	// BadEventTime: detail.eventTime (an import event's time or detail.submitTime) is not an
+	// RFC 3339 time in the years 2000 to 9998.
 	BadEventTime Reason = "bad-event-time"
 	// BadDatastoreID: requestParameters.datastoreId is not exactly 32 lower-case hex characters.
 	BadDatastoreID Reason = "bad-datastore-id"
 	// BadResourceType: requestParameters.resourceType is not a FHIR R4 resource type name.
 	BadResourceType Reason = "bad-resource-type"
+	// BadJobID: an import event's detail.jobId is not 32 lower-case hex characters.
+	BadJobID Reason = "bad-job-id"
 	// DatastoreNotAllowed: a well-formed datastore id outside the configured allow-list.
 	DatastoreNotAllowed Reason = "datastore-not-allowed"
 )
@@ -75,11 +85,21 @@ type Operation int
 
 const (
 	Create Operation = iota + 1
-	Update
+	Update           // UpdateResource (also a conditional update, which may create) and PatchResource
 	Delete
+	// Mixed: any of create, update and delete, in resource types the record does not name: a
+	// Bundle (ProcessBundle, or a mutation whose resourceType is Bundle), a mutation without a
+	// resourceType, another write-level FHIR operation, or an unknown write-like event name.
+	// Change.AllTypes is always true with it.
+	Mixed
+	// Import: an import job completed ("Import Job Completed" or "Import Job Completed With
+	// Errors"): any number of creates and updates, of any type, between the job's submit time
+	// and the event's time. Change.AllTypes is always true with it.
+	Import
 )
 
-// String returns "create", "update" or "delete": the action names of the output contract.
+// String returns "create", "update" or "delete" (the action names of the output contract),
+// or "mixed" or "import".
 func (op Operation) String() string {
 	switch op {
 	case Create:
@@ -88,23 +108,51 @@ func (op Operation) String() string {
 		return "update"
 	case Delete:
 		return "delete"
+	case Mixed:
+		return "mixed"
+	case Import:
+		return "import"
 	}
 	return "Operation(" + strconv.Itoa(int(op)) + ")"
 }
 
-// Change is one validated HealthLake mutation: the hint that some resource of ResourceType in
-// DatastoreID changed at EventTime. CloudTrail never says which resource.
+// Change is one validated HealthLake hint: some resource of ResourceType in DatastoreID changed
+// at EventTime (or, with AllTypes, resources of any type). CloudTrail never says which resource.
 //
-// Every field passed validation, so DatastoreID (32 lower-case hex) and ResourceType (an R4
-// type name) are safe to put into a URL path.
+// Every field passed validation, so DatastoreID (32 lower-case hex), ResourceType (an R4 type
+// name, "Bundle" or empty) and JobID (32 lower-case hex) are safe to put into a URL or a request;
+// EventName is safe as a metric label.
 type Change struct {
-	EventID      string // detail.eventID, the CloudTrail event id (a record may repeat it)
-	DatastoreID  string
+	// EventID is the CloudTrail event id (detail.eventID); for an import, the EventBridge
+	// event id. A record may repeat it.
+	EventID     string
+	DatastoreID string
+	// ResourceType is the one type changed. With AllTypes it is empty, or "Bundle" when the
+	// record named that type (the Bundle type is then one of the types to look at).
 	ResourceType string
 	Operation    Operation
-	EventTime    time.Time // UTC, whole seconds (CloudTrail has no finer precision)
-	Region       string    // the EventBridge envelope's region
-	Account      string    // the EventBridge envelope's account
+	// EventTime: UTC, whole seconds. CloudTrail: detail.eventTime. Import: the EventBridge
+	// event's time, when the job finished (about its EndTime).
+	EventTime time.Time
+	Region    string // the EventBridge envelope's region
+	Account   string // the EventBridge envelope's account
+	// EventName is the CloudTrail eventName, or an import event's detail-type. It is one of a
+	// small set of AWS names, letters only (import detail-types: and spaces), at most 64
+	// characters; an unknown name that is not is OtherEventName. Safe as a metric label.
+	EventName string
+	// AllTypes: the change may touch every resource type of the datastore (Operation Mixed or
+	// Import). The consumer looks at every type it knows for DatastoreID.
+	AllTypes bool
+	// Unrecognised: a successful call whose eventName is in no list of this package and not
+	// read-like (see ActsOnEventName). Operation is Mixed. Count these by EventName: each is a
+	// name to add to the lists.
+	Unrecognised bool
+	// Import only: the job (32 lower-case hex), its status (JobStatusCompleted or
+	// JobStatusCompletedWithErrors, from the detail-type) and its submit time (detail.submitTime,
+	// UTC with milliseconds; zero if the event had none).
+	JobID         string
+	JobStatus     string
+	JobSubmitTime time.Time
 }
 
 // Decision is the verdict on one record.

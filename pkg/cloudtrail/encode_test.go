@@ -6,26 +6,93 @@ import (
 )
 
 func TestEncodeRoundTrip(t *testing.T) {
-	v, err := NewValidator(nil)
-	if err != nil {
-		t.Fatal(err)
+	v := mustValidator(t)
+	base := Change{
+		EventID: "31feacd9-6646-4c4f-934b-83b0f6cf6188", DatastoreID: storeA, ResourceType: "Observation",
+		EventTime: time.Date(2026, 11, 20, 9, 15, 2, 0, time.UTC), Region: "us-west-2", Account: "123456789012",
 	}
-	for _, op := range []Operation{Create, Update, Delete} {
-		c := Change{
-			EventID: "31feacd9-6646-4c4f-934b-83b0f6cf6188", DatastoreID: "095d2262da454bb7347488c930e009eb",
-			ResourceType: "Observation", Operation: op, EventTime: time.Date(2026, 11, 20, 9, 15, 2, 0, time.UTC),
-			Region: "us-west-2", Account: "123456789012",
-		}
-		data, err := Encode(c, "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "e70389e9-d359-4e95-b701-ba93603eb5b5")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := v.Decide(data)
-		if d.Outcome != Act || d.Change != c {
-			t.Fatalf("%v: Decide(Encode(c)) = %v %s %q %+v, want Act with %+v", op, d.Outcome, d.Reason, d.Detail, d.Change, c)
+	with := func(f func(c *Change)) Change {
+		c := base
+		f(&c)
+		return c
+	}
+	for _, c := range []struct {
+		name string
+		in   Change
+		want Change // what Decide gives back
+	}{
+		{"create", with(func(c *Change) { c.Operation = Create }), with(func(c *Change) { c.Operation, c.EventName = Create, "CreateResource" })},
+		{"update", with(func(c *Change) { c.Operation = Update }), with(func(c *Change) { c.Operation, c.EventName = Update, "UpdateResource" })},
+		{"delete", with(func(c *Change) { c.Operation = Delete }), with(func(c *Change) { c.Operation, c.EventName = Delete, "DeleteResource" })},
+		{"patch", with(func(c *Change) { c.Operation, c.EventName = Update, "PatchResource" }),
+			with(func(c *Change) { c.Operation, c.EventName = Update, "PatchResource" })},
+		{"bundle", with(func(c *Change) { c.Operation, c.ResourceType = Mixed, "" }),
+			with(func(c *Change) {
+				c.Operation, c.ResourceType, c.EventName, c.AllTypes = Mixed, "", "ProcessBundle", true
+			})},
+		{"update without type", with(func(c *Change) { c.Operation, c.ResourceType, c.EventName = Mixed, "", "UpdateResource" }),
+			with(func(c *Change) {
+				c.Operation, c.ResourceType, c.EventName, c.AllTypes = Mixed, "", "UpdateResource", true
+			})},
+		{"create of a Bundle", with(func(c *Change) { c.Operation, c.ResourceType, c.EventName = Mixed, "Bundle", "CreateResource" }),
+			with(func(c *Change) {
+				c.Operation, c.ResourceType, c.EventName, c.AllTypes = Mixed, "Bundle", "CreateResource", true
+			})},
+		{"unknown write", with(func(c *Change) { c.Operation, c.ResourceType, c.EventName = Mixed, "", "EraseResource" }),
+			with(func(c *Change) {
+				c.Operation, c.ResourceType, c.EventName, c.AllTypes, c.Unrecognised = Mixed, "", "EraseResource", true, true
+			})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data, err := Encode(c.in, "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "e70389e9-d359-4e95-b701-ba93603eb5b5")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := v.Decide(data); d.Outcome != Act || d.Change != c.want {
+				t.Fatalf("Decide(Encode(c)) = %v %s %q\n%+v, want Act with\n%+v", d.Outcome, d.Reason, d.Detail, d.Change, c.want)
+			}
+		})
+	}
+	for _, bad := range []Change{
+		{},
+		with(func(c *Change) { c.Operation = Import }),
+		with(func(c *Change) { c.Operation, c.EventName = Create, "ReadResource" }),       // not a write
+		with(func(c *Change) { c.Operation, c.EventName = Create, "StartFHIRImportJob" }), // management
+		with(func(c *Change) { c.Operation, c.EventName = Create, "PatchResource" }),      // a patch is an update
+		with(func(c *Change) { c.Operation, c.EventName = Mixed, "Create2" }),             // not a label
+		with(func(c *Change) { c.Operation = Create; c.ResourceType = "" }),               // Decide: mixed
+		with(func(c *Change) { c.Operation = Mixed }),                                     // a Bundle names no Observation
+	} {
+		if _, err := Encode(bad, "x", "y"); err == nil {
+			t.Errorf("Encode(%+v): want an error", bad)
 		}
 	}
-	if _, err := Encode(Change{}, "x", "y"); err == nil {
-		t.Fatal("encoding a change without an operation: want an error")
+}
+
+func TestEncodeImportEventRoundTrip(t *testing.T) {
+	v := mustValidator(t)
+	for _, status := range []string{JobStatusCompleted, JobStatusCompletedWithErrors} {
+		for _, submitted := range []time.Time{{}, time.Date(2026, 11, 20, 8, 50, 50, 986e6, time.UTC)} {
+			c := Change{
+				EventID: "36c865ef-da41-76ef-c882-3ba8dad8656b", DatastoreID: storeA, Operation: Import,
+				EventTime: time.Date(2026, 11, 20, 9, 14, 42, 0, time.UTC), Region: "us-west-2", Account: "123456789012",
+				JobID: jobA, JobStatus: status, JobSubmitTime: submitted,
+			}
+			data, err := EncodeImportEvent(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := c
+			want.AllTypes = true
+			want.EventName = map[string]string{JobStatusCompleted: "Import Job Completed", JobStatusCompletedWithErrors: "Import Job Completed With Errors"}[status]
+			if d := v.Decide(data); d.Outcome != Act || d.Change != want {
+				t.Errorf("Decide(EncodeImportEvent(c)) = %v %s %q\n%+v, want\n%+v", d.Outcome, d.Reason, d.Detail, d.Change, want)
+			}
+		}
+	}
+	for _, bad := range []Change{{}, {Operation: Create, JobStatus: JobStatusCompleted}, {Operation: Import, JobStatus: "FAILED"}} {
+		if _, err := EncodeImportEvent(bad); err == nil {
+			t.Errorf("EncodeImportEvent(%+v): want an error", bad)
+		}
 	}
 }

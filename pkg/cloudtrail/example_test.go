@@ -50,3 +50,24 @@ func ExampleValidator_Decide() {
 	// not-a-mutation
 	// bad-resource-type
 }
+
+func ExampleValidator_Decide_import() {
+	v, err := cloudtrail.NewValidator(nil)
+	if err != nil {
+		panic(err)
+	}
+	// HealthLake sends this straight to EventBridge; the rule forwards it into the stream.
+	const record = `{
+	  "id": "36c865ef-da41-76ef-c882-3ba8dad8656b", "detail-type": "Import Job Completed",
+	  "source": "aws.healthlake", "account": "123456789012", "time": "2026-11-20T09:14:42Z",
+	  "region": "us-west-2",
+	  "detail": {
+	    "jobId": "08c60716d6321710893ff88410e902c2", "submitTime": "2026-11-20T08:50:50.986Z",
+	    "datastoreId": "095d2262da454bb7347488c930e009eb"
+	  }
+	}`
+	c := v.Decide([]byte(record)).Change
+	fmt.Println(c.Operation, c.AllTypes, c.JobID, c.JobStatus, c.JobSubmitTime.Format("15:04:05.000"), c.EventTime.Format("15:04:05"))
+	// Output:
+	// import true 08c60716d6321710893ff88410e902c2 COMPLETED 08:50:50.986 09:14:42
+}

@@ -16,12 +16,14 @@ var (
 	datastoreIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	knownReasons       = []Reason{
 		NotHealthLake, NotAMutation, FailedCall, TooLarge, Undecodable, MissingField, BadFieldType,
-		BadField, BadEventTime, BadDatastoreID, BadResourceType, DatastoreNotAllowed,
+		BadField, BadEventTime, BadDatastoreID, BadResourceType, DatastoreNotAllowed, UnknownEventType, BadJobID,
 	}
 )
 
 // FuzzDecide: whatever the data, Decide returns one of the three outcomes, and nothing that
-// should have been rejected survives into an Act. The seeds are every file in testdata, each
+// should have been rejected survives into an Act: ids, types and names that reach a URL, a
+// request or a metric label are in their shapes, and the Change is consistent (all-types with
+// Mixed and Import only, job fields with Import only). The seeds are every file in testdata, each
 // line of the burst, and some hand-made breakages of a good record.
 func FuzzDecide(f *testing.F) {
 	entries, err := os.ReadDir("testdata")
@@ -50,6 +52,22 @@ func FuzzDecide(f *testing.F) {
 		{pErrCode, "X"}, {pResponse, nil}, {pDetail, []int{}}, {pEvTime, "2026-13-40T99:99:99Z"},
 		{pEvTime, "2026-11-20T09:15:02.123456789-23:59"}, {pParams, "s"}, {pSource, "aws.s3"},
 		{pEvID, strings.Repeat("9", 64)}, {pRegion, "us-west-2/x"}, {pAccount, 123456789012},
+	} {
+		f.Add(patch(f, create, kv...))
+	}
+	completed := readTestdata(f, "import-completed.json")
+	for _, kv := range [][]any{
+		{pJobID, strings.ToUpper(jobA)}, {pJobID, 7}, {pJobStatus, "FAILED"}, {pJobStatus, "COMPLETED"},
+		{pSubmitTime, "x"}, {pSubmitTime, remove{}}, {pDetailDS, "../x"}, {pTime, "2026-11-20T09:14:42.5+01:00"},
+		{pID, remove{}}, {pDetailType, "Import Job Completed With Errors"}, {pDetailType, "Import Job In Progress"},
+		{pDetailType, 3}, {pDetail, []int{}},
+	} {
+		f.Add(patch(f, completed, kv...))
+	}
+	for _, kv := range [][]any{
+		{pEvName, "ProcessBundle", pType, remove{}}, {pEvName, "PatchResource"}, {pEvName, "EraseResource"},
+		{pEvName, "Create2Resource"}, {pEvName, ""}, {pEvName, "SearchAnything"}, {pEvName, "StartFHIRImportJob"},
+		{pType, remove{}}, {pType, "Bundle"}, {pDetailType, remove{}}, {pDetailType, "Import Job Completed"},
 	} {
 		f.Add(patch(f, create, kv...))
 	}
@@ -122,16 +140,37 @@ func checkAct(t *testing.T, d Decision, types []string) {
 	if !datastoreIDPattern.MatchString(c.DatastoreID) {
 		t.Fatalf("act with datastore id %q", c.DatastoreID)
 	}
-	if _, ok := slices.BinarySearch(types, c.ResourceType); !ok {
+	if c.AllTypes {
+		// Every type: no type, or the Bundle type the record named.
+		if (c.ResourceType != "" && c.ResourceType != "Bundle") || (c.Operation != Mixed && c.Operation != Import) {
+			t.Fatalf("all-types act with %v and resource type %q", c.Operation, c.ResourceType)
+		}
+	} else if _, ok := slices.BinarySearch(types, c.ResourceType); !ok || c.ResourceType == "Bundle" {
 		t.Fatalf("act with resource type %q", c.ResourceType)
 	}
-	for _, s := range []string{c.DatastoreID, c.ResourceType} {
+	if c.Unrecognised && c.Operation != Mixed {
+		t.Fatalf("unrecognised act with %v", c.Operation)
+	}
+	if !isLabel(c.EventName, c.Operation == Import) {
+		t.Fatalf("act with event name %q, no label", c.EventName)
+	}
+	if c.Operation == Import {
+		if !datastoreIDPattern.MatchString(c.JobID) || (c.JobStatus != JobStatusCompleted && c.JobStatus != JobStatusCompletedWithErrors) {
+			t.Fatalf("import act with job %q status %q", c.JobID, c.JobStatus)
+		}
+		if !c.JobSubmitTime.IsZero() && c.JobSubmitTime.Location() != time.UTC {
+			t.Fatalf("import act with submit time %v", c.JobSubmitTime)
+		}
+	} else if c.JobID != "" || c.JobStatus != "" || !c.JobSubmitTime.IsZero() {
+		t.Fatalf("act with job fields: %+v", c)
+	}
+	for _, s := range []string{c.DatastoreID, c.ResourceType, c.JobID} {
 		if strings.ContainsAny(s, "/?#%.") || strings.IndexFunc(s, unicode.IsSpace) >= 0 {
 			t.Fatalf("act with %q, unsafe in a URL", s)
 		}
 	}
-	if c.Operation != Create && c.Operation != Update && c.Operation != Delete {
-		t.Fatalf("act with operation %v", c.Operation)
+	if c.Operation < Create || c.Operation > Import || (c.Operation >= Mixed) != c.AllTypes {
+		t.Fatalf("act with operation %v, all types %v", c.Operation, c.AllTypes)
 	}
 	if c.EventTime.Location() != time.UTC || c.EventTime.Nanosecond() != 0 || c.EventTime.IsZero() {
 		t.Fatalf("act with event time %v", c.EventTime)

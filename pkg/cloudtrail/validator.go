@@ -45,7 +45,15 @@ func NewValidator(allowList []string) (*Validator, error) {
 
 // IsDatastoreID reports whether s has the shape of a HealthLake datastore id: exactly 32
 // lower-case hexadecimal characters.
-func IsDatastoreID(s string) bool {
+func IsDatastoreID(s string) bool { return isHex32(s) }
+
+// IsJobID reports whether s has the shape of a HealthLake import or export job id. The API
+// reference allows 1 to 32 characters of a wide class (letters, digits, spaces, _.:/=+-%@), but
+// every job id AWS shows is 32 lower-case hex characters, like a datastore id; only that shape
+// is accepted, so a job id is safe in a request, a log and a URL.
+func IsJobID(s string) bool { return isHex32(s) }
+
+func isHex32(s string) bool {
 	if len(s) != 32 {
 		return false
 	}
@@ -58,8 +66,8 @@ func IsDatastoreID(s string) bool {
 	return true
 }
 
-// Decide decodes one Kinesis record's data (the EventBridge event around a CloudTrail record)
-// and says whether to act on it, skip it or reject it. It never panics and never returns a
+// Decide decodes one Kinesis record's data (an aws.healthlake EventBridge event: an API call via
+// CloudTrail, or an import job event) and says whether to act on it, skip it or reject it. It never panics and never returns a
 // zero Outcome; see the package documentation for the order of the checks.
 func (v *Validator) Decide(data []byte) Decision {
 	// 1. Decode.
@@ -89,14 +97,28 @@ func (v *Validator) Decide(data []byte) Decision {
 		}
 	}
 
-	// 2. Skip what is not a successful HealthLake mutation, looking only at the fields that
-	// say so: the rest of a read, a search or a failed call may be odd without harm.
+	// 2. Skip what announces no change, looking only at the fields that say so: the rest of a
+	// read, a search, a failed call or a job event may be odd without harm.
 	if d, ok := need(env.Source.p, "source", "string"); !ok {
 		return d
 	}
 	if env.Source.s != "aws.healthlake" {
 		return skip(NotHealthLake, "source is not aws.healthlake")
 	}
+	if env.DetailType.p == wrongType {
+		return reject(BadFieldType, "detail-type is not a JSON string")
+	}
+	switch env.DetailType.kind {
+	case kindImportCompleted:
+		return v.decideImport(data, &env, JobStatusCompleted)
+	case kindImportCompletedWithErrors:
+		return v.decideImport(data, &env, JobStatusCompletedWithErrors)
+	case kindService:
+		return skip(NotAMutation, "detail-type is a HealthLake job or datastore event other than a completed import")
+	case kindUnknown:
+		return skip(UnknownEventType, "detail-type is not one HealthLake is known to send")
+	}
+	// An API call via CloudTrail (or a record without detail-type, as older producers wrote).
 	if d, ok := need(detailType, "detail", "object"); !ok {
 		return d
 	}
@@ -110,19 +132,19 @@ func (v *Validator) Decide(data []byte) Decision {
 	if det.EventSource.s != "healthlake.amazonaws.com" {
 		return skip(NotHealthLake, "detail.eventSource is not healthlake.amazonaws.com")
 	}
-	if det.EventName.p == wrongType {
-		return reject(BadFieldType, "detail.eventName is not a JSON string")
+	if d, ok := need(det.EventName.p, "detail.eventName", "string"); !ok {
+		return d
 	}
-	var op Operation
-	switch det.EventName.s {
-	case "CreateResource":
-		op = Create
-	case "UpdateResource":
-		op = Update
-	case "DeleteResource":
-		op = Delete
-	default:
-		return skip(NotAMutation, "detail.eventName is not CreateResource, UpdateResource or DeleteResource")
+	name := det.EventName.s
+	if name == "" {
+		return reject(BadField, "detail.eventName is empty")
+	}
+	class, op := classify(name)
+	switch class {
+	case classReadOnly:
+		return skip(NotAMutation, "detail.eventName is a read-only call")
+	case classManagement:
+		return skip(NotAMutation, "detail.eventName is a datastore or job management call")
 	}
 	if det.ErrorCode.p != absent {
 		return skip(FailedCall, "detail.errorCode is present")
@@ -145,7 +167,8 @@ func (v *Validator) Decide(data []byte) Decision {
 	}
 
 	// 3. A mutation: every field the Change is made of must be there, well typed and well
-	// formed, and the datastore allowed. Only then may a value reach a URL.
+	// formed, and the datastore allowed. Only then may a value reach a URL. resourceType may be
+	// absent (a Bundle names none); then every type of the datastore is a candidate.
 	params := &det.RequestParameters.v
 	for _, f := range [...]struct {
 		p          presence
@@ -155,7 +178,6 @@ func (v *Validator) Decide(data []byte) Decision {
 		{det.EventTime.p, "detail.eventTime", "string"},
 		{det.RequestParameters.p, "detail.requestParameters", "object"},
 		{params.DatastoreID.p, "detail.requestParameters.datastoreId", "string"},
-		{params.ResourceType.p, "detail.requestParameters.resourceType", "string"},
 		{env.Account.p, "account", "string"},
 		{env.Region.p, "region", "string"},
 	} {
@@ -163,47 +185,169 @@ func (v *Validator) Decide(data []byte) Decision {
 			return d
 		}
 	}
+	if params.ResourceType.p == wrongType {
+		return reject(BadFieldType, "detail.requestParameters.resourceType is not a JSON string")
+	}
 	if !isEventID(det.EventID.s) {
 		return reject(BadField, "detail.eventID is not 1 to 64 letters, digits and hyphens")
 	}
-	t, err := time.Parse(time.RFC3339, det.EventTime.s)
-	if err != nil {
-		return reject(BadEventTime, "detail.eventTime is not an RFC 3339 time")
-	}
-	if t = t.UTC(); t.Year() < minYear || t.Year() > maxYear {
-		return reject(BadEventTime, "detail.eventTime is not in the years 2000 to 9998")
+	t, d, ok := eventTime(det.EventTime.s, "detail.eventTime")
+	if !ok {
+		return d
 	}
 	if !IsDatastoreID(params.DatastoreID.s) {
 		return reject(BadDatastoreID, "detail.requestParameters.datastoreId is not 32 lower-case hex characters")
 	}
-	if !IsResourceType(params.ResourceType.s) {
-		return reject(BadResourceType, "detail.requestParameters.resourceType is not a FHIR R4 resource type name")
-	}
-	if !isAccount(env.Account.s) {
-		return reject(BadField, "account is not 12 digits")
-	}
-	if !isRegion(env.Region.s) {
-		return reject(BadField, "region is not a region name")
-	}
-	if len(v.allowed) > 0 {
-		if _, ok := v.allowed[params.DatastoreID.s]; !ok {
-			return reject(DatastoreNotAllowed, "detail.requestParameters.datastoreId is not in the allow-list")
+	rt := ""
+	if params.ResourceType.p == present {
+		rt = params.ResourceType.s
+		if !IsResourceType(rt) {
+			return reject(BadResourceType, "detail.requestParameters.resourceType is not a FHIR R4 resource type name")
 		}
+	}
+	if d, ok := v.checkOrigin(&env, params.DatastoreID.s, "detail.requestParameters.datastoreId"); !ok {
+		return d
+	}
+	// A Bundle (by name or by type) or a write without a type may touch any type: the type
+	// named, other than Bundle itself, says nothing about the others.
+	if rt == "" || rt == "Bundle" || op == Mixed {
+		op = Mixed
+		if rt != "Bundle" {
+			rt = ""
+		}
+	}
+	label := name
+	if !isLabel(name, false) {
+		label = OtherEventName
 	}
 	return Decision{
 		Outcome: Act,
 		Change: Change{
 			EventID:      det.EventID.s,
 			DatastoreID:  params.DatastoreID.s,
-			ResourceType: params.ResourceType.s,
+			ResourceType: rt,
 			Operation:    op,
 			// CloudTrail writes whole seconds; flooring anything finer keeps the coalescer's
 			// floor(eventTime) arithmetic exact.
-			EventTime: t.Truncate(time.Second),
-			Region:    env.Region.s,
-			Account:   env.Account.s,
+			EventTime:    t.Truncate(time.Second),
+			Region:       env.Region.s,
+			Account:      env.Account.s,
+			EventName:    label,
+			AllTypes:     op == Mixed,
+			Unrecognised: class == classUnknown,
 		},
 	}
+}
+
+// decideImport decides an "Import Job Completed" or "Import Job Completed With Errors" event
+// (status is what its detail-type stands for), as strictly as an API call: the job id reaches
+// a DescribeFHIRImportJob request and the datastore id a URL.
+func (v *Validator) decideImport(data []byte, env *envelope, status string) Decision {
+	var ev serviceEvent
+	if err := json.Unmarshal(data, &ev); err != nil {
+		// The first pass decoded data, and these fields record type mismatches themselves.
+		return reject(Undecodable, "data is not valid JSON")
+	}
+	det := &ev.Detail.v
+	for _, f := range [...]struct {
+		p          presence
+		name, want string
+	}{
+		{ev.ID.p, "id", "string"},
+		{ev.Time.p, "time", "string"},
+		{ev.Detail.p, "detail", "object"},
+		{det.DatastoreID.p, "detail.datastoreId", "string"},
+		{det.JobID.p, "detail.jobId", "string"},
+		{env.Account.p, "account", "string"},
+		{env.Region.p, "region", "string"},
+	} {
+		if d, ok := need(f.p, f.name, f.want); !ok {
+			return d
+		}
+	}
+	for _, f := range [...]struct {
+		p    presence
+		name string
+	}{{det.JobStatus.p, "detail.jobStatus"}, {det.SubmitTime.p, "detail.submitTime"}} {
+		if f.p == wrongType {
+			return reject(BadFieldType, f.name+" is not a JSON string")
+		}
+	}
+	// HealthLake documents no jobStatus in these events; one that disagrees with the
+	// detail-type leaves no way to tell which is true.
+	if det.JobStatus.p == present && det.JobStatus.s != status {
+		return reject(BadField, "detail.jobStatus contradicts the detail-type")
+	}
+	if !isEventID(ev.ID.s) {
+		return reject(BadField, "id is not 1 to 64 letters, digits and hyphens")
+	}
+	t, d, ok := eventTime(ev.Time.s, "time")
+	if !ok {
+		return d
+	}
+	if !IsDatastoreID(det.DatastoreID.s) {
+		return reject(BadDatastoreID, "detail.datastoreId is not 32 lower-case hex characters")
+	}
+	if !IsJobID(det.JobID.s) {
+		return reject(BadJobID, "detail.jobId is not 32 lower-case hex characters")
+	}
+	var submitted time.Time
+	if det.SubmitTime.p == present {
+		if submitted, d, ok = eventTime(det.SubmitTime.s, "detail.submitTime"); !ok {
+			return d
+		}
+	}
+	if d, ok := v.checkOrigin(env, det.DatastoreID.s, "detail.datastoreId"); !ok {
+		return d
+	}
+	detailType := DetailTypeImportJobCompleted
+	if status == JobStatusCompletedWithErrors {
+		detailType = DetailTypeImportJobCompletedWithErrors
+	}
+	return Decision{
+		Outcome: Act,
+		Change: Change{
+			EventID:       ev.ID.s,
+			DatastoreID:   det.DatastoreID.s,
+			Operation:     Import,
+			EventTime:     t.Truncate(time.Second),
+			Region:        env.Region.s,
+			Account:       env.Account.s,
+			EventName:     detailType,
+			AllTypes:      true,
+			JobID:         det.JobID.s,
+			JobStatus:     status,
+			JobSubmitTime: submitted,
+		},
+	}
+}
+
+// eventTime parses an RFC 3339 time of the years 2000 to 9998, in UTC.
+func eventTime(s, name string) (time.Time, Decision, bool) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, reject(BadEventTime, name+" is not an RFC 3339 time"), false
+	}
+	if t = t.UTC(); t.Year() < minYear || t.Year() > maxYear {
+		return time.Time{}, reject(BadEventTime, name+" is not in the years 2000 to 9998"), false
+	}
+	return t, Decision{}, true
+}
+
+// checkOrigin checks the account, the region and the allow-list, in that order.
+func (v *Validator) checkOrigin(env *envelope, datastoreID, field string) (Decision, bool) {
+	if !isAccount(env.Account.s) {
+		return reject(BadField, "account is not 12 digits"), false
+	}
+	if !isRegion(env.Region.s) {
+		return reject(BadField, "region is not a region name"), false
+	}
+	if len(v.allowed) > 0 {
+		if _, ok := v.allowed[datastoreID]; !ok {
+			return reject(DatastoreNotAllowed, field+" is not in the allow-list"), false
+		}
+	}
+	return Decision{}, true
 }
 
 func reject(r Reason, detail string) Decision {

@@ -18,9 +18,10 @@ import (
 // encoding/json matches keys case-insensitively and keeps the last of duplicate keys. Neither
 // lets a value bypass validation: whichever value is kept is the one validated.
 type envelope struct {
-	Source  jsonString `json:"source"`
-	Account jsonString `json:"account"`
-	Region  jsonString `json:"region"`
+	Source     jsonString     `json:"source"`
+	DetailType jsonDetailType `json:"detail-type"`
+	Account    jsonString     `json:"account"`
+	Region     jsonString     `json:"region"`
 	// A pointer to a plain struct, not a jsonObject: detail is most of the record, and a nested
 	// Unmarshal would scan it twice more. A detail of the wrong type is the only way the outer
 	// Unmarshal can return a *json.UnmarshalTypeError.
@@ -44,6 +45,81 @@ type requestParameters struct {
 
 type responseElements struct {
 	StatusCode jsonStatus `json:"statusCode"`
+}
+
+// serviceEvent holds what an import event adds to envelope. Decoded in a second pass, only for
+// the import detail-types: they come a few times a day, so the hot path (CloudTrail records)
+// does not pay for fields it never reads.
+type serviceEvent struct {
+	ID     jsonString                `json:"id"`
+	Time   jsonString                `json:"time"`
+	Detail jsonObject[serviceDetail] `json:"detail"`
+}
+
+type serviceDetail struct {
+	DatastoreID jsonString `json:"datastoreId"`
+	JobID       jsonString `json:"jobId"`
+	JobStatus   jsonString `json:"jobStatus"` // not documented; judged if present
+	SubmitTime  jsonString `json:"submitTime"`
+}
+
+// detailKind is what an envelope's detail-type says the event is.
+type detailKind uint8
+
+const (
+	kindAPICall         detailKind = iota // "AWS API Call via CloudTrail", or no detail-type
+	kindImportCompleted                   // an import job finished: act
+	kindImportCompletedWithErrors
+	kindService // another documented aws.healthlake event: skip
+	kindUnknown // any other string
+)
+
+// jsonDetailType maps detail-type onto a detailKind without keeping (allocating) the string:
+// it is read on every record and only ever compared with constants.
+type jsonDetailType struct {
+	kind detailKind
+	p    presence
+}
+
+func (j *jsonDetailType) UnmarshalJSON(b []byte) error {
+	*j = jsonDetailType{}
+	switch b[0] {
+	case 'n':
+		return nil
+	case '"':
+	default:
+		j.p = wrongType
+		return nil
+	}
+	j.p = present
+	raw := b[1 : len(b)-1]
+	if bytes.IndexByte(b, '\\') >= 0 {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		raw = []byte(s)
+	}
+	j.kind = kindOf(raw)
+	return nil
+}
+
+// kindOf compares string(s) with constants only, which the compiler does without a copy.
+func kindOf(s []byte) detailKind {
+	switch string(s) {
+	case detailTypeAPICall:
+		return kindAPICall
+	case DetailTypeImportJobCompleted:
+		return kindImportCompleted
+	case DetailTypeImportJobCompletedWithErrors:
+		return kindImportCompletedWithErrors
+	}
+	for _, t := range serviceEventTypes {
+		if string(s) == t {
+			return kindService
+		}
+	}
+	return kindUnknown
 }
 
 // presence is what a field held, judged by its JSON type only.

@@ -91,11 +91,11 @@ func TestHostileRecordsAreRejectedAndReported(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	ds := stack.RandomHex(16)
 	want := map[string]string{
-		"reject-bad-datastore.json":        string(cloudtrail.BadDatastoreID),
-		"reject-bad-resourcetype.json":     string(cloudtrail.BadResourceType),
-		"reject-missing-resourcetype.json": string(cloudtrail.MissingField),
-		"not-json.bin":                     string(cloudtrail.Undecodable),
-		"truncated.json":                   string(cloudtrail.Undecodable),
+		"reject-bad-datastore.json":     string(cloudtrail.BadDatastoreID),
+		"reject-bad-resourcetype.json":  string(cloudtrail.BadResourceType),
+		"reject-missing-datastore.json": string(cloudtrail.MissingField),
+		"not-json.bin":                  string(cloudtrail.Undecodable),
+		"truncated.json":                string(cloudtrail.Undecodable),
 	}
 	skips := []string{"ignore-read.json", "ignore-search.json", "ignore-failed-create.json"}
 	var records [][]byte
