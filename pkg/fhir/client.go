@@ -42,52 +42,46 @@ func New(cfg Config) (*Client, error) {
 // [from, to) (at millisecond precision), following next links, and calls visit once per page
 // in order. It returns the first error of a request, of a page, or of visit (unchanged, so
 // callers can match their own errors). Pages already visited stay visited: a caller that
-// fails a window after an error re-reads it whole and dedups.
+// fails a window after an error re-reads it whole and dedups. Errors name their class (see
+// Reason); a page may hold the same (id, version) twice (see Page).
 func (c *Client) Search(ctx context.Context, datastoreID, resourceType string, from, to time.Time, visit func(Page) error) error {
-	if err := validateTarget(datastoreID, resourceType); err != nil {
+	q, err := rangeQuery(datastoreID, resourceType, from, to)
+	if err != nil {
 		return err
 	}
-	if from.IsZero() || to.IsZero() || !from.Before(to) {
-		return permanentf(ErrInvalidRange, "from %s, to %s", from.UTC().Format(instantFormat), to.UTC().Format(instantFormat))
-	}
-	// lastUpdated has millisecond precision: rounding from down and to up keeps every
-	// resource in [from, to) inside the query.
-	q := url.Values{}
-	q.Add("_lastUpdated", "ge"+from.UTC().Truncate(time.Millisecond).Format(instantFormat))
-	q.Add("_lastUpdated", "lt"+ceilMillisecond(to).UTC().Format(instantFormat))
 	q.Set("_count", strconv.Itoa(c.cfg.PageSize))
 	q.Set("_sort", "_lastUpdated")
 	first := c.url(datastoreID, resourceType, q)
-	return c.walk(ctx, "search", datastoreID, first, func(n int, body []byte) (*bundle, error) {
+	return c.walk(ctx, "search", datastoreID, first, func(n int, body []byte) (string, error) {
 		p, b, err := decodeSearchPage(body, resourceType, n)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
-		return b, visit(p)
+		return b.next(), visit(p)
 	})
 }
 
-// History reads the type-level history of resourceType in datastoreID since the given time
-// (inclusive, as FHIR's _since), following next links, and calls visit once per page. Servers
-// list history newest first.
-func (c *Client) History(ctx context.Context, datastoreID, resourceType string, since time.Time, visit func(HistoryPage) error) error {
+// rangeQuery validates a search's target and range and returns its _lastUpdated bounds.
+// lastUpdated has millisecond precision: rounding from down and to up keeps every resource in
+// [from, to) inside the query.
+func rangeQuery(datastoreID, resourceType string, from, to time.Time) (url.Values, error) {
 	if err := validateTarget(datastoreID, resourceType); err != nil {
-		return err
+		return nil, err
 	}
-	if since.IsZero() {
-		return permanentf(ErrInvalidRange, "since is unset")
+	if err := validRange(from, to); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
-	q.Set("_since", since.UTC().Format(instantFormat))
-	q.Set("_count", strconv.Itoa(c.cfg.PageSize))
-	first := c.url(datastoreID, resourceType+"/_history", q)
-	return c.walk(ctx, "history", datastoreID, first, func(n int, body []byte) (*bundle, error) {
-		p, b, err := decodeHistoryPage(body, resourceType, n)
-		if err != nil {
-			return nil, err
-		}
-		return b, visit(p)
-	})
+	q.Add("_lastUpdated", "ge"+from.UTC().Truncate(time.Millisecond).Format(instantFormat))
+	q.Add("_lastUpdated", "lt"+ceilMillisecond(to).UTC().Format(instantFormat))
+	return q, nil
+}
+
+func validRange(from, to time.Time) error {
+	if from.IsZero() || to.IsZero() || !from.Before(to) {
+		return permanentf(ErrInvalidRange, "from %s, to %s", from.UTC().Format(instantFormat), to.UTC().Format(instantFormat))
+	}
+	return nil
 }
 
 func ceilMillisecond(t time.Time) time.Time {
@@ -117,8 +111,8 @@ func (c *Client) url(datastoreID, rel string, q url.Values) *url.URL {
 }
 
 // walk requests first and then every next link, handing each body to page, which decodes it,
-// calls the visitor and returns the bundle for its links.
-func (c *Client) walk(ctx context.Context, op, datastoreID string, first *url.URL, page func(n int, body []byte) (*bundle, error)) error {
+// calls the visitor and returns the next link to follow ("" ends the walk).
+func (c *Client) walk(ctx context.Context, op, datastoreID string, first *url.URL, page func(n int, body []byte) (string, error)) error {
 	seen := make(map[[sha256.Size]byte]struct{})
 	u := first
 	for n := 1; ; n++ {
@@ -135,11 +129,10 @@ func (c *Client) walk(ctx context.Context, op, datastoreID string, first *url.UR
 		if err != nil {
 			return err
 		}
-		b, err := page(n, body)
+		next, err := page(n, body)
 		if err != nil {
 			return err
 		}
-		next := b.next()
 		if next == "" {
 			return nil
 		}

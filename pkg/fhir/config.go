@@ -26,6 +26,29 @@ const (
 	DefaultHTTPTimeout  = 60 * time.Second // per request, for the default HTTP client only
 )
 
+// CountMode is how Client.Count asks a server for the number of matches only. HealthLake's
+// documentation names none of them (it documents _count up to 100, not _summary or _total);
+// the FHIR R4 search page defines _summary=count and says _count=0 means the same.
+type CountMode string
+
+const (
+	CountSummary       CountMode = "summary"        // _summary=count (the default): FHIR R4's count-only search
+	CountZero          CountMode = "count-zero"     // _count=0: a page of no entries, with total
+	CountTotalAccurate CountMode = "total-accurate" // _total=accurate&_count=0, for servers that estimate otherwise
+)
+
+// HistoryOrder is the order in which a server lists history entries. FHIR R4 says newest
+// first; HealthLake does not document its order.
+type HistoryOrder string
+
+const (
+	// HistoryOrderDetect (the default) learns the order from the entries' times as pages
+	// arrive, and stops a HistoryRange walk early only once the times have shown one.
+	HistoryOrderDetect      HistoryOrder = ""
+	HistoryOrderNewestFirst HistoryOrder = "newest-first"
+	HistoryOrderOldestFirst HistoryOrder = "oldest-first"
+)
+
 // Config configures a Client. Zero values mean the documented default.
 type Config struct {
 	// Endpoint is the FHIR base URL with DatastorePlaceholder in its path, e.g.
@@ -54,8 +77,14 @@ type Config struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Rand returns a number in [0, 1) for the jitter. Default math/rand/v2.Float64.
 	Rand func() float64
-	// OnRequest, if set, is called after every HTTP attempt with the operation ("search" or
-	// "history"), the status code (0 when no response arrived) and the attempt's duration.
+	// CountMode selects the count request of Count. Default CountSummary.
+	CountMode CountMode
+	// HistoryOrder is the history order to assume before the entries show one; entries that
+	// contradict it turn the early stop of HistoryRange off for the rest of that walk.
+	// Default HistoryOrderDetect (assume nothing).
+	HistoryOrder HistoryOrder
+	// OnRequest, if set, is called after every HTTP attempt with the operation ("search",
+	// "count", "history", "instance-history" or "vread"), the status code (0 when no response arrived) and the attempt's duration.
 	// It must be cheap and safe for concurrent use.
 	OnRequest func(op string, status int, dur time.Duration)
 }
@@ -133,6 +162,16 @@ func (c Config) Validate() error {
 	case c.MaxPageBytes < 0:
 		return errors.New("max page bytes must not be negative")
 	}
+	switch c.CountMode {
+	case "", CountSummary, CountZero, CountTotalAccurate:
+	default:
+		return fmt.Errorf("count mode must be %s, %s or %s", CountSummary, CountZero, CountTotalAccurate)
+	}
+	switch c.HistoryOrder {
+	case HistoryOrderDetect, HistoryOrderNewestFirst, HistoryOrderOldestFirst:
+	default:
+		return fmt.Errorf("history order must be empty, %s or %s", HistoryOrderNewestFirst, HistoryOrderOldestFirst)
+	}
 	return nil
 }
 
@@ -157,6 +196,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPageBytes == 0 {
 		c.MaxPageBytes = DefaultMaxPageBytes
+	}
+	if c.CountMode == "" {
+		c.CountMode = CountSummary
 	}
 	if c.Sleep == nil {
 		c.Sleep = sleepCtx

@@ -83,7 +83,7 @@ func (c *Client) attempt(ctx context.Context, op string, u *url.URL) (body []byt
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, 0, fmt.Errorf("fhir %s: %w", op, err)
+		return nil, 0, fmt.Errorf("fhir %s: %w", op, &transportError{err})
 	}
 	defer resp.Body.Close()
 
@@ -133,7 +133,7 @@ func (c *Client) readPage(resp *http.Response) ([]byte, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
+		return nil, &transportError{fmt.Errorf("read body: %w", err)}
 	}
 	if int64(len(body)) > limit {
 		return nil, permanentf(ErrPageTooLarge, "limit %d bytes", limit)
