@@ -5,7 +5,7 @@ STATICCHECK_VERSION := v0.8.2
 # -race needs cgo; the machine has gcc.
 export CGO_ENABLED := 1
 
-.PHONY: help demo test unit bench lint fmt-check tidy-check vet staticcheck build up down status fuzz deps clean
+.PHONY: help demo test unit bench lint fmt-check tidy-check vet staticcheck build image up down status fuzz deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ staticcheck:
 
 build: ## build the programs into bin/
 	$(GO) build -o bin/ ./consumer ./producer
+
+IMAGE ?= healthlake-cdc
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+image: ## build the container image IMAGE:VERSION from deploy/Dockerfile (needs Docker)
+	@command -v docker >/dev/null 2>&1 || { echo "make image needs Docker: no docker command on this machine"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image needs Docker: the docker command cannot reach a Docker daemon"; exit 1; }
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
 
 up: deps ## start the local stack (installs what is missing; safe to run twice)
 	@deploy/local/stack.sh up

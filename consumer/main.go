@@ -13,10 +13,15 @@ import (
 	"github.com/urfave/cli/v3"
 )
 
+// version is stamped at build time (-ldflags "-X main.version=…", see deploy/Dockerfile); a
+// plain go build says "dev". `consumer --version` prints it.
+var version = "dev"
+
 func main() {
 	cmd := &cli.Command{
-		Name:  "consumer",
-		Usage: "turn HealthLake CloudTrail hints into FHIR change events on EventBridge",
+		Name:    "consumer",
+		Version: version,
+		Usage:   "turn HealthLake CloudTrail hints into FHIR change events on EventBridge",
 		Description: "Every flag falls back to the environment variable shown with it. AWS settings\n" +
 			"(region, credentials, AWS_ENDPOINT_URL_KINESIS / _DYNAMODB / _EVENTBRIDGE) come from the\n" +
 			"standard AWS SDK configuration. SIGTERM drains in-flight windows, checkpoints and exits 0.",

@@ -18,8 +18,9 @@ const (
 
 func newApp() *cli.Command {
 	return &cli.Command{
-		Name:  "producer",
-		Usage: "drive traffic into healthlake-cdc and check what comes out",
+		Name:    "producer",
+		Version: version,
+		Usage:   "drive traffic into healthlake-cdc and check what comes out",
 		Description: "simulate writes synthetic FHIR resources and puts the matching CloudTrail records into\n" +
 			"the Kinesis stream; replay backfills the stream from CloudTrail log files; verify checks\n" +
 			"a simulate run's manifest against the events the consumer emitted.\n\n" +

@@ -13,6 +13,10 @@ import (
 	"syscall"
 )
 
+// version is stamped at build time (-ldflags "-X main.version=…", see deploy/Dockerfile); a
+// plain go build says "dev". `producer --version` prints it.
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
