@@ -54,7 +54,7 @@ func (s *pagedSearcher) Search(ctx context.Context, _, _ string, _, _ time.Time,
 	return nil
 }
 
-func (s *pagedSearcher) History(context.Context, string, string, time.Time, func(fhir.HistoryPage) error) error {
+func (s *pagedSearcher) HistoryRange(context.Context, string, string, time.Time, time.Time, func(fhir.HistoryPage) error) error {
 	return nil
 }
 

@@ -182,9 +182,14 @@ func (s *searchLog) Search(ctx context.Context, ds, rt string, from, to time.Tim
 	return s.next.Search(ctx, ds, rt, from, to, visit)
 }
 
-func (s *searchLog) History(ctx context.Context, ds, rt string, since time.Time, visit func(fhir.HistoryPage) error) error {
+func (s *searchLog) HistoryRange(ctx context.Context, ds, rt string, from, to time.Time, visit func(fhir.HistoryPage) error) error {
 	s.note(ds, rt)
-	return s.next.History(ctx, ds, rt, since, visit)
+	return s.next.HistoryRange(ctx, ds, rt, from, to, visit)
+}
+
+func (s *searchLog) Count(ctx context.Context, ds, rt string, from, to time.Time) (int, bool, error) {
+	s.note(ds, rt)
+	return s.next.Count(ctx, ds, rt, from, to)
 }
 
 func (s *searchLog) searched() map[[2]string]int {

@@ -41,7 +41,7 @@ func (p *Pipeline) failedChunk(ctx context.Context, k coalesce.Key, chunk coales
 	if attempts < p.cfg.ParkAttempts && now.Sub(since) < p.cfg.ParkAfter {
 		return false, nil
 	}
-	pk := timeline.Parked{Key: k, Range: chunk, Reason: failureReason(cause), Attempts: attempts, Since: since, LastTry: now}
+	pk := timeline.Parked{Key: k, Range: chunk, Reason: fhir.Reason(cause), Attempts: attempts, Since: since, LastTry: now}
 	if err := p.parts.Timelines.Park(ctx, pk); err != nil {
 		return false, err
 	}
@@ -124,32 +124,7 @@ func (p *Pipeline) retryParked(ctx context.Context, pk timeline.Parked) {
 	pk.Attempts++
 	pk.LastTry = p.cfg.Now()
 	if fhir.IsPermanent(err) {
-		pk.Reason = failureReason(err)
+		pk.Reason = fhir.Reason(err)
 	}
 	_ = tls.Park(ctx, pk)
-}
-
-// failureReason is a short stable code for why a search failed, for the Range Failed report
-// and the parked list.
-func failureReason(err error) string {
-	var se *fhir.StatusError
-	switch {
-	case errors.As(err, &se):
-		switch se.StatusCode {
-		case 401, 403:
-			return "forbidden"
-		case 404, 410:
-			return "not-found"
-		}
-		return fmt.Sprintf("http-%d", se.StatusCode)
-	case errors.Is(err, fhir.ErrForeignNextLink):
-		return "foreign-next-link"
-	case errors.Is(err, fhir.ErrNextLinkLoop), errors.Is(err, fhir.ErrTooManyPages):
-		return "paging-loop"
-	case errors.Is(err, fhir.ErrPageTooLarge):
-		return "page-too-large"
-	case errors.Is(err, fhir.ErrNotJSON), errors.Is(err, fhir.ErrMalformedBundle):
-		return "malformed-bundle"
-	}
-	return "permanent-error"
 }

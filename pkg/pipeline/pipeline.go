@@ -22,7 +22,8 @@ import (
 // Searcher reads what changed from the FHIR server.
 type Searcher interface {
 	Search(ctx context.Context, datastoreID, resourceType string, from, to time.Time, visit func(fhir.Page) error) error
-	History(ctx context.Context, datastoreID, resourceType string, since time.Time, visit func(fhir.HistoryPage) error) error
+	// HistoryRange reads the type's history within [from, to) only.
+	HistoryRange(ctx context.Context, datastoreID, resourceType string, from, to time.Time, visit func(fhir.HistoryPage) error) error
 }
 
 // Claims is one search's view of the dedup store. Each search gets its own, so two searches

@@ -80,8 +80,14 @@ func (p *Pipeline) searchChunk(ctx context.Context, k coalesce.Key, chunk coales
 	if err != nil {
 		return o.emitted, err
 	}
-	if len(ds) > 0 {
-		if err := p.readDeletesIn(ctx, claims, k, chunk, src, tp, &o); err != nil {
+	// A delete hint's range may start before this chunk (in a part searched before the
+	// hint arrived): read its history whole, up to the chunk's end. Repeats are deduped.
+	var hist coalesce.Set
+	for _, d := range ds {
+		hist.Add(coalesce.Interval{From: d.From, To: minTime(d.To, chunk.To)})
+	}
+	for _, r := range hist.Intervals() {
+		if err := p.readDeletesIn(ctx, claims, k, r, src, tp, &o); err != nil {
 			return o.emitted, err
 		}
 	}
@@ -119,7 +125,7 @@ func (p *Pipeline) readDeletes(ctx context.Context, k coalesce.Key, ranges []coa
 // resource. Where the server has no history, the deletes are counted as unresolved.
 func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.Key, r coalesce.Interval, src source, tp string, o *outcome) error {
 	trigger := event.Trigger{EventIDs: src.eventIDs, From: r.From, To: r.To}
-	err := p.parts.FHIR.History(ctx, k.DatastoreID, k.ResourceType, r.From, func(hp fhir.HistoryPage) error {
+	err := p.parts.FHIR.HistoryRange(ctx, k.DatastoreID, k.ResourceType, r.From, r.To, func(hp fhir.HistoryPage) error {
 		var changes []event.Change
 		var gone []string
 		for _, e := range hp.Entries {
@@ -245,4 +251,11 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 		return fmt.Errorf("emit: %w", retry)
 	}
 	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
