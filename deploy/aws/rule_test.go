@@ -96,30 +96,25 @@ func TestRuleForwardsWhatTheConsumerActsOn(t *testing.T) {
 		var ev envelope
 		_ = json.Unmarshal(r.data, &ev)
 		switch {
-		case d.Outcome == cloudtrail.Act:
-			acts++
-			if !got {
-				t.Errorf("%s: the consumer acts on it, the rule does not forward it", r.name)
-			}
 		case strings.HasPrefix(ev.DetailType, "Import Job Completed"):
 			imports++
 			if !got {
 				t.Errorf("%s: import completion not forwarded", r.name)
+			}
+		case d.Outcome == cloudtrail.Act:
+			acts++
+			if !got {
+				t.Errorf("%s: the consumer acts on it, the rule does not forward it", r.name)
 			}
 		case d.Reason == cloudtrail.FailedCall || strings.HasPrefix(r.name, "ignore-") || ev.DetailType == "Import Job Failed":
 			withheld++
 			if got {
 				t.Errorf("%s (%s %s): forwarded, but it is a failed, read-only or unwanted event", r.name, d.Reason, ev.Detail.EventName)
 			}
-		case strings.HasPrefix(r.name, "patch-") || strings.HasPrefix(r.name, "process-"):
-			// Mutations pkg/cloudtrail does not act on yet (the cloudtrail-mutations branch adds them).
-			if !got {
-				t.Errorf("%s: a mutation (%s) the rule must forward", r.name, ev.Detail.EventName)
-			}
 		}
 	}
 	t.Logf("%d records acted on, %d import completions: forwarded; %d failed/read/unwanted: withheld", acts, imports, withheld)
-	if acts < 50 || imports != 2 || withheld < 5 {
+	if acts < 50 || imports < 4 || withheld < 5 {
 		t.Fatalf("acts %d imports %d withheld %d: fixtures missing", acts, imports, withheld)
 	}
 }

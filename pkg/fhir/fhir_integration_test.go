@@ -341,8 +341,13 @@ func TestIntegrationCount(t *testing.T) {
 	}
 
 	summary := localClient(t, base, hc, nil)
+	if n, ok, err := summary.Count(t.Context(), ds, "Observation", from, end); !ok || err != nil || n != 37 {
+		t.Errorf("_summary=count: %d, ok %v, err %v; want 37", n, ok, err)
+	}
+	// A server that ignores the count request (answers entries, no total): a fallback.
+	setKnobs(t, hc, base, ds, map[string]any{"ignoreCount": true})
 	if n, ok, err := summary.Count(t.Context(), ds, "Observation", from, end); ok || err != nil {
-		t.Errorf("_summary=count on a server without it: %d, ok %v, err %v; want a fallback", n, ok, err)
+		t.Errorf("_summary=count on a server that ignores it: %d, ok %v, err %v; want a fallback", n, ok, err)
 	}
 }
 

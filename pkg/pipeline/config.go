@@ -37,6 +37,13 @@ type Config struct {
 	ParkAfter    time.Duration
 	// ParkedRetry is how often parked ranges are searched again (0: only on demand).
 	ParkedRetry time.Duration
+	// Types are resource types always looked at for a hint that names no type (a Bundle, an
+	// unknown write, an import), besides those seen in the datastore's hints within the
+	// dedup TTL.
+	Types []string
+	// ImportLookback is how far before an import event its range starts when neither the
+	// event nor DescribeFHIRImportJob gives the job's submit time.
+	ImportLookback time.Duration
 	// RejectBatchDelay is how long rejections gather before they are reported together.
 	RejectBatchDelay time.Duration
 	// NoDedup emits without Redis claims (opt-in, for when Redis is down and duplicates are
@@ -66,6 +73,7 @@ func DefaultConfig() Config {
 		ParkAttempts:     5,
 		ParkAfter:        5 * time.Minute,
 		ParkedRetry:      5 * time.Minute,
+		ImportLookback:   24 * time.Hour,
 		RejectBatchDelay: 100 * time.Millisecond,
 		Now:              time.Now,
 		Sleep:            sleep,

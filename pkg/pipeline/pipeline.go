@@ -64,6 +64,14 @@ type Timelines interface {
 	Unpark(ctx context.Context, p timeline.Parked) error
 	ListParked(ctx context.Context) ([]timeline.Parked, error)
 	LeaseParked(ctx context.Context, p timeline.Parked) (bool, error)
+	NoteTypes(ctx context.Context, datastoreID string, now time.Time, types ...string) error
+	KnownTypes(ctx context.Context, datastoreID string, now time.Time) ([]string, error)
+}
+
+// ImportJobs reads an import job's times (HealthLake's DescribeFHIRImportJob). end is zero
+// while the job has none.
+type ImportJobs interface {
+	DescribeImport(ctx context.Context, datastoreID, jobID string) (submit, end time.Time, err error)
 }
 
 // Parts are the pipeline's collaborators.
@@ -76,6 +84,9 @@ type Parts struct {
 	NewClaims func() Claims
 	Emitter   Emitter
 	Events    event.Builder
+	// ImportJobs, if set, gives an import's time range; without it the range runs from the
+	// event's submitTime (or ImportLookback before the event) to the event.
+	ImportJobs ImportJobs
 }
 
 // Record is one Kinesis record as the pipeline needs it.

@@ -41,6 +41,12 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 		return runResult{key: k, err: fmt.Errorf("sync: %w", err), unsynced: job.want}
 	}
 	res := runResult{key: k, tl: st.Timeline}
+	if job.hints > 0 {
+		// Known types are what a hint that names none (a Bundle, an import) is looked for in.
+		if err := tls.NoteTypes(ctx, k.DatastoreID, p.cfg.Now(), k.ResourceType); err != nil {
+			return runResult{key: k, err: fmt.Errorf("note type: %w", err), unsynced: timeline.Want{}}
+		}
+	}
 	if !st.Leased {
 		res.more = !st.Timeline.Covers(st.Want)
 		return res

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -107,11 +108,31 @@ type runResult struct {
 	unsynced timeline.Want
 }
 
+// wideHint is a hint that names no single type (a Bundle, an unknown write, an import),
+// waiting to be resolved into the datastore's known types and its range.
+type wideHint struct {
+	msg     hintMsg
+	arrived time.Time
+}
+
+// wideResolved is a wide hint turned into per-type hints: its range and the types to look
+// at (none: the datastore has no known type). err: resolving failed and may be retried.
+type wideResolved struct {
+	hint  wideHint
+	rng   coalesce.Interval
+	types []string
+	err   error
+}
+
 // schedule owns the keys' states: it files hints, acks them as timelines cover them, and
 // starts one run per key and cadence. Runs join wg, which Run waits on.
 func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 	keys := make(map[coalesce.Key]*keyState)
 	results := make(chan runResult)
+	var wide []wideHint
+	wideRunning := false
+	var wideNext time.Time
+	wideResults := make(chan []wideResolved)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	cfg := p.cfg.Timeline
@@ -141,6 +162,22 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 				next = ks.next
 			}
 		}
+		if len(wide) > 0 && !wideRunning {
+			if !wideNext.After(now) {
+				wideRunning = true
+				batch := wide
+				wide = nil
+				wg.Go(func() {
+					r := p.resolveWide(ctx, batch)
+					select {
+					case wideResults <- r:
+					case <-ctx.Done():
+					}
+				})
+			} else if next.IsZero() || wideNext.Before(next) {
+				next = wideNext
+			}
+		}
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(next.Sub(now), time.Millisecond)
@@ -151,7 +188,27 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			p.releaseAll(keys)
 			return
 		case m := <-p.hints:
+			if m.change.AllTypes {
+				p.stats.WideHints.Add(1)
+				wide = append(wide, wideHint{msg: m, arrived: now})
+				break
+			}
 			p.file(keys, m, now)
+		case rs := <-wideResults:
+			wideRunning = false
+			failed := false
+			for _, r := range rs {
+				if r.err != nil {
+					wide = append(wide, r.hint)
+					failed = true
+					continue
+				}
+				p.fileWide(keys, r, now)
+			}
+			wideNext = now
+			if failed {
+				wideNext = now.Add(p.cfg.MaxBackoff / 4)
+			}
 		case r := <-results:
 			ks := keys[r.key]
 			ks.running = false
@@ -193,13 +250,44 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 func (p *Pipeline) file(keys map[coalesce.Key]*keyState, m hintMsg, now time.Time) {
 	ch := m.change
 	k := coalesce.Key{DatastoreID: ch.DatastoreID, ResourceType: ch.ResourceType}
-	rng := p.cfg.Timeline.HintRange(ch.EventTime, now)
+	p.fileRange(keys, k, m, p.cfg.Timeline.HintRange(ch.EventTime, now), now)
+}
+
+// fileWide files a resolved wide hint into every type's key, with one ack for all of them:
+// the record is done when every type's timeline covers the range.
+func (p *Pipeline) fileWide(keys map[coalesce.Key]*keyState, r wideResolved, now time.Time) {
+	m := r.hint.msg
+	if len(r.types) == 0 {
+		p.stats.UntypedHints.Add(1)
+		p.cfg.Logger.Warn("a hint names no resource type and none is known for its datastore; nothing to search (set CDC_TYPES)",
+			"datastoreId", m.change.DatastoreID, "eventName", m.change.EventName)
+		m.done()
+		return
+	}
+	var left atomic.Int64
+	left.Store(int64(len(r.types)))
+	done := m.done
+	for _, t := range r.types {
+		sub := m
+		sub.change.ResourceType = t
+		sub.done = func() {
+			if left.Add(-1) == 0 {
+				done()
+			}
+		}
+		p.fileRange(keys, coalesce.Key{DatastoreID: m.change.DatastoreID, ResourceType: t}, sub, r.rng, now)
+	}
+}
+
+// fileRange puts a hint for range rng into key k's state.
+func (p *Pipeline) fileRange(keys map[coalesce.Key]*keyState, k coalesce.Key, m hintMsg, rng coalesce.Interval, now time.Time) {
+	ch := m.change
 	ks := keys[k]
 	if ks == nil {
 		ks = &keyState{key: k, next: now}
 		keys[k] = ks
 	}
-	if ks.tl.Covers(rng) && ch.Operation != cloudtrail.Delete {
+	if ks.tl.Covers(rng) && ch.Operation != cloudtrail.Delete && ch.Operation != cloudtrail.Mixed {
 		m.done()
 		return
 	}
@@ -217,6 +305,10 @@ func (p *Pipeline) file(keys map[coalesce.Key]*keyState, m hintMsg, now time.Tim
 	case cloudtrail.Create:
 		ks.src.creates = true
 	case cloudtrail.Delete:
+		ks.dels = append(ks.dels, rng)
+	case cloudtrail.Mixed:
+		// A Bundle may create, update and delete.
+		ks.src.creates, ks.src.updates = true, true
 		ks.dels = append(ks.dels, rng)
 	default:
 		ks.src.updates = true

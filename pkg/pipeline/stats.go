@@ -23,6 +23,10 @@ type Stats struct {
 	Emitted, EmitFailed                    atomic.Int64
 	RejectsReported                        atomic.Int64
 	DeletesUnresolved                      atomic.Int64
+	// WideHints are hints that name no single type (Bundles, unknown writes, imports);
+	// UntypedHints those of them for a datastore with no known type (acked, nothing to
+	// search); Unrecognised the hints with an event name no list knows.
+	WideHints, UntypedHints, Unrecognised atomic.Int64
 }
 
 // Snapshot is a copy of Stats at one moment.
@@ -37,6 +41,7 @@ type Snapshot struct {
 	Emitted, EmitFailed                         int64
 	RejectsReported                             int64
 	DeletesUnresolved                           int64
+	WideHints, UntypedHints, Unrecognised       int64
 }
 
 // Snapshot reads every counter.
@@ -52,5 +57,6 @@ func (s *Stats) Snapshot() Snapshot {
 		Emitted: s.Emitted.Load(), EmitFailed: s.EmitFailed.Load(),
 		RejectsReported:   s.RejectsReported.Load(),
 		DeletesUnresolved: s.DeletesUnresolved.Load(),
+		WideHints:         s.WideHints.Load(), UntypedHints: s.UntypedHints.Load(), Unrecognised: s.Unrecognised.Load(),
 	}
 }

@@ -19,9 +19,11 @@ const instrumentationName = "github.com/healthlake-cdc/healthlake-cdc/pkg/pipeli
 // instruments are the metrics the pipeline records itself; the plain counters are observed
 // from Stats instead, so each number is kept once.
 type instruments struct {
-	records  metric.Int64Counter
-	runHints metric.Int64Histogram
-	lag      metric.Float64Histogram
+	records metric.Int64Counter
+	// unrecognised counts hints whose event name no list knows, by name.
+	unrecognised metric.Int64Counter
+	runHints     metric.Int64Histogram
+	lag          metric.Float64Histogram
 }
 
 var (
@@ -36,6 +38,10 @@ func newInstruments(m metric.Meter, s *Stats) (instruments, error) {
 	var err error
 	if in.records, err = m.Int64Counter("hlcdc.records",
 		metric.WithDescription("Kinesis records by outcome (act, skip, reject) and, for skip and reject, reason.")); err != nil {
+		return in, err
+	}
+	if in.unrecognised, err = m.Int64Counter("hlcdc.hints.unrecognised",
+		metric.WithDescription("Successful HealthLake calls with an event name no list knows, treated as a write to every known type; by event_name.")); err != nil {
 		return in, err
 	}
 	if in.runHints, err = m.Int64Histogram("hlcdc.run.hints",
@@ -65,6 +71,8 @@ func newInstruments(m metric.Meter, s *Stats) (instruments, error) {
 		{"hlcdc.ranges.reread", "Ranges read again because their count did not match.", noAttrs, func(s Snapshot) int64 { return s.Rereads }},
 		{"hlcdc.verify.found", "Changes only a verification re-read found (written late to the search index).", noAttrs, func(s Snapshot) int64 { return s.FoundByVerify }},
 		{"hlcdc.ranges.parked", "Ranges parked: their search failed for a reason retries cannot fix (reported on the bus).", noAttrs, func(s Snapshot) int64 { return s.Parked }},
+		{"hlcdc.hints.wide", "Hints that name no single type (Bundles, unknown writes, imports): every known type is searched.", noAttrs, func(s Snapshot) int64 { return s.WideHints }},
+		{"hlcdc.hints.untyped", "Wide hints for a datastore with no known type: nothing could be searched (set CDC_TYPES).", noAttrs, func(s Snapshot) int64 { return s.UntypedHints }},
 		{"hlcdc.ranges.unparked", "Parked ranges a retry searched successfully.", noAttrs, func(s Snapshot) int64 { return s.Unparked }},
 		{"hlcdc.search.pages.min", "The fewest pages those searches could take (100 resources a page).", noAttrs, func(s Snapshot) int64 { return s.SearchPagesMin }},
 		{"hlcdc.resources.read", "Resources read from FHIR search and history pages.", noAttrs, func(s Snapshot) int64 { return s.ResourcesRead }},

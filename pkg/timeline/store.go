@@ -305,3 +305,34 @@ func (s *Store) ForgetDeletes(ctx context.Context, k coalesce.Key, ds []coalesce
 	}
 	return nil
 }
+
+// NoteTypes records that the datastore has resources of these types (seen in a hint or a
+// search), for the hints that name no type: a Bundle, a mutation without a resourceType, an
+// import. Each stays known for the state TTL after it was last noted.
+func (s *Store) NoteTypes(ctx context.Context, datastoreID string, now time.Time, types ...string) error {
+	if len(types) == 0 {
+		return nil
+	}
+	zs := make([]redis.Z, len(types))
+	for i, t := range types {
+		zs[i] = redis.Z{Score: float64(now.UnixMilli()), Member: t}
+	}
+	key := s.opts.Prefix + "types:{" + datastoreID + "}"
+	pipe := s.rdb.Pipeline()
+	pipe.ZAdd(ctx, key, zs...)
+	pipe.PExpire(ctx, key, s.opts.StateTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("timeline: note types: %w", err)
+	}
+	return nil
+}
+
+// KnownTypes lists the types noted for the datastore within the state TTL before now.
+func (s *Store) KnownTypes(ctx context.Context, datastoreID string, now time.Time) ([]string, error) {
+	key := s.opts.Prefix + "types:{" + datastoreID + "}"
+	out, err := s.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{Min: ms(now.Add(-s.opts.StateTTL)), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("timeline: known types: %w", err)
+	}
+	return out, nil
+}

@@ -194,3 +194,25 @@ func TestParked(t *testing.T) {
 		t.Fatalf("still parked: %+v", ps)
 	}
 }
+
+func TestKnownTypes(t *testing.T) {
+	ctx := context.Background()
+	ws := stores(t, 2, time.Minute)
+	ds := key.DatastoreID
+	if err := ws[0].NoteTypes(ctx, ds, at(0), "Observation", "Patient"); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws[1].NoteTypes(ctx, ds, at(10), "Observation", "Encounter")
+	got, err := ws[1].KnownTypes(ctx, ds, at(20))
+	if err != nil || len(got) != 3 {
+		t.Fatalf("known types = %v %v, want 3 from both workers", got, err)
+	}
+	// Past the state TTL (24 h) a type is forgotten.
+	got, _ = ws[0].KnownTypes(ctx, ds, at(5).Add(24*time.Hour))
+	if len(got) != 2 {
+		t.Fatalf("known types a day later = %v, want the two noted at 10s", got)
+	}
+	if got, _ := ws[0].KnownTypes(ctx, "00000000000000000000000000000000", at(20)); len(got) != 0 {
+		t.Fatalf("another datastore's types: %v", got)
+	}
+}

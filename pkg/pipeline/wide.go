@@ -1,0 +1,83 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+)
+
+// resolveWide turns hints that name no single type into the types to look at — every type
+// known for the datastore (noted in Redis from hints and searches within the dedup TTL) plus
+// the configured ones — and their range: the hint's second for a Bundle or an unknown write,
+// the job's time for an import.
+func (p *Pipeline) resolveWide(ctx context.Context, hs []wideHint) []wideResolved {
+	out := make([]wideResolved, len(hs))
+	types := make(map[string][]string) // per datastore, read once per batch
+	for i, h := range hs {
+		ch := h.msg.change
+		out[i].hint = h
+		if ch.Unrecognised {
+			p.stats.Unrecognised.Add(1)
+			p.met.unrecognised.Add(ctx, 1, metric.WithAttributes(attribute.String("event_name", ch.EventName)))
+		}
+		ts, ok := types[ch.DatastoreID]
+		if !ok {
+			known, err := p.parts.Timelines.KnownTypes(ctx, ch.DatastoreID, p.cfg.Now())
+			if err != nil {
+				out[i].err = err
+				continue
+			}
+			ts = mergeTypes(known, p.cfg.Types)
+			types[ch.DatastoreID] = ts
+		}
+		if ch.ResourceType == "Bundle" && !slices.Contains(ts, "Bundle") {
+			ts = append(slices.Clone(ts), "Bundle") // the record named it: a stored Bundle changed
+		}
+		out[i].types = ts
+		if ch.Operation != cloudtrail.Import {
+			out[i].rng = p.cfg.Timeline.HintRange(ch.EventTime, h.arrived)
+			continue
+		}
+		rng, err := p.importRange(ctx, ch)
+		out[i].rng, out[i].err = rng, err
+	}
+	return out
+}
+
+// importRange is the `_lastUpdated` range an import job's writes fall in: from its submit
+// time to its end (the event's time when DescribeFHIRImportJob gives none), widened by lead
+// and lag like any hint.
+func (p *Pipeline) importRange(ctx context.Context, ch cloudtrail.Change) (coalesce.Interval, error) {
+	submit, end := ch.JobSubmitTime, ch.EventTime
+	if p.parts.ImportJobs != nil {
+		s, e, err := p.parts.ImportJobs.DescribeImport(ctx, ch.DatastoreID, ch.JobID)
+		if err != nil {
+			return coalesce.Interval{}, fmt.Errorf("describe import job: %w", err)
+		}
+		if !s.IsZero() {
+			submit = s
+		}
+		if !e.IsZero() {
+			end = e
+		}
+	}
+	if submit.IsZero() || submit.After(end) {
+		submit = end.Add(-p.cfg.ImportLookback)
+	}
+	first := p.cfg.Timeline.HintRange(submit, ch.EventTime)
+	last := p.cfg.Timeline.HintRange(end, ch.EventTime)
+	return first.Hull(last), nil
+}
+
+// mergeTypes is the sorted union of both lists.
+func mergeTypes(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
