@@ -591,7 +591,7 @@ func TestEntryTooLargeIsNeverSent(t *testing.T) {
 
 func TestMaxEntryBytes(t *testing.T) {
 	api := &fakeAPI{}
-	e, _ := newEmitter(t, api, bus.Options{MaxEntryBytes: bus.MaxEntryBytesLimit})
+	e, _ := newEmitter(t, api, bus.Options{MaxEntryBytes: bus.MaxEntryBytesLimit, MaxInFlight: 1})
 	if got := e.Options().MaxRequestBytes; got != bus.MaxEntryBytesLimit {
 		t.Errorf("MaxRequestBytes defaulted to %d, want MaxEntryBytes", got)
 	}
