@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -40,7 +41,41 @@ type Failures struct {
 	// FailNextIndexes fails the entries at these indexes of the next call that reaches entry
 	// processing (not throttled, not rejected), then clears itself.
 	FailNextIndexes []int `json:"failNextIndexes"`
+	// FailCallsWith, while set, fails every call as a whole with an API error — an expired
+	// token, AccessDenied, a missing bus — before throttling and entry processing.
+	FailCallsWith *CallFailure `json:"failCallsWith,omitempty"`
 }
+
+// CallFailure is the API error FailCallsWith answers every call with.
+type CallFailure struct {
+	// Code is the error code (X-Amzn-ErrorType and __type), e.g. AccessDeniedException,
+	// ExpiredTokenException, UnrecognizedClientException, ResourceNotFoundException.
+	Code string `json:"code"`
+	// Status is the HTTP status; default 400, what the AWS JSON 1.1 services answer these with.
+	Status int `json:"status,omitempty"`
+	// Message defaults to a recorder message naming the code.
+	Message string `json:"message,omitempty"`
+	// ForMs bounds the failure to that many milliseconds from when it is configured; 0 keeps
+	// it until it is cleared (POST {"failCallsWith": {"code": ""}}) or the recorder is reset.
+	ForMs int64 `json:"forMs,omitempty"`
+	// Until is when a bounded failure ends; set by the recorder, shown by GET config.
+	Until *time.Time `json:"until,omitempty"`
+}
+
+func (c *CallFailure) validate() error {
+	switch {
+	case c.Code == "" || strings.ContainsAny(c.Code, " \r\n:"):
+		return fmt.Errorf("failCallsWith: code %q is not an error code", c.Code)
+	case c.Status < 400 || c.Status > 599:
+		return fmt.Errorf("failCallsWith: status %d is not an HTTP error status", c.Status)
+	case c.ForMs < 0:
+		return fmt.Errorf("failCallsWith: forMs %d is negative", c.ForMs)
+	}
+	return nil
+}
+
+// active reports whether the failure applies to a call received at t.
+func (c *CallFailure) active(t time.Time) bool { return c.Until == nil || t.Before(*c.Until) }
 
 // Validate reports settings that cannot work.
 func (f Failures) Validate() error {
@@ -54,6 +89,9 @@ func (f Failures) Validate() error {
 		if i < 0 || i >= maxEntries {
 			return fmt.Errorf("failNextIndexes: %d is outside [0, %d)", i, maxEntries)
 		}
+	}
+	if f.FailCallsWith != nil {
+		return f.FailCallsWith.validate()
 	}
 	return nil
 }
@@ -73,6 +111,8 @@ type Stats struct {
 	EntriesFailed    int64 `json:"entriesFailed"`
 	Throttled        int64 `json:"throttled"`
 	ValidationErrors int64 `json:"validationErrors"`
+	// CallsFailed counts calls failed as a whole by FailCallsWith.
+	CallsFailed int64 `json:"callsFailed"`
 }
 
 // Options configures a Recorder.
@@ -216,7 +256,16 @@ func (r *Recorder) serveAPI(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	results, injected, throttled := r.decide(in.Entries)
+	results, injected, callFail, throttled := r.decide(received, in.Entries)
+	if callFail != nil {
+		msg := callFail.Message
+		if msg == "" {
+			msg = fmt.Sprintf("%s (injected by eventbridge recorder)", callFail.Code)
+		}
+		r.log.Info("putevents failed (injected)", "entries", len(in.Entries), "code", callFail.Code)
+		writeAPIError(w, callFail.Status, callFail.Code, msg)
+		return
+	}
 	if throttled {
 		r.log.Info("putevents throttled (injected)", "entries", len(in.Entries))
 		writeAPIError(w, http.StatusBadRequest, "ThrottlingException", injectedThrottle)
@@ -258,7 +307,7 @@ func (r *Recorder) serveAPI(w http.ResponseWriter, req *http.Request) {
 
 // decide counts the call and applies validation and failure injection under one lock, so that
 // a seed gives the same outcome for the same sequence of calls.
-func (r *Recorder) decide(entries []putEventsEntry) (results []putEventsResultEntry, injected int, throttled bool) {
+func (r *Recorder) decide(received time.Time, entries []putEventsEntry) (results []putEventsResultEntry, injected int, callFail *CallFailure, throttled bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Calls++
@@ -269,9 +318,16 @@ func (r *Recorder) decide(entries []putEventsEntry) (results []putEventsResultEn
 			defer func() { r.bySource[entries[0].Source] = sf }()
 		}
 	}
+	if c := f.FailCallsWith; c != nil {
+		if c.active(received) {
+			r.stats.CallsFailed++
+			return nil, 0, c, false
+		}
+		f.FailCallsWith = nil // over: forget it, so GET config shows it gone
+	}
 	if f.ThrottleRate > 0 && r.rng.Float64() < f.ThrottleRate {
 		r.stats.Throttled++
-		return nil, 0, true
+		return nil, 0, nil, true
 	}
 	failAt := make(map[int]bool, len(f.FailNextIndexes))
 	for _, i := range f.FailNextIndexes {
@@ -290,7 +346,7 @@ func (r *Recorder) decide(entries []putEventsEntry) (results []putEventsResultEn
 			injected++
 		}
 	}
-	return results, injected, false
+	return results, injected, nil, false
 }
 
 func (r *Recorder) toRecord(received time.Time, id string, e putEventsEntry) record {
