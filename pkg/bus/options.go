@@ -63,9 +63,9 @@ type Options struct {
 	// Now is the clock of Health and of the deadline checks; default time.Now.
 	Now func() time.Time
 	// OnCall, if set, is called after every PutEvents call with the number of entries sent, the
-	// number that failed inside the call, and the call's error (a *CallError; then every entry
-	// failed). It is called from several goroutines at once: it must be safe for concurrent
-	// use and fast.
+	// number that failed inside the call, and the call's error (then every entry failed): a
+	// *CallError, or the context's error when Emit's context ended during the call. It is
+	// called from several goroutines at once: it must be safe for concurrent use and fast.
 	OnCall func(entries, failed int, err error)
 }
 

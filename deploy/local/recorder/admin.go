@@ -17,6 +17,7 @@ type configUpdate struct {
 	FailCode        *string  `json:"failCode"`
 	ThrottleRate    *float64 `json:"throttleRate"`
 	FailNextIndexes *[]int   `json:"failNextIndexes"`
+	DelayMs         *int64   `json:"delayMs"`
 	// FailCallsWith sets (or, with an empty code, clears) the failure of whole calls.
 	FailCallsWith *CallFailure `json:"failCallsWith"`
 	// Source, when set, scopes the update to calls whose first entry has this Source, so
@@ -38,6 +39,9 @@ func (u configUpdate) apply(f Failures, now time.Time) Failures {
 	}
 	if u.FailNextIndexes != nil {
 		f.FailNextIndexes = *u.FailNextIndexes
+	}
+	if u.DelayMs != nil {
+		f.DelayMs = *u.DelayMs
 	}
 	if c := u.FailCallsWith; c != nil {
 		f.FailCallsWith = nil
@@ -98,7 +102,7 @@ func (r *Recorder) servePostConfig(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Unlock()
 	r.log.Info("failure injection configured", "failRate", f.FailRate, "failCode", f.FailCode,
-		"throttleRate", f.ThrottleRate, "failNextIndexes", f.FailNextIndexes, "failCallsWith", f.FailCallsWith)
+		"throttleRate", f.ThrottleRate, "failNextIndexes", f.FailNextIndexes, "delayMs", f.DelayMs, "failCallsWith", f.FailCallsWith)
 	writeJSON(w, "application/json", f)
 }
 

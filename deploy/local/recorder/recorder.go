@@ -41,6 +41,10 @@ type Failures struct {
 	// FailNextIndexes fails the entries at these indexes of the next call that reaches entry
 	// processing (not throttled, not rejected), then clears itself.
 	FailNextIndexes []int `json:"failNextIndexes"`
+	// DelayMs holds every call that long before it is processed, like the network and service
+	// latency of the real EventBridge; a call whose client gives up meanwhile (its timeout) is
+	// dropped unrecorded. Calls wait concurrently.
+	DelayMs int64 `json:"delayMs,omitempty"`
 	// FailCallsWith, while set, fails every call as a whole with an API error — an expired
 	// token, AccessDenied, a missing bus — before throttling and entry processing.
 	FailCallsWith *CallFailure `json:"failCallsWith,omitempty"`
@@ -89,6 +93,9 @@ func (f Failures) Validate() error {
 		if i < 0 || i >= maxEntries {
 			return fmt.Errorf("failNextIndexes: %d is outside [0, %d)", i, maxEntries)
 		}
+	}
+	if f.DelayMs < 0 || f.DelayMs > 10*60*1000 {
+		return fmt.Errorf("delayMs %d is outside [0, 600000]", f.DelayMs)
 	}
 	if f.FailCallsWith != nil {
 		return f.FailCallsWith.validate()
@@ -263,7 +270,17 @@ func (r *Recorder) serveAPI(w http.ResponseWriter, req *http.Request) {
 	for i, e := range in.Entries {
 		details[i], invalid[i] = validateEntry(e)
 	}
-	results, injected, callFail, throttled := r.decide(received, in.Entries, invalid)
+	results, injected, callFail, throttled, delay := r.decide(received, in.Entries, invalid)
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			r.log.Info("putevents abandoned by the client during the injected delay", "entries", len(in.Entries))
+			return
+		}
+	}
 	if callFail != nil {
 		msg := callFail.Message
 		if msg == "" {
@@ -311,7 +328,7 @@ func (r *Recorder) serveAPI(w http.ResponseWriter, req *http.Request) {
 
 // decide counts the call and applies validation and failure injection under one lock, so that
 // a seed gives the same outcome for the same sequence of calls.
-func (r *Recorder) decide(received time.Time, entries []putEventsEntry, invalid []error) (results []putEventsResultEntry, injected int, callFail *CallFailure, throttled bool) {
+func (r *Recorder) decide(received time.Time, entries []putEventsEntry, invalid []error) (results []putEventsResultEntry, injected int, callFail *CallFailure, throttled bool, delay time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Calls++
@@ -322,16 +339,17 @@ func (r *Recorder) decide(received time.Time, entries []putEventsEntry, invalid 
 			defer func() { r.bySource[entries[0].Source] = sf }()
 		}
 	}
+	delay = time.Duration(f.DelayMs) * time.Millisecond
 	if c := f.FailCallsWith; c != nil {
 		if c.active(received) {
 			r.stats.CallsFailed++
-			return nil, 0, c, false
+			return nil, 0, c, false, delay
 		}
 		f.FailCallsWith = nil // over: forget it, so GET config shows it gone
 	}
 	if f.ThrottleRate > 0 && r.rng.Float64() < f.ThrottleRate {
 		r.stats.Throttled++
-		return nil, 0, nil, true
+		return nil, 0, nil, true, delay
 	}
 	failAt := make(map[int]bool, len(f.FailNextIndexes))
 	for _, i := range f.FailNextIndexes {
@@ -350,7 +368,7 @@ func (r *Recorder) decide(received time.Time, entries []putEventsEntry, invalid 
 			injected++
 		}
 	}
-	return results, injected, nil, false
+	return results, injected, nil, false, delay
 }
 
 // toRecord is the line of an accepted entry; detail is its Detail, compacted by validateEntry.

@@ -593,3 +593,42 @@ func TestEventBridgeFailCallsWith(t *testing.T) {
 		}
 	}
 }
+
+// TestEventBridgeDelay: delayMs holds calls before answering; a client that times out
+// meanwhile gets nothing recorded, a patient one gets its entries recorded.
+func TestEventBridgeDelay(t *testing.T) {
+	f := newFixture(t, Failures{})
+	f.admin(t, http.MethodPost, "/_recorder/config", `{"delayMs":300}`, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_, err := f.client.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries(2)})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("impatient call: %v; want the client's deadline", err)
+	}
+	start := time.Now()
+	out, err := f.put(t, entries(3))
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("patient call: %v", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("answered after %v, want at least the 300 ms delay", d)
+	}
+	// The abandoned call's handler returns once it sees the client gone; wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.stats(t).EntriesAccepted != 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if recs := readRecords(t, f.rec.Out()); len(recs) != 3 {
+		t.Errorf("%d records, want only the patient call's 3", len(recs))
+	}
+	for _, body := range []string{`{"delayMs":-1}`, `{"delayMs":600001}`} {
+		resp, err := f.srv.Client().Post(f.srv.URL+"/_recorder/config", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("config %s: %s, want 400", body, resp.Status)
+		}
+	}
+}
