@@ -13,11 +13,13 @@ import (
 // dedup claim TTL (60 s by default), so that an Emit started right after a claim cannot still
 // be sending when the claim expires and another worker takes the change over.
 const (
-	// DefaultMaxInFlight is enough for 6,000 events/s of 1–2 KB (HealthLake's account write
-	// quota) to the local recorder on a 2-core machine with ~3× headroom (see README figures);
-	// against EventBridge, whose calls take longer than loopback ones, more calls in flight
-	// make up for the latency.
-	DefaultMaxInFlight = 16
+	// DefaultMaxInFlight: calls in flight bound throughput at MaxInFlight × 10 entries / call
+	// latency (Little's law). On loopback to the recorder one call in flight already carries
+	// ~9,000 events/s of 1–2 KB, but with 20 ms per call (BenchmarkEmitLatency, a stand-in
+	// for the round trip to EventBridge, whose latency AWS does not document) 16 calls carry
+	// ~5,900/s and 32 ~10,800/s: 32 reaches HealthLake's 6,000 writes/s account quota with
+	// room to spare. Size the HTTP client's idle pool to match (HTTPClient).
+	DefaultMaxInFlight = 32
 	DefaultMaxAttempts = 6
 	DefaultBaseBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff  = 5 * time.Second

@@ -285,6 +285,40 @@ func BenchmarkEmitRecorder(b *testing.B) {
 
 // BenchmarkEmitFake is the emitter's own cost per event (packing, goroutines, result
 // handling) against an in-memory PutEvents that accepts everything: no network, no SDK.
+// BenchmarkEmitLatency is BenchmarkEmitRecorder with the recorder holding each call 20 ms
+// (delayMs), as a stand-in for the round trip to EventBridge: throughput is then MaxInFlight
+// × 10 entries / 20 ms at most (Little's law), which is what MaxInFlight is for.
+func BenchmarkEmitLatency(b *testing.B) {
+	url := recorderURL(b)
+	source := "healthlake.cdc.bench.latency"
+	admin(b, http.MethodPost, url+"/_recorder/config", []byte(`{"source":"`+source+`","delayMs":20}`), nil)
+	b.Cleanup(func() { admin(b, http.MethodPost, url+"/_recorder/reset", nil, nil) })
+	in := benchEntries(1000)
+	for i := range in {
+		in[i].Source = aws.String(source)
+	}
+	for _, n := range []int{1, 4, 8, 16, 32, 64} {
+		b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) {
+			opts := bus.Options{MaxInFlight: n}
+			tr := bus.HTTPClient(opts).GetTransport()
+			b.Cleanup(tr.CloseIdleConnections)
+			client := eventbridge.NewFromConfig(aws.Config{
+				Region:      "us-east-1",
+				Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+				HTTPClient:  &http.Client{Transport: tr},
+			}, func(o *eventbridge.Options) {
+				o.BaseEndpoint = aws.String(url)
+				o.Retryer = aws.NopRetryer{}
+			})
+			e, err := bus.New(client, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchEmit(b, e, in)
+		})
+	}
+}
+
 func BenchmarkEmitFake(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {

@@ -285,3 +285,45 @@ func recordedMarkers(t *testing.T, url, source string) map[string]int {
 	}
 	return seen
 }
+
+// TestSlowRecorderTimesOut: the recorder holds this test's calls longer than CallTimeout
+// (delayMs): each attempt is abandoned at CallTimeout, the entries come back retryable as
+// timeouts, and nothing was recorded; once the delay is gone they go through, once each.
+func TestSlowRecorderTimesOut(t *testing.T) {
+	url := recorderURL(t)
+	source := "healthlake.cdc.test." + stack.RandomHex(8)
+	scope := func(knobs string) []byte { return []byte(`{"source":"` + source + `",` + knobs + `}`) }
+	t.Cleanup(func() { admin(t, http.MethodPost, url+"/_recorder/config", scope(`"delayMs":0`), nil) })
+	admin(t, http.MethodPost, url+"/_recorder/config", scope(`"delayMs":2000`), nil)
+	opts := bus.Options{CallTimeout: 200 * time.Millisecond, MaxAttempts: 2, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	e, err := bus.New(recorderClient(t, url), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := entries(5, 300)
+	for i := range in {
+		in[i].Source = aws.String(source)
+	}
+	start := time.Now()
+	errs := e.Emit(context.Background(), in)
+	if took := time.Since(start); took > opts.MaxEmitDuration()+time.Second {
+		t.Errorf("Emit took %v, over MaxEmitDuration %v", took, opts.MaxEmitDuration())
+	}
+	for i, err := range errs {
+		var ce *bus.CallError
+		if !errors.As(err, &ce) || ce.Kind != bus.KindTimeout || bus.IsPermanent(err) {
+			t.Errorf("entry %d: %v; want a retryable timeout", i, err)
+		}
+	}
+	admin(t, http.MethodPost, url+"/_recorder/config", scope(`"delayMs":0`), nil)
+	allNil(t, e.Emit(context.Background(), in))
+	seen := recordedMarkers(t, url, source)
+	if len(seen) != 5 {
+		t.Errorf("recorded %v, want the 5 entries once each (none from the abandoned calls)", seen)
+	}
+	for m, c := range seen {
+		if c != 1 {
+			t.Errorf("entry %s recorded %d times", m, c)
+		}
+	}
+}
