@@ -22,9 +22,10 @@ type PutEventsAPI interface {
 // Emitter sends entries to EventBridge with PutEvents. It is safe for concurrent use; the
 // MaxInFlight bound holds across all its Emit calls.
 type Emitter struct {
-	api  PutEventsAPI
-	opts Options
-	sem  chan struct{} // one token per call in flight
+	api    PutEventsAPI
+	opts   Options
+	sem    chan struct{} // one token per call in flight
+	health *Health
 }
 
 // New returns an Emitter calling api. Options are defaulted and validated.
@@ -36,7 +37,23 @@ func New(api PutEventsAPI, opts Options) (*Emitter, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	return &Emitter{api: api, opts: opts, sem: make(chan struct{}, opts.MaxInFlight)}, nil
+	return &Emitter{api: api, opts: opts, sem: make(chan struct{}, opts.MaxInFlight), health: newHealth(opts.Now)}, nil
+}
+
+// Health is the Emitter's view of whether EventBridge takes its events (for /readyz).
+func (e *Emitter) Health() *Health { return e.health }
+
+// Options are the Emitter's options with the defaults filled in: MaxEntryBytes is the size
+// limit for building entries, MaxEmitDuration the bound to check against the claim TTL.
+func (e *Emitter) Options() Options { return e.opts }
+
+// batch is the state of one Emit: each index is written by one goroutine at a time (the call
+// that carries it) and read between rounds.
+type batch struct {
+	entries []types.PutEventsRequestEntry
+	sizes   []int
+	solo    []bool // send alone: its call was rejected as a whole, so find out which entry did it
+	errs    []error
 }
 
 // Emit sends entries and returns, aligned by index with entries, nil for each entry EventBridge
@@ -45,17 +62,25 @@ func New(api PutEventsAPI, opts Options) (*Emitter, error) {
 //
 // Entries are packed in order into calls of at most MaxEntries entries and MaxRequestBytes;
 // failed entries are retried, and only those, as the package doc says. An entry's error wraps
-// an *EntryError (see IsPermanent), or, when ctx ended first, the context's error.
+// an *EntryError: IsPermanent(err) says the entry can never be accepted (report it);
+// errors.Is(err, ErrUnavailable) says the bus refused the call or the caller (do not ack, retry
+// later); otherwise it ran out of attempts or ctx ended (errors.Is(err, ctx.Err())) — retry
+// later too. No retry starts whose backoff would end after ctx's deadline: Emit returns the
+// entries' last errors instead, leaving the time to the caller.
 func (e *Emitter) Emit(ctx context.Context, entries []types.PutEventsRequestEntry) []error {
-	errs := make([]error, len(entries))
-	sizes := make([]int, len(entries))
+	b := &batch{
+		entries: entries,
+		sizes:   make([]int, len(entries)),
+		solo:    make([]bool, len(entries)),
+		errs:    make([]error, len(entries)),
+	}
 	pending := make([]int, 0, len(entries))
 	for i := range entries {
-		sizes[i] = EntrySize(entries[i])
-		if sizes[i] > MaxRequestBytes {
-			errs[i] = &EntryError{
+		b.sizes[i] = EntrySize(entries[i])
+		if b.sizes[i] > e.opts.MaxEntryBytes {
+			b.errs[i] = &EntryError{
 				Code:      CodeEntryTooLarge,
-				Message:   fmt.Sprintf("entry is %d bytes, over the PutEvents limit of %d", sizes[i], MaxRequestBytes),
+				Message:   fmt.Sprintf("entry is %d bytes, over the limit of %d", b.sizes[i], e.opts.MaxEntryBytes),
 				Permanent: true,
 			}
 			continue
@@ -64,37 +89,58 @@ func (e *Emitter) Emit(ctx context.Context, entries []types.PutEventsRequestEntr
 	}
 	for attempt := 1; len(pending) > 0 && attempt <= e.opts.MaxAttempts; attempt++ {
 		if attempt > 1 {
-			if err := e.opts.Sleep(ctx, e.backoff(attempt-1)); err != nil {
-				stop(errs, pending, attempt-1, err)
+			d := e.backoff(attempt - 1)
+			if deadline, ok := ctx.Deadline(); ok && e.opts.Now().Add(d).After(deadline) {
+				// The retry could not start before the caller's deadline.
+				break
+			}
+			if err := e.opts.Sleep(ctx, d); err != nil {
+				stop(b.errs, pending, attempt-1, err)
 				break
 			}
 		}
-		pending = e.round(ctx, entries, sizes, pending, attempt, errs)
+		pending = e.round(ctx, b, pending, attempt)
 	}
-	// Whatever is still pending ran out of attempts; errs holds its last error.
-	return errs
+	// Whatever is still pending ran out of attempts or time; errs holds its last error.
+	return b.errs
 }
 
 // round sends the pending entries once, at most MaxInFlight calls at a time, records each
-// entry's outcome in errs and returns the indexes to retry, in input order.
-func (e *Emitter) round(ctx context.Context, entries []types.PutEventsRequestEntry, sizes, pending []int, attempt int, errs []error) []int {
-	calls := pack(pending, sizes)
+// entry's outcome in b.errs and returns the indexes to retry, in input order.
+func (e *Emitter) round(ctx context.Context, b *batch, pending []int, attempt int) []int {
+	calls := pack(pending, b.sizes, b.solo, e.opts.MaxRequestBytes)
+	if len(calls) == 1 {
+		// The common small Emit: no goroutine.
+		if err := e.acquire(ctx); err != nil {
+			stop(b.errs, calls[0], attempt-1, err)
+			return nil
+		}
+		defer e.release()
+		return e.call(ctx, b, calls[0], attempt)
+	}
 	retries := make([][]int, len(calls))
 	var wg sync.WaitGroup
 	for k, idx := range calls {
 		if err := e.acquire(ctx); err != nil {
 			for _, rest := range calls[k:] {
-				stop(errs, rest, attempt-1, err)
+				stop(b.errs, rest, attempt-1, err)
 			}
 			break
 		}
 		wg.Go(func() {
 			defer e.release()
-			retries[k] = e.call(ctx, entries, idx, attempt, errs)
+			retries[k] = e.call(ctx, b, idx, attempt)
 		})
 	}
 	wg.Wait()
-	var retry []int
+	n := 0
+	for _, r := range retries {
+		n += len(r)
+	}
+	if n == 0 {
+		return nil
+	}
+	retry := make([]int, 0, n)
 	for _, r := range retries {
 		retry = append(retry, r...)
 	}
@@ -115,49 +161,79 @@ func (e *Emitter) acquire(ctx context.Context) error {
 
 func (e *Emitter) release() { <-e.sem }
 
-// call makes one PutEvents call with the entries at idx, records each one's outcome in errs
+// call makes one PutEvents call with the entries at idx, records each one's outcome in b.errs
 // (each goroutine owns the indexes of its call) and returns the indexes worth retrying.
-func (e *Emitter) call(ctx context.Context, entries []types.PutEventsRequestEntry, idx []int, attempt int, errs []error) (retry []int) {
+func (e *Emitter) call(ctx context.Context, b *batch, idx []int, attempt int) (retry []int) {
 	in := &eventbridge.PutEventsInput{Entries: make([]types.PutEventsRequestEntry, len(idx))}
 	for k, i := range idx {
-		in.Entries[k] = entries[i]
+		in.Entries[k] = b.entries[i]
 	}
-	out, err := e.api.PutEvents(ctx, in)
-	if err == nil && len(out.Entries) != len(idx) {
-		// Results that do not line up cannot say which entry failed; send them all again.
-		err = fmt.Errorf("bus: PutEvents answered %d results for %d entries", len(out.Entries), len(idx))
-	}
-	if err != nil {
+	// The call's own deadline: a hung call is abandoned (and retried) long before the claims
+	// of its changes expire. A deadline of ctx that comes sooner wins.
+	callCtx, cancel := context.WithTimeout(ctx, e.opts.CallTimeout)
+	out, err := e.api.PutEvents(callCtx, in)
+	timedOut := errors.Is(callCtx.Err(), context.DeadlineExceeded)
+	cancel()
+	if err != nil && isContextError(ctx, err) {
 		e.onCall(len(idx), len(idx), err)
-		if isContextError(ctx, err) {
-			stop(errs, idx, attempt, err)
-			return nil
+		stop(b.errs, idx, attempt, err)
+		return nil
+	}
+	var ce *CallError
+	switch {
+	case err != nil:
+		ce = classify(timedOut, err)
+	case len(out.Entries) != len(idx):
+		// Results that do not line up cannot say which entry failed; send them all again.
+		ce = &CallError{Kind: KindBadResponse, Err: fmt.Errorf("PutEvents answered %d results for %d entries", len(out.Entries), len(idx))}
+	}
+	if ce != nil {
+		e.onCall(len(idx), len(idx), ce)
+		if ce.unavailable() {
+			e.health.fail(ce.label())
 		}
-		ce := callError(err)
+		// A request rejected as invalid is about its entries: alone, the entry is the cause.
+		permanent := ce.Kind == KindRejected && len(idx) == 1
 		for _, i := range idx {
-			c := *ce
-			c.Attempts = attempt
-			errs[i] = &c
-			if !c.Permanent {
+			b.errs[i] = &EntryError{
+				Code: ce.Code, Message: ce.Message, Attempts: attempt,
+				Permanent: permanent, Unavailable: ce.unavailable(), Err: ce,
+			}
+			if ce.Kind == KindRejected {
+				b.solo[i] = true
+			}
+			if !permanent {
 				retry = append(retry, i)
 			}
 		}
 		return retry
 	}
 	failed := 0
+	denied := ""
 	for k, r := range out.Entries {
 		i := idx[k]
-		code := aws.ToString(r.ErrorCode)
-		if code == "" {
-			errs[i] = nil
+		if r.ErrorCode == nil || *r.ErrorCode == "" {
+			b.errs[i] = nil
 			continue
 		}
 		failed++
-		permanent := permanentEntryCodes[code]
-		errs[i] = &EntryError{Code: code, Message: aws.ToString(r.ErrorMessage), Attempts: attempt, Permanent: permanent}
-		if !permanent {
+		code := *r.ErrorCode
+		ee := &EntryError{
+			Code: code, Message: aws.ToString(r.ErrorMessage), Attempts: attempt,
+			Permanent: permanentEntryCodes[code], Unavailable: deniedEntryCodes[code],
+		}
+		b.errs[i] = ee
+		if ee.Unavailable {
+			denied = code
+		}
+		if !ee.Permanent {
 			retry = append(retry, i)
 		}
+	}
+	if denied != "" {
+		e.health.fail(denied)
+	} else {
+		e.health.ok()
 	}
 	e.onCall(len(idx), failed, nil)
 	return retry
@@ -169,22 +245,22 @@ func (e *Emitter) onCall(entries, failed int, err error) {
 	}
 }
 
-// backoff is the wait before retry number n (1 for the first): BaseBackoff·2^(n-1) capped at
-// MaxBackoff, jittered to [d/2, d] so that workers throttled together do not retry together.
+// backoff is the wait before retry number n (1 for the first): uniform in [0, cap] with cap
+// BaseBackoff·2^(n-1) up to MaxBackoff ("full jitter"), which spreads workers that failed
+// together best.
 func (e *Emitter) backoff(n int) time.Duration {
-	d := e.opts.MaxBackoff
-	if n-1 < 32 {
-		if b := e.opts.BaseBackoff << (n - 1); b > 0 && b < d {
-			d = b
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
+	return rand.N(backoffCap(e.opts.BaseBackoff, e.opts.MaxBackoff, n) + 1)
 }
 
-// stop records that the entries at idx were not sent (again) because ctx ended.
+// stop records that the entries at idx were not sent (again) because ctx ended; the error
+// keeps the entry's last failure, so that ErrUnavailable still shows through.
 func stop(errs []error, idx []int, attempts int, err error) {
 	for _, i := range idx {
-		errs[i] = &EntryError{Attempts: attempts, Err: err}
+		ee := &EntryError{Attempts: attempts, Err: err}
+		if prev := errs[i]; prev != nil {
+			ee.Err = fmt.Errorf("%w; last failure: %w", err, prev)
+			ee.Unavailable = errors.Is(prev, ErrUnavailable)
+		}
+		errs[i] = ee
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/smithy-go"
@@ -111,6 +112,30 @@ func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
 	s.d = append(s.d, d)
 	s.mu.Unlock()
 	return ctx.Err()
+}
+
+// clock is an injected time that moves only when told.
+type clock struct {
+	start time.Time
+	mu    sync.Mutex
+	t     time.Time
+}
+
+func newClock() *clock {
+	t := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	return &clock{start: t, t: t}
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
 
 func newEmitter(t *testing.T, api bus.PutEventsAPI, opts bus.Options) (*bus.Emitter, *sleeps) {
@@ -256,7 +281,7 @@ func TestRetriesAcrossCallsRepacked(t *testing.T) {
 }
 
 func TestPermanentEntryFailureIsNotRetried(t *testing.T) {
-	for _, code := range []string{"InvalidArgument", "MalformedDetail", "NotAuthorizedForSourceException", "AccessDeniedException", "ValidationException"} {
+	for _, code := range []string{"InvalidArgument", "MalformedDetail", "RedactionFailure", "ValidationException"} {
 		t.Run(code, func(t *testing.T) {
 			api := &fakeAPI{fn: func(_ context.Context, _ int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
 				return fail(in, map[int]string{1: code}), nil
@@ -273,8 +298,51 @@ func TestPermanentEntryFailureIsNotRetried(t *testing.T) {
 			if !errors.As(errs[1], &ee) || ee.Code != code || ee.Attempts != 1 || !bus.IsPermanent(errs[1]) {
 				t.Fatalf("entry 1: %#v; want a permanent %s after 1 attempt", errs[1], code)
 			}
+			if errors.Is(errs[1], bus.ErrUnavailable) {
+				t.Errorf("entry 1: a malformed entry says the bus is unavailable")
+			}
 			if !strings.Contains(ee.Error(), "injected "+code) {
 				t.Errorf("message lost: %v", ee)
+			}
+			if _, _, down := e.Health().Unavailable(); down {
+				t.Error("a malformed entry marked the bus unavailable")
+			}
+		})
+	}
+}
+
+// Entries denied permission are documented as non-retryable, but a policy fix makes them
+// succeed: retried with backoff, never permanent, and the bus reported unavailable meanwhile.
+func TestDeniedEntryIsRetriedAndUnavailable(t *testing.T) {
+	for _, code := range []string{"AccessDeniedException", "NotAuthorizedForSourceException", "NotAuthorizedForDetailTypeException", "InvalidAccountIdException"} {
+		t.Run(code, func(t *testing.T) {
+			clock := newClock()
+			var fixed atomic.Bool
+			api := &fakeAPI{fn: func(_ context.Context, _ int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+				clock.advance(time.Second)
+				if fixed.Load() {
+					return accept(in), nil
+				}
+				return fail(in, map[int]string{0: code, 1: code}), nil
+			}}
+			e, _ := newEmitter(t, api, bus.Options{MaxAttempts: 3, Now: clock.now})
+			errs := e.Emit(context.Background(), entries(2, 100))
+			if len(api.calls) != 3 {
+				t.Fatalf("%d calls, want 3 (retried up to MaxAttempts)", len(api.calls))
+			}
+			for i, err := range errs {
+				if err == nil || bus.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
+					t.Errorf("entry %d: %v; want retryable and ErrUnavailable", i, err)
+				}
+			}
+			since, got, down := e.Health().Unavailable()
+			if !down || got != code || !since.Equal(clock.start.Add(time.Second)) {
+				t.Errorf("health: %v %q %v; want unavailable with %s since the first call", since, got, down, code)
+			}
+			fixed.Store(true)
+			allNil(t, e.Emit(context.Background(), entries(2, 100)))
+			if _, _, down := e.Health().Unavailable(); down {
+				t.Error("still unavailable after a call went through")
 			}
 		})
 	}
@@ -296,72 +364,210 @@ func TestRetryableEntryRunsOutOfAttempts(t *testing.T) {
 	if errs[1] != nil {
 		t.Errorf("entry 1: %v", errs[1])
 	}
-	// Exponential, capped, jittered to [d/2, d].
+	// Exponential, capped, full jitter: uniform in [0, cap].
 	want := []time.Duration{100, 200, 400, 800, 1000}
 	if len(s.d) != len(want) {
 		t.Fatalf("slept %v, want %d waits", s.d, len(want))
 	}
 	for i, d := range s.d {
 		hi := want[i] * time.Millisecond
-		if d < hi/2 || d > hi {
-			t.Errorf("wait %d = %v, want in [%v, %v]", i+1, d, hi/2, hi)
+		if d < 0 || d > hi {
+			t.Errorf("wait %d = %v, want in [0, %v]", i+1, d, hi)
 		}
 	}
 }
 
+// Every call-level failure is retried, never permanent, and says the bus is unavailable
+// until a call goes through again.
 func TestCallErrors(t *testing.T) {
-	throttled := &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}
+	api := func(code string) error { return &smithy.GenericAPIError{Code: code, Message: code + " message"} }
 	for _, tc := range []struct {
-		name      string
-		err       error
-		permanent bool
+		name string
+		err  error
+		kind bus.Kind
+		code string // what Health reports
 	}{
-		{"throttled", throttled, false},
-		{"internal", &smithy.GenericAPIError{Code: "InternalException"}, false},
-		{"network", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), false},
-		{"missing bus", &smithy.GenericAPIError{Code: "ResourceNotFoundException", Message: "Event bus x does not exist."}, true},
-		{"validation", &smithy.GenericAPIError{Code: "ValidationException"}, true},
+		{"expired token", api("ExpiredTokenException"), bus.KindCredentials, "ExpiredTokenException"},
+		{"unknown access key", api("UnrecognizedClientException"), bus.KindCredentials, "UnrecognizedClientException"},
+		{"bad signature", api("InvalidSignatureException"), bus.KindCredentials, "InvalidSignatureException"},
+		{"no credentials", &v4.SigningError{Err: errors.New("failed to retrieve credentials: expired SSO session")}, bus.KindCredentials, "credentials"},
+		{"access denied", api("AccessDeniedException"), bus.KindAccessDenied, "AccessDeniedException"},
+		{"missing bus", api("ResourceNotFoundException"), bus.KindNotFound, "ResourceNotFoundException"},
+		{"throttled", api("ThrottlingException"), bus.KindThrottled, "ThrottlingException"},
+		{"internal", api("InternalException"), bus.KindServer, "InternalException"},
+		{"network", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), bus.KindNetwork, "network"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			clock := newClock()
+			var failing atomic.Bool
+			failing.Store(true)
 			api := &fakeAPI{fn: func(_ context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
-				if call == 0 {
+				clock.advance(time.Second)
+				if failing.Load() {
 					return nil, tc.err
 				}
 				return accept(in), nil
 			}}
 			var callErrs atomic.Int32
-			e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 1, OnCall: func(n, failed int, err error) {
+			e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 1, MaxAttempts: 3, Now: clock.now, OnCall: func(n, failed int, err error) {
 				if err != nil && failed == n {
 					callErrs.Add(1)
 				}
 			}})
 			errs := e.Emit(context.Background(), entries(12, 100))
-			if callErrs.Load() != 1 {
-				t.Errorf("OnCall saw %d failed calls, want 1", callErrs.Load())
+			if got := fmt.Sprint(callSizes(api.markers())); got != "[10 2 10 2 10 2]" {
+				t.Errorf("calls %s; want every entry sent again, up to MaxAttempts", got)
 			}
-			if !tc.permanent {
-				allNil(t, errs)
-				if got := fmt.Sprint(callSizes(api.markers())); got != "[10 2 10]" {
-					t.Errorf("calls %s; want the failed call's 10 entries sent again", got)
-				}
-				return
-			}
-			if len(api.calls) != 2 {
-				t.Errorf("%d calls; want 2, no retry", len(api.calls))
+			if callErrs.Load() != 6 {
+				t.Errorf("OnCall saw %d failed calls, want 6", callErrs.Load())
 			}
 			for i, err := range errs {
-				if i >= 10 {
-					if err != nil {
-						t.Errorf("entry %d of the second call: %v", i, err)
-					}
-					continue
-				}
-				var ae smithy.APIError
-				if !bus.IsPermanent(err) || !errors.As(err, &ae) {
-					t.Errorf("entry %d: %v; want permanent, wrapping the API error", i, err)
+				var ce *bus.CallError
+				if bus.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) || !errors.As(err, &ce) || ce.Kind != tc.kind || !errors.Is(err, tc.err) {
+					t.Fatalf("entry %d: %v; want retryable, ErrUnavailable, a %s CallError wrapping the SDK error", i, err, tc.kind)
 				}
 			}
+			since, code, down := e.Health().Unavailable()
+			if !down || code != tc.code || !since.Equal(clock.start.Add(time.Second)) {
+				t.Errorf("health %v %q %v; want unavailable (%s) since the first failed call", since, code, down, tc.code)
+			}
+			failing.Store(false)
+			allNil(t, e.Emit(context.Background(), entries(3, 100)))
+			if _, _, down := e.Health().Unavailable(); down {
+				t.Error("health still unavailable after a successful call")
+			}
+			if got := e.Health().LastSuccess(); !got.Equal(clock.now()) {
+				t.Errorf("LastSuccess %v, want %v", got, clock.now())
+			}
 		})
+	}
+}
+
+// A call that fails first and then goes through delivers every entry.
+func TestCallErrorThenSuccess(t *testing.T) {
+	api := &fakeAPI{fn: func(_ context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		if call == 0 {
+			return nil, &smithy.GenericAPIError{Code: "AccessDeniedException"}
+		}
+		return accept(in), nil
+	}}
+	e, s := newEmitter(t, api, bus.Options{MaxInFlight: 1})
+	allNil(t, e.Emit(context.Background(), entries(12, 100)))
+	if got := fmt.Sprint(callSizes(api.markers())); got != "[10 2 10]" {
+		t.Errorf("calls %s; want the failed call's 10 entries sent again", got)
+	}
+	if len(s.d) != 1 {
+		t.Errorf("slept %v, want one backoff", s.d)
+	}
+}
+
+// A request rejected as a whole (ValidationException on the call) is split into single-entry
+// calls; the entry rejected alone is permanent, the others go through.
+func TestRejectedCallIsSplit(t *testing.T) {
+	for _, reject := range []error{
+		&smithy.GenericAPIError{Code: "ValidationException", Message: "Total size of the entries in the request is over the limit"},
+		&smithy.InvalidParamsError{Context: "PutEventsInput"},
+	} {
+		api := &fakeAPI{fn: func(_ context.Context, _ int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+			for _, en := range in.Entries {
+				if marker(en) == "2" {
+					return nil, reject
+				}
+			}
+			return accept(in), nil
+		}}
+		e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 1})
+		errs := e.Emit(context.Background(), entries(12, 100))
+		if got := fmt.Sprint(api.markers()); got != "[[0 1 2 3 4 5 6 7 8 9] [10 11] [0] [1] [2] [3] [4] [5] [6] [7] [8] [9]]" {
+			t.Errorf("calls %s; want the rejected call's entries sent one by one", got)
+		}
+		for i, err := range errs {
+			if i == 2 {
+				var ce *bus.CallError
+				if !bus.IsPermanent(err) || errors.Is(err, bus.ErrUnavailable) || !errors.As(err, &ce) || ce.Kind != bus.KindRejected {
+					t.Errorf("entry 2: %v; want permanent, rejected, not unavailable", err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("entry %d: %v", i, err)
+			}
+		}
+		if _, _, down := e.Health().Unavailable(); down {
+			t.Error("a rejected request marked the bus unavailable")
+		}
+	}
+}
+
+// One Emit with every outcome at once: accepted, permanent by index, retryable by index, a
+// call failed as a whole; only the permanent one is reported failed.
+func TestMixedOutcomes(t *testing.T) {
+	api := &fakeAPI{fn: func(_ context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		first := marker(in.Entries[0])
+		switch {
+		case call < 2 && first == "0":
+			return fail(in, map[int]string{1: "MalformedDetail", 2: "InternalFailure", 3: "ThrottlingException"}), nil
+		case call < 2 && first == "10":
+			return nil, &smithy.GenericAPIError{Code: "ThrottlingException"}
+		}
+		return accept(in), nil
+	}}
+	e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 2})
+	errs := e.Emit(context.Background(), entries(15, 100))
+	for i, err := range errs {
+		if i == 1 {
+			if !bus.IsPermanent(err) {
+				t.Errorf("entry 1: %v; want permanent", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("entry %d: %v", i, err)
+		}
+	}
+	calls := api.markers()
+	if len(calls) != 3 || fmt.Sprint(calls[2]) != "[2 3 10 11 12 13 14]" {
+		t.Errorf("calls %v; want a third call with exactly entries 2, 3 and 10–14", calls)
+	}
+}
+
+// A call that never answers is given up on after CallTimeout and retried; Emit's caller does
+// not wait for it.
+func TestCallTimeout(t *testing.T) {
+	api := &fakeAPI{fn: func(ctx context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		if call == 0 {
+			<-ctx.Done()
+			return nil, fmt.Errorf("operation error EventBridge: PutEvents: %w", ctx.Err())
+		}
+		return accept(in), nil
+	}}
+	e, _ := newEmitter(t, api, bus.Options{CallTimeout: 50 * time.Millisecond})
+	start := time.Now()
+	allNil(t, e.Emit(context.Background(), entries(3, 100)))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Emit took %v", d)
+	}
+	if len(api.calls) != 2 {
+		t.Errorf("%d calls, want 2", len(api.calls))
+	}
+	// The outage was seen, and ended with the second call.
+	if _, _, down := e.Health().Unavailable(); down {
+		t.Error("still unavailable after the retry went through")
+	}
+
+	hung := &fakeAPI{fn: func(ctx context.Context, _ int, _ *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	e, _ = newEmitter(t, hung, bus.Options{CallTimeout: 20 * time.Millisecond, MaxAttempts: 2})
+	for i, err := range e.Emit(context.Background(), entries(2, 100)) {
+		var ce *bus.CallError
+		if !errors.As(err, &ce) || ce.Kind != bus.KindTimeout || bus.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
+			t.Errorf("entry %d: %v; want a retryable timeout", i, err)
+		}
+	}
+	if _, code, down := e.Health().Unavailable(); !down || code != string(bus.KindTimeout) {
+		t.Errorf("health %q %v; want unavailable (timeout)", code, down)
 	}
 }
 
@@ -380,6 +586,22 @@ func TestEntryTooLargeIsNeverSent(t *testing.T) {
 	}
 	if got := fmt.Sprint(api.markers()); got != "[[0 2]]" {
 		t.Errorf("calls %s, want [[0 2]]", got)
+	}
+}
+
+func TestMaxEntryBytes(t *testing.T) {
+	api := &fakeAPI{}
+	e, _ := newEmitter(t, api, bus.Options{MaxEntryBytes: bus.MaxEntryBytesLimit, MaxInFlight: 1})
+	if got := e.Options().MaxRequestBytes; got != bus.MaxEntryBytesLimit {
+		t.Errorf("MaxRequestBytes defaulted to %d, want MaxEntryBytes", got)
+	}
+	in := []types.PutEventsRequestEntry{exactSize("a", 600<<10), exactSize("b", 600<<10), exactSize("c", bus.MaxEntryBytesLimit+1)}
+	errs := e.Emit(context.Background(), in)
+	if errs[0] != nil || errs[1] != nil || !bus.IsPermanent(errs[2]) {
+		t.Errorf("errors %v; want two 600 KB entries accepted, the one over 1 MB permanent", errs)
+	}
+	if got := fmt.Sprint(api.markers()); got != "[[a] [b]]" {
+		t.Errorf("calls %s, want one 600 KB entry per call", got)
 	}
 }
 
@@ -425,7 +647,7 @@ func TestContextCancelStopsTheBackoff(t *testing.T) {
 	api := &fakeAPI{fn: func(_ context.Context, _ int, _ *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
 		return nil, &smithy.GenericAPIError{Code: "ThrottlingException"}
 	}}
-	// The real sleep, with a backoff far longer than the test.
+	// The real sleep, with a backoff that may be far longer than the test.
 	e, err := bus.New(api, bus.Options{BaseBackoff: time.Hour, MaxBackoff: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -437,11 +659,33 @@ func TestContextCancelStopsTheBackoff(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Emit took %v after the deadline", d)
 	}
+	// Either the backoff would have ended after the deadline (Emit returns at once with the
+	// throttle) or it was cut by the deadline (Emit returns the context's error with it).
 	for i, err := range errs {
 		var ee *bus.EntryError
-		if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ee) || ee.Attempts != 1 {
-			t.Errorf("entry %d: %v; want DeadlineExceeded after 1 attempt", i, err)
+		if !errors.As(err, &ee) || ee.Attempts != 1 || bus.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
+			t.Errorf("entry %d: %v; want a retryable, unavailable failure after 1 attempt", i, err)
 		}
+	}
+}
+
+// A retry whose backoff would end after the deadline is not waited for: Emit hands the time
+// back to its caller with the entries' last errors.
+func TestBackoffPastDeadlineReturnsAtOnce(t *testing.T) {
+	api := &fakeAPI{fn: func(_ context.Context, _ int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		return fail(in, map[int]string{0: "InternalFailure"}), nil
+	}}
+	// Full jitter over an hour: the chance of a wait under the 10 ms left is 3 in a million.
+	e, s := newEmitter(t, api, bus.Options{BaseBackoff: time.Hour, MaxBackoff: time.Hour, MaxAttempts: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	errs := e.Emit(ctx, entries(2, 100))
+	if len(s.d) != 0 && s.d[0] > 10*time.Millisecond {
+		t.Errorf("slept %v past the deadline", s.d)
+	}
+	var ee *bus.EntryError
+	if !errors.As(errs[0], &ee) || ee.Code != "InternalFailure" || bus.IsPermanent(errs[0]) || errs[1] != nil {
+		t.Errorf("errors %v; want entry 0's retryable InternalFailure, entry 1 accepted", errs)
 	}
 }
 
@@ -495,6 +739,8 @@ func TestOptions(t *testing.T) {
 	for _, o := range []bus.Options{
 		{MaxInFlight: -1}, {MaxAttempts: -1}, {BaseBackoff: -time.Second},
 		{BaseBackoff: time.Second, MaxBackoff: time.Millisecond},
+		{CallTimeout: -time.Second}, {MaxEntryBytes: -1}, {MaxEntryBytes: bus.MaxEntryBytesLimit + 1},
+		{MaxRequestBytes: bus.MaxEntryBytesLimit + 1}, {MaxEntryBytes: 300 << 10, MaxRequestBytes: 256 << 10},
 	} {
 		if _, err := bus.New(&fakeAPI{}, o); err == nil {
 			t.Errorf("New(%+v): no error", o)

@@ -8,28 +8,65 @@ import (
 )
 
 // Defaults of Options.
+//
+// They keep MaxEmitDuration (5 s × 6 + 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s = 33.1 s) well below the
+// dedup claim TTL (60 s by default), so that an Emit started right after a claim cannot still
+// be sending when the claim expires and another worker takes the change over.
 const (
-	DefaultMaxInFlight = 4
-	DefaultMaxAttempts = 10
+	// DefaultMaxInFlight: calls in flight bound throughput at MaxInFlight × 10 entries / call
+	// latency (Little's law). On loopback to the recorder one call in flight already carries
+	// ~9,000 events/s of 1–2 KB, but with 20 ms per call (BenchmarkEmitLatency, a stand-in
+	// for the round trip to EventBridge, whose latency AWS does not document) 16 calls carry
+	// ~5,900/s and 32 ~10,800/s: 32 reaches HealthLake's 6,000 writes/s account quota with
+	// room to spare. Size the HTTP client's idle pool to match (HTTPClient).
+	DefaultMaxInFlight = 32
+	DefaultMaxAttempts = 6
 	DefaultBaseBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff  = 5 * time.Second
+	// DefaultCallTimeout bounds one PutEvents call, the SDK's own retries inside it included.
+	DefaultCallTimeout = 5 * time.Second
+	// DefaultMaxEntryBytes is the entry size limit EventBridge had until 2026-01 and that many
+	// targets (SQS before 2026-01, SNS, Step Functions…) still have.
+	DefaultMaxEntryBytes = 256 * 1024
+	// MaxEntryBytesLimit is the largest entry EventBridge buses accept since 2026-01 (1 MB).
+	MaxEntryBytesLimit = 1024 * 1024
 )
 
 // Options configures an Emitter. The zero value gives the defaults.
 type Options struct {
 	// MaxInFlight bounds the PutEvents calls running at once across all Emit calls of the
-	// Emitter; default 4.
+	// Emitter; default DefaultMaxInFlight.
 	MaxInFlight int
-	// MaxAttempts bounds how many calls may carry one entry; default 10.
+	// MaxAttempts bounds how many calls may carry one entry within one Emit; default 6. An
+	// entry still failing after that comes back with a retryable error: the caller keeps the
+	// change un-acked and tries again later.
 	MaxAttempts int
-	// BaseBackoff is the wait before the first retry, doubled for each further one up to
-	// MaxBackoff (defaults 100 ms and 5 s); each wait is jittered to between half and all of it.
+	// BaseBackoff is the cap of the wait before the first retry, doubled for each further one
+	// up to MaxBackoff (defaults 100 ms and 5 s); each wait is drawn uniformly from [0, cap]
+	// ("full jitter"), so that workers throttled together do not retry together.
 	BaseBackoff, MaxBackoff time.Duration
+	// CallTimeout bounds each PutEvents call (default 5 s), so that a call that hangs is given
+	// up on and retried rather than outliving the dedup claim of its changes. The rule:
+	// MaxEmitDuration() — CallTimeout × MaxAttempts plus the backoff caps — must stay below
+	// the claim TTL; the pipeline checks it in its Validate.
+	CallTimeout time.Duration
+	// MaxEntryBytes is the largest entry (by EntrySize) the Emitter sends; a larger one fails
+	// at once with CodeEntryTooLarge. Default 256 KB, at most MaxEntryBytesLimit (1 MB, what
+	// EventBridge buses accept since 2026-01; raise it only if every target takes 1 MB too).
+	MaxEntryBytes int
+	// MaxRequestBytes bounds the summed EntrySize of one call; default 256 KB, or
+	// MaxEntryBytes when that is larger. AWS documents the 256 KB total (page "Calculating
+	// Amazon EventBridge PutEvents event entry size"); whether the per-call total grew with the
+	// 1 MB entries is not documented, so it is a setting too.
+	MaxRequestBytes int
 	// Sleep waits d or until ctx ends, returning ctx.Err() then; default a timer. Tests inject
 	// one that returns at once.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock of Health and of the deadline checks; default time.Now.
+	Now func() time.Time
 	// OnCall, if set, is called after every PutEvents call with the number of entries sent, the
-	// number that failed inside the call, and the call's error (then every entry failed). It is
+	// number that failed inside the call, and the call's error (then every entry failed): a
+	// *CallError, or the context's error when Emit's context ended during the call. It is
 	// called from several goroutines at once: it must be safe for concurrent use and fast.
 	OnCall func(entries, failed int, err error)
 }
@@ -49,10 +86,36 @@ func (o Options) Validate() error {
 	if o.BaseBackoff > 0 && o.MaxBackoff > 0 && o.MaxBackoff < o.BaseBackoff {
 		errs = append(errs, fmt.Errorf("MaxBackoff %v is below BaseBackoff %v", o.MaxBackoff, o.BaseBackoff))
 	}
+	if o.CallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("CallTimeout %v is negative", o.CallTimeout))
+	}
+	if o.MaxEntryBytes < 0 || o.MaxEntryBytes > MaxEntryBytesLimit {
+		errs = append(errs, fmt.Errorf("MaxEntryBytes %d is outside [0, %d]", o.MaxEntryBytes, MaxEntryBytesLimit))
+	}
+	if o.MaxRequestBytes < 0 || o.MaxRequestBytes > MaxEntryBytesLimit {
+		errs = append(errs, fmt.Errorf("MaxRequestBytes %d is outside [0, %d]", o.MaxRequestBytes, MaxEntryBytesLimit))
+	}
+	if d := o.withDefaults(); o.MaxRequestBytes > 0 && d.MaxRequestBytes < d.MaxEntryBytes {
+		errs = append(errs, fmt.Errorf("MaxRequestBytes %d is below MaxEntryBytes %d: a largest entry could never be sent", d.MaxRequestBytes, d.MaxEntryBytes))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bus: options: %w", err)
 	}
 	return nil
+}
+
+// MaxEmitDuration is the longest Emit can take with these options once its calls have
+// started: every attempt's call running into CallTimeout, plus the largest backoff before each
+// retry. Time spent waiting for a free call slot (MaxInFlight, shared by concurrent Emits) is
+// not in it; Emit starts no call after its context ended, so give it a context that ends
+// before the claim does. The pipeline checks MaxEmitDuration() < claim TTL.
+func (o Options) MaxEmitDuration() time.Duration {
+	o = o.withDefaults()
+	total := time.Duration(o.MaxAttempts) * o.CallTimeout
+	for n := 1; n < o.MaxAttempts; n++ {
+		total += backoffCap(o.BaseBackoff, o.MaxBackoff, n)
+	}
+	return total
 }
 
 func (o Options) withDefaults() Options {
@@ -68,10 +131,33 @@ func (o Options) withDefaults() Options {
 	if o.MaxBackoff == 0 {
 		o.MaxBackoff = max(DefaultMaxBackoff, o.BaseBackoff)
 	}
+	if o.CallTimeout == 0 {
+		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.MaxEntryBytes == 0 {
+		o.MaxEntryBytes = DefaultMaxEntryBytes
+	}
+	if o.MaxRequestBytes == 0 {
+		o.MaxRequestBytes = max(MaxRequestBytes, o.MaxEntryBytes)
+	}
 	if o.Sleep == nil {
 		o.Sleep = sleep
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return o
+}
+
+// backoffCap is the most the wait before retry number n (1 for the first) may be:
+// base·2^(n-1), capped at max.
+func backoffCap(base, maxWait time.Duration, n int) time.Duration {
+	if n-1 < 32 {
+		if b := base << (n - 1); b > 0 && b < maxWait {
+			return b
+		}
+	}
+	return maxWait
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
@@ -225,38 +227,122 @@ func TestThrottledCallsThroughRecorder(t *testing.T) {
 	}
 }
 
-// BenchmarkEmitRecorder is Emit of 100 entries of about 2 KB (10 calls, 4 in flight) through
-// the real SDK client to the local recorder over loopback HTTP.
-func BenchmarkEmitRecorder(b *testing.B) {
-	e, err := bus.New(recorderClient(b, recorderURL(b)), bus.Options{})
-	if err != nil {
-		b.Fatal(err)
+// benchEntries are n entries of 1 to 2 KB (by EntrySize), the size of FHIR change events.
+func benchEntries(n int) []types.PutEventsRequestEntry {
+	in := make([]types.PutEventsRequestEntry, n)
+	for i := range in {
+		in[i] = entry(strconv.Itoa(i), 1024+(i*97)%1025)
+		in[i].Source = aws.String("healthlake.cdc.bench")
+		in[i].Resources = []string{"arn:aws:healthlake:us-east-1:123456789012:datastore/fhir/0123456789abcdef0123456789abcdef"}
+		in[i].Time = aws.Time(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	}
-	benchEmit(b, e)
+	return in
 }
 
-// BenchmarkEmit is Emit of 100 entries of about 2 KB against a fake that accepts everything:
-// the emitter's own cost (packing, goroutines, result handling), no network.
-func BenchmarkEmit(b *testing.B) {
-	e, err := bus.New(acceptAll{}, bus.Options{})
-	if err != nil {
-		b.Fatal(err)
+// BenchmarkEmitRecorder is one worker emitting to the local recorder through the real SDK
+// client over loopback HTTP, with 1 to 32 PutEvents calls in flight: each iteration is one
+// Emit of 1,000 entries of 1–2 KB (100 calls). It reports events/s. The client's idle pool is
+// sized to MaxInFlight (HTTPClient); "sdkpool" is the SDK's default pool of 10 for comparison.
+// The recorder's output file is emptied afterwards (POST /_recorder/reset): run it on your own
+// stack.
+func BenchmarkEmitRecorder(b *testing.B) {
+	url := recorderURL(b)
+	b.Cleanup(func() { admin(b, http.MethodPost, url+"/_recorder/reset", nil, nil) })
+	in := benchEntries(1000)
+	for _, tc := range []struct {
+		inFlight int
+		sdkPool  bool
+	}{{1, false}, {4, false}, {8, false}, {16, false}, {32, false}, {16, true}, {32, true}} {
+		name := fmt.Sprintf("inflight=%d", tc.inFlight)
+		if tc.sdkPool {
+			name += "/sdkpool"
+		}
+		b.Run(name, func(b *testing.B) {
+			opts := bus.Options{MaxInFlight: tc.inFlight}
+			// The transport HTTPClient builds, held here so its connections can be closed.
+			tr := bus.HTTPClient(opts).GetTransport()
+			if tc.sdkPool {
+				tr = awshttp.NewBuildableClient().GetTransport()
+			}
+			b.Cleanup(tr.CloseIdleConnections)
+			hc := &http.Client{Transport: tr}
+			client := eventbridge.NewFromConfig(aws.Config{
+				Region:      "us-east-1",
+				Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+				HTTPClient:  hc,
+			}, func(o *eventbridge.Options) {
+				o.BaseEndpoint = aws.String(url)
+				o.Retryer = aws.NopRetryer{}
+			})
+			e, err := bus.New(client, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchEmit(b, e, in)
+		})
 	}
-	benchEmit(b, e)
+}
+
+// BenchmarkEmitFake is the emitter's own cost per event (packing, goroutines, result
+// handling) against an in-memory PutEvents that accepts everything: no network, no SDK.
+// BenchmarkEmitLatency is BenchmarkEmitRecorder with the recorder holding each call 20 ms
+// (delayMs), as a stand-in for the round trip to EventBridge: throughput is then MaxInFlight
+// × 10 entries / 20 ms at most (Little's law), which is what MaxInFlight is for.
+func BenchmarkEmitLatency(b *testing.B) {
+	url := recorderURL(b)
+	source := "healthlake.cdc.bench.latency"
+	admin(b, http.MethodPost, url+"/_recorder/config", []byte(`{"source":"`+source+`","delayMs":20}`), nil)
+	b.Cleanup(func() { admin(b, http.MethodPost, url+"/_recorder/reset", nil, nil) })
+	in := benchEntries(1000)
+	for i := range in {
+		in[i].Source = aws.String(source)
+	}
+	for _, n := range []int{1, 4, 8, 16, 32, 64} {
+		b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) {
+			opts := bus.Options{MaxInFlight: n}
+			tr := bus.HTTPClient(opts).GetTransport()
+			b.Cleanup(tr.CloseIdleConnections)
+			client := eventbridge.NewFromConfig(aws.Config{
+				Region:      "us-east-1",
+				Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+				HTTPClient:  &http.Client{Transport: tr},
+			}, func(o *eventbridge.Options) {
+				o.BaseEndpoint = aws.String(url)
+				o.Retryer = aws.NopRetryer{}
+			})
+			e, err := bus.New(client, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchEmit(b, e, in)
+		})
+	}
+}
+
+func BenchmarkEmitFake(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			e, err := bus.New(acceptAll{}, bus.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchEmit(b, e, benchEntries(n))
+		})
+	}
 }
 
 // acceptAll is a PutEvents that accepts every entry and remembers nothing.
 type acceptAll struct{}
 
 func (acceptAll) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
-	return accept(in), nil
+	out := &eventbridge.PutEventsOutput{Entries: make([]types.PutEventsResultEntry, len(in.Entries))}
+	for i := range out.Entries {
+		out.Entries[i].EventId = aws.String("ev")
+	}
+	return out, nil
 }
 
-func benchEmit(b *testing.B, e *bus.Emitter) {
-	in := entries(100, 2048)
-	for i := range in {
-		in[i].Source = aws.String("healthlake.cdc.bench")
-	}
+func benchEmit(b *testing.B, e *bus.Emitter, in []types.PutEventsRequestEntry) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -266,5 +352,8 @@ func benchEmit(b *testing.B, e *bus.Emitter) {
 			}
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/entry")
+	events := float64(b.N * len(in))
+	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
+	b.ReportMetric(float64(testing.AllocsPerRun(1, func() { e.Emit(ctx, in) }))/float64(len(in)), "allocs/event")
 }

@@ -6,7 +6,9 @@ import "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 const (
 	// MaxEntries is the most entries one PutEvents call takes.
 	MaxEntries = 10
-	// MaxRequestBytes is the most the entries of one call may weigh together, by EntrySize.
+	// MaxRequestBytes is the most the entries of one call may weigh together, by EntrySize, as
+	// AWS documents it; the default of Options.MaxRequestBytes. Also the default entry limit
+	// (Options.MaxEntryBytes).
 	MaxRequestBytes = 256 * 1024
 	// timeBytes is what a set Time counts, whatever its value.
 	timeBytes = 14
@@ -40,22 +42,22 @@ func strLen(s *string) int {
 }
 
 // pack splits the indexes of entries (in order) into calls of at most MaxEntries entries and
-// MaxRequestBytes bytes, greedily: a call is closed when the next entry does not fit. Every
-// entry must fit a call on its own (sizes[i] <= MaxRequestBytes).
-func pack(indexes []int, sizes []int) [][]int {
-	var calls [][]int
-	var cur []int
-	curBytes := 0
-	for _, i := range indexes {
-		if len(cur) == MaxEntries || (len(cur) > 0 && curBytes+sizes[i] > MaxRequestBytes) {
-			calls = append(calls, cur)
-			cur, curBytes = nil, 0
+// maxBytes bytes, greedily: a call is closed when the next entry does not fit. An entry marked
+// solo goes in a call of its own. Every entry must fit a call on its own
+// (sizes[i] <= maxBytes).
+func pack(indexes []int, sizes []int, solo []bool, maxBytes int) [][]int {
+	calls := make([][]int, 0, len(indexes)/MaxEntries+1)
+	start, curBytes := 0, 0
+	for k, i := range indexes {
+		n := k - start
+		if n > 0 && (n == MaxEntries || curBytes+sizes[i] > maxBytes || solo[i] || solo[indexes[k-1]]) {
+			calls = append(calls, indexes[start:k:k])
+			start, curBytes = k, 0
 		}
-		cur = append(cur, i)
 		curBytes += sizes[i]
 	}
-	if len(cur) > 0 {
-		calls = append(calls, cur)
+	if start < len(indexes) {
+		calls = append(calls, indexes[start:len(indexes):len(indexes)])
 	}
 	return calls
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 )
 
 // The admin API lives under /_recorder/, a path the AWS SDK never calls.
@@ -16,13 +17,17 @@ type configUpdate struct {
 	FailCode        *string  `json:"failCode"`
 	ThrottleRate    *float64 `json:"throttleRate"`
 	FailNextIndexes *[]int   `json:"failNextIndexes"`
+	DelayMs         *int64   `json:"delayMs"`
+	// FailCallsWith sets (or, with an empty code, clears) the failure of whole calls.
+	FailCallsWith *CallFailure `json:"failCallsWith"`
 	// Source, when set, scopes the update to calls whose first entry has this Source, so
 	// concurrent tests sharing one recorder (each with its own Source) do not fail each
 	// other's entries. Such an override starts from no failures.
 	Source *string `json:"source"`
 }
 
-func (u configUpdate) apply(f Failures) Failures {
+// apply returns f with the update applied at now (the start of a FailCallsWith window).
+func (u configUpdate) apply(f Failures, now time.Time) Failures {
 	if u.FailRate != nil {
 		f.FailRate = *u.FailRate
 	}
@@ -34,6 +39,24 @@ func (u configUpdate) apply(f Failures) Failures {
 	}
 	if u.FailNextIndexes != nil {
 		f.FailNextIndexes = *u.FailNextIndexes
+	}
+	if u.DelayMs != nil {
+		f.DelayMs = *u.DelayMs
+	}
+	if c := u.FailCallsWith; c != nil {
+		f.FailCallsWith = nil
+		if c.Code != "" {
+			cf := *c
+			if cf.Status == 0 {
+				cf.Status = http.StatusBadRequest
+			}
+			cf.Until = nil
+			if cf.ForMs > 0 {
+				until := now.Add(time.Duration(cf.ForMs) * time.Millisecond)
+				cf.Until = &until
+			}
+			f.FailCallsWith = &cf
+		}
 	}
 	return f.withDefaults()
 }
@@ -66,7 +89,7 @@ func (r *Recorder) servePostConfig(w http.ResponseWriter, req *http.Request) {
 	if u.Source != nil {
 		base = r.bySource[*u.Source]
 	}
-	f := u.apply(base)
+	f := u.apply(base, r.now())
 	if err := f.Validate(); err != nil {
 		r.mu.Unlock()
 		http.Error(w, fmt.Sprintf("config: %v", err), http.StatusBadRequest)
@@ -79,7 +102,7 @@ func (r *Recorder) servePostConfig(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Unlock()
 	r.log.Info("failure injection configured", "failRate", f.FailRate, "failCode", f.FailCode,
-		"throttleRate", f.ThrottleRate, "failNextIndexes", f.FailNextIndexes)
+		"throttleRate", f.ThrottleRate, "failNextIndexes", f.FailNextIndexes, "delayMs", f.DelayMs, "failCallsWith", f.FailCallsWith)
 	writeJSON(w, "application/json", f)
 }
 

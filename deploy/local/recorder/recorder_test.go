@@ -13,12 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
@@ -523,6 +525,110 @@ func TestEventBridgeCheckLoopback(t *testing.T) {
 	for addr, ok := range map[string]bool{"127.0.0.1:1": true, "[::1]:1": true, "0.0.0.0:1": false, ":1": false, "example.com:1": false} {
 		if err := checkLoopback(addr); (err == nil) != ok {
 			t.Errorf("checkLoopback(%q) = %v", addr, err)
+		}
+	}
+}
+
+// TestEventBridgeFailCallsWith: a configured call failure answers every call with that API
+// error (the SDK sees the code and status) for forMs of the recorder's clock, then stops.
+func TestEventBridgeFailCallsWith(t *testing.T) {
+	f := newFixture(t, Failures{})
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	f.rec.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	var cfg Failures
+	f.admin(t, http.MethodPost, "/_recorder/config", `{"failCallsWith":{"code":"AccessDeniedException","forMs":10000}}`, &cfg)
+	if c := cfg.FailCallsWith; c == nil || c.Status != 400 || c.Until == nil || !c.Until.Equal(now.Add(10*time.Second)) {
+		t.Fatalf("config %+v; want AccessDeniedException, status 400, until now+10s", cfg.FailCallsWith)
+	}
+	_, err := f.put(t, entries(3))
+	var re *awshttp.ResponseError
+	if code := apiErrorCode(t, err); code != "AccessDeniedException" || !errors.As(err, &re) || re.HTTPStatusCode() != 400 {
+		t.Fatalf("error %v; want AccessDeniedException with status 400", err)
+	}
+	advance(9 * time.Second)
+	if _, err := f.put(t, entries(1)); err == nil {
+		t.Fatal("call 9 s in went through; want the failure to last 10 s")
+	}
+	advance(time.Second)
+	out, err := f.put(t, entries(2))
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("after the window: %v; want accepted", err)
+	}
+	s := f.stats(t)
+	if s.CallsFailed != 2 || s.EntriesAccepted != 2 || s.Config.FailCallsWith != nil {
+		t.Errorf("stats %+v, config %+v; want 2 calls failed (the SDK does not retry AccessDenied), 2 entries accepted, the failure gone", s.Stats, s.Config.FailCallsWith)
+	}
+	if recs := readRecords(t, f.rec.Out()); len(recs) != 2 {
+		t.Errorf("%d records, want only the 2 entries after the window", len(recs))
+	}
+
+	// Without forMs it lasts until cleared; a status and a source scope are honoured.
+	f.admin(t, http.MethodPost, "/_recorder/config", `{"source":"test.mine","failCallsWith":{"code":"ExpiredTokenException","status":403}}`, nil)
+	mine := entries(1)
+	mine[0].Source = aws.String("test.mine")
+	advance(time.Hour)
+	_, err = f.put(t, mine)
+	if code := apiErrorCode(t, err); code != "ExpiredTokenException" || !errors.As(err, &re) || re.HTTPStatusCode() != 403 {
+		t.Fatalf("own source: %v; want ExpiredTokenException 403", err)
+	}
+	if _, err := f.put(t, entries(1)); err != nil {
+		t.Fatalf("other source: %v; want accepted", err)
+	}
+	f.admin(t, http.MethodPost, "/_recorder/config", `{"source":"test.mine","failCallsWith":{"code":""}}`, nil)
+	if _, err := f.put(t, mine); err != nil {
+		t.Fatalf("after clearing: %v", err)
+	}
+
+	for _, body := range []string{`{"failCallsWith":{"code":"X","status":200}}`, `{"failCallsWith":{"code":"X","forMs":-1}}`, `{"failCallsWith":{"code":"a b"}}`} {
+		resp, err := f.srv.Client().Post(f.srv.URL+"/_recorder/config", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("config %s: %s, want 400", body, resp.Status)
+		}
+	}
+}
+
+// TestEventBridgeDelay: delayMs holds calls before answering; a client that times out
+// meanwhile gets nothing recorded, a patient one gets its entries recorded.
+func TestEventBridgeDelay(t *testing.T) {
+	f := newFixture(t, Failures{})
+	f.admin(t, http.MethodPost, "/_recorder/config", `{"delayMs":300}`, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_, err := f.client.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries(2)})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("impatient call: %v; want the client's deadline", err)
+	}
+	start := time.Now()
+	out, err := f.put(t, entries(3))
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("patient call: %v", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("answered after %v, want at least the 300 ms delay", d)
+	}
+	// The abandoned call's handler returns once it sees the client gone; wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.stats(t).EntriesAccepted != 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if recs := readRecords(t, f.rec.Out()); len(recs) != 3 {
+		t.Errorf("%d records, want only the patient call's 3", len(recs))
+	}
+	for _, body := range []string{`{"delayMs":-1}`, `{"delayMs":600001}`} {
+		resp, err := f.srv.Client().Post(f.srv.URL+"/_recorder/config", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("config %s: %s, want 400", body, resp.Status)
 		}
 	}
 }

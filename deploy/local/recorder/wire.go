@@ -86,29 +86,42 @@ func validateRequest(req putEventsRequest) error {
 }
 
 // validateEntry applies the per-entry checks; AWS reports these as a failed entry
-// (ErrorCode InvalidArgument), not as a failed call.
-func validateEntry(e putEventsEntry) error {
+// (ErrorCode InvalidArgument), not as a failed call. It returns the Detail compacted, which
+// checking it costs anyway.
+func validateEntry(e putEventsEntry) ([]byte, error) {
 	switch {
 	case e.Source == "":
-		return fmt.Errorf("Parameter Source is not valid. Reason: Source is a required argument.")
+		return nil, fmt.Errorf("Parameter Source is not valid. Reason: Source is a required argument.")
 	case e.DetailType == "":
-		return fmt.Errorf("Parameter DetailType is not valid. Reason: DetailType is a required argument.")
+		return nil, fmt.Errorf("Parameter DetailType is not valid. Reason: DetailType is a required argument.")
 	case e.Detail == "":
-		return fmt.Errorf("Parameter Detail is not valid. Reason: Detail is a required argument.")
-	case !isJSONObject(e.Detail):
-		return fmt.Errorf("Parameter Detail is not valid. Reason: Detail must be a JSON object.")
+		return nil, fmt.Errorf("Parameter Detail is not valid. Reason: Detail is a required argument.")
+	}
+	detail, ok := compactObject(e.Detail)
+	if !ok {
+		return nil, fmt.Errorf("Parameter Detail is not valid. Reason: Detail must be a JSON object.")
 	}
 	if e.Time != nil {
 		if _, err := parseEpochSeconds(*e.Time); err != nil {
-			return fmt.Errorf("Parameter Time is not valid. Reason: %v", err)
+			return nil, fmt.Errorf("Parameter Time is not valid. Reason: %v", err)
 		}
 	}
-	return nil
+	return detail, nil
 }
 
-func isJSONObject(s string) bool {
+// compactObject returns s compacted if it is one valid JSON object (one scan checks and
+// compacts).
+func compactObject(s string) ([]byte, bool) {
 	b := bytes.TrimSpace([]byte(s))
-	return len(b) > 0 && b[0] == '{' && json.Valid(b)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, false
+	}
+	var out bytes.Buffer
+	out.Grow(len(b))
+	if err := json.Compact(&out, b); err != nil {
+		return nil, false
+	}
+	return out.Bytes(), true
 }
 
 // parseEpochSeconds reads the epoch-seconds timestamps of the JSON protocols ("1700000000.123")
