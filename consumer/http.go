@@ -13,10 +13,16 @@ import (
 type health struct {
 	worker interface{ Running() bool }
 	redis  redis.UniversalClient
+	// bus says whether EventBridge refuses calls (credentials, access, a missing bus,
+	// throttling, timeouts); nil: not checked.
+	bus interface {
+		Unavailable() (since time.Time, code string, ok bool)
+	}
 }
 
-// newHandler serves /healthz (the process answers), /readyz (the KCL worker runs and Redis
-// answers a PING within 2 s) and /metrics (the meter provider's Prometheus handler).
+// newHandler serves /healthz (the process answers), /readyz (the KCL worker runs, Redis
+// answers a PING within 2 s, and EventBridge is not refusing calls) and /metrics (the meter
+// provider's Prometheus handler).
 func newHandler(h health, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -32,6 +38,13 @@ func newHandler(h health, metrics http.Handler) http.Handler {
 		if err := h.redis.Ping(ctx).Err(); err != nil {
 			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
 			return
+		}
+		if h.bus != nil {
+			if since, code, down := h.bus.Unavailable(); down {
+				// Nothing is acked meanwhile: the records wait in the stream.
+				http.Error(w, fmt.Sprintf("eventbridge unavailable since %s (%s)", since.UTC().Format(time.RFC3339), code), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		fmt.Fprintln(w, "ready")
 	})

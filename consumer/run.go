@@ -98,15 +98,22 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	// multiply the attempts. Only EventBridge calls are traced: the KCL library's Kinesis
 	// and DynamoDB calls (polls, lease renewals) carry no context of ours and would each be
 	// a root span, several a second per shard.
+	busOpts := bus.Options{OnCall: metrics.onPutEvents}
 	eb := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
 		o.Retryer = aws.NopRetryer{}
+		// As many idle connections as calls in flight, or each extra call dials again.
+		o.HTTPClient = bus.HTTPClient(busOpts)
 		if tel.Tracing {
 			telemetry.AWS(&o.APIOptions, prov)
 		}
 	})
-	emitter, err := bus.New(eb, bus.Options{OnCall: metrics.onPutEvents})
+	emitter, err := bus.New(eb, busOpts)
 	if err != nil {
 		return err
+	}
+	// A claim must outlive the emit it guards, or a slow emit is claimed and sent twice.
+	if d, ttl := emitter.Options().MaxEmitDuration(), cmd.Duration("claim-ttl"); d >= ttl {
+		return fmt.Errorf("--claim-ttl %s must exceed the longest PutEvents emit (%s: call timeout × attempts + backoff)", ttl, d)
 	}
 	content := event.FullResource
 	if cmd.String("content") == "id-only" {
@@ -189,7 +196,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return fmt.Errorf("--http-addr: %w", err)
 		}
-		srv = newHTTPServer(addr, health{worker: worker, redis: rdb}, tel.Metrics)
+		srv = newHTTPServer(addr, health{worker: worker, redis: rdb, bus: emitter.Health()}, tel.Metrics)
 	}
 
 	// The pipeline outlives the worker so that windows can finish during the worker's drain.

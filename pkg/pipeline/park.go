@@ -30,6 +30,25 @@ type failure struct {
 func (p *Pipeline) failedChunk(ctx context.Context, k coalesce.Key, chunk coalesce.Interval, cause error) (bool, error) {
 	now := p.cfg.Now()
 	p.failMu.Lock()
+	tail, parkedBefore := p.parkedTail[k]
+	p.failMu.Unlock()
+	if parkedBefore && tail.Range.To.Equal(chunk.From) {
+		// The key is failing still: grow the parked range it reported instead of reporting
+		// (and waiting out the attempts) again for every chunk of one outage.
+		grown := tail
+		grown.Range.To, grown.Attempts, grown.LastTry = chunk.To, tail.Attempts+1, now
+		if err := p.parts.Timelines.Park(ctx, grown); err != nil {
+			return false, err
+		}
+		if err := p.parts.Timelines.Unpark(ctx, tail); err != nil {
+			return false, err
+		}
+		p.failMu.Lock()
+		p.parkedTail[k] = grown
+		p.failMu.Unlock()
+		return true, nil
+	}
+	p.failMu.Lock()
 	f := p.failures[k]
 	if f == nil || f.chunk != chunk {
 		f = &failure{chunk: chunk, since: now}
@@ -53,6 +72,9 @@ func (p *Pipeline) failedChunk(ctx context.Context, k coalesce.Key, chunk coales
 		return false, err
 	}
 	p.stats.Parked.Add(1)
+	p.failMu.Lock()
+	p.parkedTail[k] = pk
+	p.failMu.Unlock()
 	p.cfg.Logger.ErrorContext(ctx, "range parked: its search keeps failing; reported and acked, retried later",
 		"datastoreId", k.DatastoreID, "resourceType", k.ResourceType, "from", chunk.From, "to", chunk.To,
 		"reason", pk.Reason, "attempts", attempts)
@@ -60,9 +82,17 @@ func (p *Pipeline) failedChunk(ctx context.Context, k coalesce.Key, chunk coales
 	return true, nil
 }
 
+// clearFailure forgets a key's failures once a chunk of it was searched (or parked).
 func (p *Pipeline) clearFailure(k coalesce.Key) {
 	p.failMu.Lock()
 	delete(p.failures, k)
+	p.failMu.Unlock()
+}
+
+// recovered forgets the parked tail of a key whose search succeeded again.
+func (p *Pipeline) recovered(k coalesce.Key) {
+	p.failMu.Lock()
+	delete(p.parkedTail, k)
 	p.failMu.Unlock()
 }
 
@@ -111,8 +141,13 @@ func (p *Pipeline) retryParkedLoop(ctx context.Context) {
 }
 
 func (p *Pipeline) retryParked(ctx context.Context, pk timeline.Parked) {
-	_, err := p.searchChunk(ctx, pk.Key, pk.Range, source{})
 	tls := p.parts.Timelines
+	// The key's region and account name the datastore in the events' ARN.
+	st, err := tls.Sync(ctx, pk.Key, timeline.Want{}, false)
+	if err != nil {
+		return
+	}
+	_, err = p.searchChunk(ctx, pk.Key, pk.Range, source{region: st.Region, account: st.Account})
 	if err == nil {
 		if uerr := tls.Unpark(ctx, pk); uerr == nil {
 			p.stats.Unparked.Add(1)

@@ -129,6 +129,8 @@ type Pipeline struct {
 	// failures are the permanent failures of a key's next chunk, until it is parked.
 	failMu   sync.Mutex
 	failures map[coalesce.Key]*failure
+	// parkedTail is the last range parked per key, which a failure of the next chunk grows.
+	parkedTail map[coalesce.Key]timeline.Parked
 	// countIgnored is set once the server ignored a count request (logged once).
 	countIgnored atomic.Bool
 }
@@ -145,14 +147,15 @@ func New(cfg Config, parts Parts) (*Pipeline, error) {
 		return nil, errors.New("pipeline: a dedup store is required unless dedup is turned off")
 	}
 	p := &Pipeline{
-		cfg:      cfg,
-		parts:    parts,
-		tracer:   cfg.TracerProvider.Tracer(instrumentationName),
-		hints:    make(chan hintMsg, 1024),
-		rejects:  make(chan rejectMsg, 256),
-		stopped:  make(chan struct{}),
-		fhirSem:  make(chan struct{}, cfg.FHIRConcurrency),
-		failures: make(map[coalesce.Key]*failure),
+		cfg:        cfg,
+		parts:      parts,
+		tracer:     cfg.TracerProvider.Tracer(instrumentationName),
+		hints:      make(chan hintMsg, 1024),
+		rejects:    make(chan rejectMsg, 256),
+		stopped:    make(chan struct{}),
+		fhirSem:    make(chan struct{}, cfg.FHIRConcurrency),
+		failures:   make(map[coalesce.Key]*failure),
+		parkedTail: make(map[coalesce.Key]timeline.Parked),
 	}
 	met, err := newInstruments(cfg.MeterProvider.Meter(instrumentationName), &p.stats)
 	if err != nil {

@@ -1,6 +1,8 @@
 package pipeline_test
 
 import (
+	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -253,5 +255,61 @@ func TestRedisOutage(t *testing.T) {
 	h.checkDelivered(h.waitEvents(30 * time.Second))
 	if s := h.pipe.Stats().Snapshot(); s.RunRetries == 0 {
 		t.Errorf("no run was retried during the outage; stats %+v", s)
+	}
+}
+
+// TestPermanentFailureParksOneKey: the FHIR server answers 403 for one datastore while
+// another flows. The other's events keep coming; the failing key's range is parked after the
+// configured attempts — reported once as "HealthLake CDC Range Failed", its records acked —
+// and a later retry, once the 403 stops, emits what it holds.
+func TestPermanentFailureParksOneKey(t *testing.T) {
+	h := newHarness(t, harnessOptions{config: func(c *pipeline.Config) {
+		c.ParkAttempts, c.ParkAfter, c.ParkedRetry = 2, time.Second, time.Second
+	}})
+	bad, good := stack.RandomHex(16), stack.RandomHex(16)
+	var records [][]byte
+	for range 10 {
+		_, rec := h.create(bad, "Observation")
+		records = append(records, rec)
+		_, rec = h.create(good, "Observation")
+		records = append(records, rec)
+	}
+	admin := stack.FHIRAdmin(t)
+	admin.Configure(bad, stack.FHIRKnobs{FailStatus: 403, FailFor: stack.Ptr(6 * time.Second)})
+	h.feed(records...)
+	h.waitAcked(30 * time.Second) // the bad key's records too: parked, not stalled
+	if s := h.pipe.Stats().Snapshot(); s.Parked != 1 {
+		t.Errorf("%d ranges parked, want 1; stats %+v", s.Parked, s)
+	}
+	var failed []emitted
+	goodEvents := 0
+	for _, e := range h.events() {
+		switch {
+		case e.DetailType == event.DetailTypeRangeFailed:
+			failed = append(failed, e)
+		case e.d.DatastoreID == good:
+			goodEvents++
+		}
+	}
+	if goodEvents != 10 {
+		t.Errorf("%d events of the healthy datastore while the other failed, want 10", goodEvents)
+	}
+	if len(failed) != 1 {
+		t.Fatalf("%d Range Failed reports, want 1", len(failed))
+	}
+	var rf event.RangeFailed
+	if err := json.Unmarshal(failed[0].Detail, &rf); err != nil {
+		t.Fatal(err)
+	}
+	if rf.DatastoreID != bad || rf.ResourceType != "Observation" || rf.Reason != "forbidden" || rf.Attempts < 2 || rf.From == "" {
+		t.Errorf("Range Failed detail %+v", rf)
+	}
+	// The 403 ends; the parked range's retry emits the bad datastore's writes.
+	h.checkDelivered(h.waitEvents(30 * time.Second))
+	if s := h.pipe.Stats().Snapshot(); s.Unparked == 0 {
+		t.Errorf("the parked range was never retried to success; stats %+v", s)
+	}
+	if ps, err := h.timelines.ListParked(context.Background()); err != nil || len(ps) != 0 {
+		t.Errorf("still parked after the retry: %+v %v", ps, err)
 	}
 }

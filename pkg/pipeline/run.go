@@ -90,6 +90,8 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 				return p.endRun(ctx, span, res, errors.Join(err, perr))
 			}
 			verifyAt = time.Time{} // parked: reported, nothing to verify
+		} else {
+			p.recovered(k)
 		}
 		if err := tls.Advance(ctx, k, tl, c, verifyAt); err != nil {
 			res.tl = tl

@@ -19,6 +19,7 @@ class Datastore {
     this.id = id;
     this.settings = new Settings(); // overrides of the global knobs for this datastore
     this.bucket = new TokenBucket();
+    this.searchBucket = new TokenBucket();
     this.stats = new Stats();
     this.seq = 0;
     this.lastMs = 0; // lastUpdated of the newest write: stamps never go back

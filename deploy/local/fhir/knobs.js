@@ -11,6 +11,7 @@ const KINDS = ['search', 'read', 'vread', 'create', 'update', 'patch', 'delete',
 const VALUE_KNOBS = {
   visibilityDelayMs: 'integer',
   rateLimit: 'number',
+  searchRateLimit: 'number',
   ignoreCount: 'boolean',
   typeHistory: 'boolean',
   systemSearch: 'boolean',
@@ -29,6 +30,7 @@ function envDefaults(env = process.env) {
   return {
     visibilityDelayMs: envNumber(env, 'FHIR_VISIBILITY_DELAY_MS', true),
     rateLimit: envNumber(env, 'FHIR_RATE_LIMIT', false),
+    searchRateLimit: envNumber(env, 'FHIR_SEARCH_RATE_LIMIT', false),
     ...BOOLEAN_DEFAULTS,
   };
 }

@@ -143,8 +143,13 @@ function createFhirServer({ port = DEFAULT_PORT, defaults = envDefaults(), acces
         const headers = config.failStatus === 429 || config.failStatus === 503 ? { 'Retry-After': String(Math.ceil(config.failRemainingMs / 1000)) } : {};
         throw fail(config.failStatus, FAIL_CODES[config.failStatus] ?? (config.failStatus >= 500 ? 'exception' : 'processing'), `forced failure ${config.failStatus}`, headers);
       }
-      const retryAfter =
+      // HealthLake's search quota is its own (about 100/s per datastore against about 3,000
+      // writes/s): searchRateLimit throttles searches (counts included) only.
+      let retryAfter =
         config.throttleRemainingMs > 0 ? Math.ceil(config.throttleRemainingMs / 1000) : ds.bucket.take(config.rateLimit, now);
+      if (retryAfter === 0 && kind === 'search') {
+        retryAfter = ds.searchBucket.take(config.searchRateLimit, now);
+      }
       if (retryAfter > 0) {
         stats.throttled++;
         ds.stats.throttled++;

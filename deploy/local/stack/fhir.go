@@ -46,6 +46,7 @@ func (a *FHIRAdminClient) Base(datastoreID string) string {
 type FHIRKnobs struct {
 	VisibilityDelay        *time.Duration // writes reach search and type history this late
 	RateLimit              *float64       // requests/second before 429; 0 = unlimited
+	SearchRateLimit        *float64       // searches (counts too)/second before 429; 0 = unlimited
 	ThrottleFor            *time.Duration // answer every request 429 for this long
 	FailStatus             int            // with FailFor: answer every request with this status
 	FailFor                *time.Duration
@@ -70,7 +71,7 @@ func (k FHIRKnobs) body(datastoreID string) map[string]any {
 		m["datastoreId"] = datastoreID
 	}
 	if k.clear {
-		for _, name := range []string{"visibilityDelayMs", "rateLimit", "ignoreCount", "typeHistory", "systemSearch", "importKeepsLastUpdated"} {
+		for _, name := range []string{"visibilityDelayMs", "rateLimit", "searchRateLimit", "ignoreCount", "typeHistory", "systemSearch", "importKeepsLastUpdated"} {
 			m[name] = nil
 		}
 		m["throttleForMs"], m["failForMs"], m["malformedForMs"] = 0, 0, 0
@@ -82,6 +83,9 @@ func (k FHIRKnobs) body(datastoreID string) map[string]any {
 	}
 	if k.RateLimit != nil {
 		m["rateLimit"] = *k.RateLimit
+	}
+	if k.SearchRateLimit != nil {
+		m["searchRateLimit"] = *k.SearchRateLimit
 	}
 	if k.ThrottleFor != nil {
 		m["throttleForMs"] = ms(k.ThrottleFor)

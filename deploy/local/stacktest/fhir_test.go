@@ -539,6 +539,23 @@ func TestFHIRThrottleAnswers429(t *testing.T) {
 		}
 		f.expect429(http.MethodGet, f.base+"/Observation?_count=1", nil)
 	})
+
+	t.Run("search rate limit leaves writes alone", func(t *testing.T) {
+		f := f.in(t)
+		f.configure(map[string]any{"searchRateLimit": 2, "rateLimit": 0})
+		throttled := 0
+		for range 10 {
+			if status, _ := f.do(f.ctx, http.MethodGet, f.base+"/Observation?_count=1", nil, nil); status == http.StatusTooManyRequests {
+				throttled++
+			}
+		}
+		if throttled == 0 {
+			t.Fatal("10 searches at once under a limit of 2/s: none throttled")
+		}
+		for i := range 10 {
+			f.create(i) // fails the test on any status but 201
+		}
+	})
 }
 
 func TestFHIRTypeHistoryShowsDeletes(t *testing.T) {
