@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	rec "github.com/awslabs/kinesis-aggregation/go/v2/records"
 	"github.com/aws/smithy-go/middleware"
+	rec "github.com/awslabs/kinesis-aggregation/go/v2/records"
 	"github.com/golang/protobuf/proto" //nolint:staticcheck // the deaggregator's own decoder, so our verdict is its verdict
 )
 
@@ -22,6 +22,9 @@ var kplMagic = []byte{0xF3, 0x89, 0x9A, 0xC2}
 // iteratorTTL is how long Kinesis honours a shard iterator (5 minutes); positions of
 // iterators older than this are forgotten.
 const iteratorTTL = 5 * time.Minute
+
+// iteratorCallTimeout bounds a GetShardIterator call the library makes.
+const iteratorCallTimeout = 5 * time.Second
 
 // kinesisShaper shapes what the library sees of Kinesis, through middleware on a copy of the
 // caller's client (the library takes a *kinesis.Client, so middleware is the only way in):
@@ -71,6 +74,12 @@ func (s *kinesisShaper) client() *kinesis.Client {
 func (s *kinesisShaper) handle(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 	switch p := in.Parameters.(type) {
 	case *kinesis.GetShardIteratorInput:
+		// The library calls with context.TODO(): a hung call would hold the reader, and with
+		// it Worker.Shutdown, forever. (kinesalite never answers AT_TIMESTAMP while no record
+		// of the shard is at or after the timestamp; the reader then retries at the next
+		// shard sync, and starts once a record arrived.)
+		ctx, cancel := context.WithTimeout(ctx, iteratorCallTimeout)
+		defer cancel()
 		out, md, err := next.HandleInitialize(ctx, in)
 		if err == nil {
 			if r, ok := out.Result.(*kinesis.GetShardIteratorOutput); ok && r.ShardIterator != nil {
@@ -110,7 +119,9 @@ func (s *kinesisShaper) renew(ctx context.Context, iter string, p *kinesis.GetRe
 		// LATEST again would skip what was put since the first iterator was made.
 		gi.ShardIteratorType, gi.Timestamp = types.ShardIteratorTypeAtTimestamp, aws.Time(pos.at)
 	}
-	it, err := s.base.GetShardIterator(ctx, gi)
+	ictx, cancel := context.WithTimeout(ctx, iteratorCallTimeout)
+	defer cancel()
+	it, err := s.base.GetShardIterator(ictx, gi)
 	if err != nil {
 		return nil, err
 	}

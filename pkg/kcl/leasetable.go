@@ -144,7 +144,7 @@ func (l *leaseTable) applicationStart(ctx context.Context) (time.Time, error) {
 			chk.LeaseKeyKey:      &types.AttributeValueMemberS{Value: applicationStartKey},
 			applicationStartAttr: &types.AttributeValueMemberS{Value: now.Format(time.RFC3339Nano)},
 		},
-		ConditionExpression: aws.String("attribute_not_exists(#k)"),
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
 		ExpressionAttributeNames: map[string]string{"#k": chk.LeaseKeyKey},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -359,7 +359,9 @@ func (w *leaseWatch) why() error {
 }
 
 // leaseLeft is the time until the lease expires, by this worker's clock.
-func (w *leaseWatch) leaseLeft(now time.Time) time.Duration { return w.shard.GetLeaseTimeout().Sub(now) }
+func (w *leaseWatch) leaseLeft(now time.Time) time.Duration {
+	return w.shard.GetLeaseTimeout().Sub(now)
+}
 
 // onReaderEnd sets f to run once the reader ended (at once if it did already).
 func (w *leaseWatch) onReaderEnd(f func()) {
