@@ -457,7 +457,10 @@ func (s *slowAcker) Handle(ctx context.Context, r Record, done func()) error {
 func TestStealWhileBlocked(t *testing.T) {
 	kc, db := stackClients(t)
 	stream, app := createStream(t, kc, db, 2)
-	put(t, kc, stream, 0, 300, nil)
+	// A backlog that keeps a's processors blocked (30 records/s per shard) until well past
+	// the claim.
+	const n = 1200
+	put(t, kc, stream, 0, n, nil)
 
 	h := &slowAcker{collector: *newCollector(), delay: 100 * time.Millisecond}
 	cfgA := testConfig(t, stream, app, "worker-a")
@@ -492,14 +495,15 @@ func TestStealWhileBlocked(t *testing.T) {
 		return b.LeasesHeld() > 0
 	})
 	waitFor(t, 30*time.Second, "b holding a lease", func() bool { return b.LeasesHeld() == 1 })
+	t.Logf("claimed %v, b got it after %s", claimed, time.Since(claimed))
 	if d := time.Since(claimed); !claimed.IsZero() && d > 5*time.Second {
 		t.Errorf("the steal took %s after the claim (lease 8s)", d.Round(time.Millisecond))
 	}
-	waitFor(t, 60*time.Second, "300 records", func() bool { return h.has(0, 300) })
+	waitFor(t, 90*time.Second, "every record", func() bool { return h.has(0, n) })
 	a.stop(t)
 	b.stop(t)
 	h.wg.Wait()
-	if n := len(h.deliveries()); n != 300 {
-		t.Errorf("%d deliveries of 300 records: the steal re-read records a had acked", n)
+	if got := len(h.deliveries()); got != n {
+		t.Errorf("%d deliveries of %d records: the steal re-read records a had acked", got, n)
 	}
 }
