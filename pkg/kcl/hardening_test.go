@@ -18,9 +18,10 @@ import (
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
 	rec "github.com/awslabs/kinesis-aggregation/go/v2/records"
-	"github.com/golang/protobuf/proto" //nolint:staticcheck // the format the library's de-aggregator reads
 	chk "github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 )
 
 // The tests in this file reproduce the defects of vmware-go-kcl-v2 v1.0.0 listed in issue
@@ -35,7 +36,7 @@ func kplAggregate(msg []byte) []byte {
 
 func marshalAggregate(t *testing.T, agg *rec.AggregatedRecord) []byte {
 	t.Helper()
-	b, err := proto.Marshal(agg)
+	b, err := proto.Marshal(protoadapt.MessageV2Of(agg))
 	if err != nil {
 		t.Fatal(err)
 	}

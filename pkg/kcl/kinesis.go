@@ -13,7 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
 	rec "github.com/awslabs/kinesis-aggregation/go/v2/records"
-	"github.com/golang/protobuf/proto" //nolint:staticcheck // the deaggregator's own decoder, so our verdict is its verdict
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 )
 
 // kplMagic starts every KPL aggregated record; md5.Size bytes of digest end it.
@@ -226,7 +227,7 @@ func validAggregate(d []byte) bool {
 		return false
 	}
 	var agg rec.AggregatedRecord
-	if err := proto.Unmarshal(msg, &agg); err != nil {
+	if err := proto.Unmarshal(msg, protoadapt.MessageV2Of(&agg)); err != nil {
 		return false
 	}
 	for _, r := range agg.Records {
