@@ -5,7 +5,7 @@ STATICCHECK_VERSION := v0.8.2
 # -race needs cgo; the machine has gcc.
 export CGO_ENABLED := 1
 
-.PHONY: help demo test unit bench lint fmt-check tidy-check vet staticcheck build image up down status fuzz deps clean
+.PHONY: help demo test soak unit bench lint fmt-check tidy-check vet staticcheck build image up down status fuzz deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ demo: deps ## start the local stack and run the whole pipeline on it
 
 test: deps lint ## lint, then unit + integration tests with -race on the local stack
 	@deploy/local/with-stack.sh $(GO) test -race -count=1 -timeout 20m ./...
+
+soak: deps ## KCL soak: 3 worker processes, 8 shards, split+merge, SIGKILL+SIGTERM, SOAK_DURATION (default 5m)
+	@KCL_SOAK=1 SOAK_DURATION=$${SOAK_DURATION:-5m} deploy/local/with-stack.sh $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v ./pkg/kcl
 
 unit: ## the tests that need no server (-short: the others skip when the stack is down)
 	$(GO) test -race -count=1 -short ./...

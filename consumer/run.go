@@ -171,6 +171,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		WorkerID:            workerID,
 		Region:              awsCfg.Region,
 		InitialPosition:     kcl.InitialPosition(cmd.String("initial-position")),
+		KPLAggregation:      cmd.Bool("kpl-aggregation"),
 		FailoverTime:        cmd.Duration("lease-failover"),
 		MaxInFlightPerShard: int(cmd.Int("max-in-flight")),
 		ShutdownGrace:       grace,

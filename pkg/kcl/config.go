@@ -21,7 +21,9 @@ type InitialPosition string
 const (
 	// TrimHorizon reads a shard from its oldest record: nothing in the stream is missed.
 	TrimHorizon InitialPosition = "TRIM_HORIZON"
-	// Latest reads only records put after the shard's first lease.
+	// Latest reads only records put after the application (this Application name) first
+	// started; every shard without a checkpoint — children of a split included — is read
+	// from that moment (AT_TIMESTAMP), so nothing put since is skipped.
 	Latest InitialPosition = "LATEST"
 )
 
@@ -57,6 +59,11 @@ type Config struct {
 
 	// InitialPosition is where a shard without a checkpoint starts. Default TRIM_HORIZON.
 	InitialPosition InitialPosition
+	// KPLAggregation lets the library de-aggregate records written by the Kinesis Producer
+	// Library. Off (the default: EventBridge never aggregates), a record that merely starts
+	// with the KPL magic bytes reaches the Handler as it is, as one record. On, only records
+	// that are valid aggregates are expanded; a broken one is passed on as it is too.
+	KPLAggregation bool
 	// ShardSyncInterval is the period of the worker's loop that lists shards, takes at most
 	// one new lease and rebalances (±50% jitter). It also paces how often a child shard
 	// checks whether its parent has ended. Default 2s.
@@ -232,5 +239,8 @@ func (c Config) library(log *slog.Logger, mon *monitor) *kclconfig.KinesisClient
 	if c.MaxLeasesForWorker > 0 {
 		k.MaxLeasesForWorker = c.MaxLeasesForWorker
 	}
+	// A claim (lease stealing) blocks every other worker from the lease until it expires:
+	// the library's 2 minutes stall the shard that long if the claimant dies mid-steal.
+	k.LeaseStealingClaimTimeoutMillis = 2 * ms(c.FailoverTime)
 	return k
 }

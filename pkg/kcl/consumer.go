@@ -29,6 +29,7 @@ type Consumer struct {
 	h      Handler
 	worker *worker.Worker
 	leases *leaseTable
+	shaper *kinesisShaper
 	mon    *monitor
 
 	mu      sync.Mutex
@@ -77,8 +78,9 @@ func New(cfg Config, kc *kinesis.Client, db *dynamodb.Client, h Handler) (*Consu
 		mon: mon,
 	}
 	lib := cfg.library(c.log, c.mon)
-	c.leases = newLeaseTable(lib, db)
-	c.worker = worker.NewWorker(processorFactory{c}, lib).WithKinesis(kc).WithCheckpointer(c.leases)
+	c.leases = newLeaseTable(lib, db, cfg.InitialPosition == Latest, time.Now)
+	c.shaper = newKinesisShaper(kc, cfg.KPLAggregation, time.Now)
+	c.worker = worker.NewWorker(processorFactory{c}, lib).WithKinesis(c.shaper.client()).WithCheckpointer(c.leases)
 	return c, nil
 }
 
@@ -173,5 +175,8 @@ func (f processorFactory) CreateProcessor() kcli.IRecordProcessor {
 		ctx:            c.stopCtx,
 		fail:           c.fail,
 		mon:            c.mon,
+		leases:         c.leases,
+		leaseMargin:    c.leases.margin,
+		restore:        c.shaper.restore,
 	})
 }

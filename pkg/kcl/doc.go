@@ -7,29 +7,69 @@
 // a lease moving to another worker re-reads records but never skips one. In-flight records
 // per shard are bounded: ProcessRecords blocks (backpressure) rather than buffer a backlog.
 //
-// The library is archived (v1.0.0) and has defects this package wraps rather than inherits:
+// The library is archived (v1.0.0) and has defects this package wraps rather than inherits.
+// Each is fixed from our side of its interfaces — the lease table (our Checkpointer), the
+// Kinesis client we hand it (SDK middleware, kinesis.go), its config, our record processor —
+// and reproduced by a test on kinesalite + dynalite that names the upstream lines:
 //
+//   - Two workers starting on a new application race to create the lease table; the loser
+//     failed to start. Our lease table creates it idempotently and waits until it is ACTIVE.
+//   - A record that starts with the KPL magic bytes but is not a valid aggregate made the
+//     de-aggregator drop the whole GetRecords batch (broken protobuf) or panic the process
+//     (partition key index out of range). The Kinesis client changes such a record's first
+//     byte before the library sees it and the processor restores it, so the Handler gets it
+//     as it was put, as one (undecodable) record. Config.KPLAggregation lets valid
+//     aggregates through for streams written by the KPL.
+//   - LATEST was applied to every shard without a checkpoint when its reader started:
+//     children of a split and shards whose owner died before a first checkpoint skipped what
+//     was written meanwhile. LATEST now means the application's first start, recorded once
+//     in the lease table (an item the library's scans ignore), and such shards start
+//     AT_TIMESTAMP of it.
+//   - A checkpoint was an unconditional PutItem of the whole lease item, owner taken from
+//     memory, which the library's lease sync overwrites with the table's owner. Ours is an
+//     UpdateItem of the checkpoint alone, conditioned on this worker's id, the shard not
+//     ended, and the lease having more than a quarter of FailoverTime left: a worker that
+//     lost its lease cannot move anyone's checkpoint, and a ClaimRequest survives.
+//   - A failed lease renewal (a claim by a worker stealing the shard, a takeover, a DynamoDB
+//     error) ends the library's renewal for good, but the reader learns of it only after
+//     ProcessRecords returns; ZOMBIE is never delivered. Our lease table watches every lease:
+//     the processor stops handing records over at once (also while blocked on
+//     backpressure), lets its records in flight be acked within the grace (and before the
+//     lease could expire), checkpoints, releases the lease so a claimant takes it at once,
+//     and lets go of its tracker and gauges; no second reader of the shard starts here until
+//     the first one ended.
+//   - An iterator older than 5 minutes (ProcessRecords blocked that long) failed the reader,
+//     which released the lease and let a new reader read the records in flight again. The
+//     Kinesis client renews it at the same position and repeats the call.
+//   - Worker.Shutdown has no timeout, a child shard waiting for its parent never checks the
+//     stop signal, and the library's calls have no deadline. Run bounds Shutdown with
+//     Config.ShutdownTimeout, our lease table fails checkpoint reads once shutdown began,
+//     which ends those waits, and GetShardIterator calls get a deadline.
+//   - Rebalancing gives up while any lease looks unowned, and the library cannot see the
+//     owner of a lease without a checkpoint: one shard that never had a record disabled lease
+//     stealing. Our lease table reads the owner of such leases too.
 //   - Its loggers are logrus/zap/zerolog; ours is log/slog (see the logger adapter), with
 //     lines that repeat every tick in normal operation demoted to debug. One spot (lease
 //     renewal of the polling reader) logs straight to the global logrus logger — one stderr
 //     line when a lease is lost or stolen — and cannot be redirected without global state.
 //   - Its Prometheus service registers on the global registry and http.DefaultServeMux; we
-//     install our own MonitoringService (it only tracks the leases held), so Prometheus is not
-//     even linked.
-//   - A checkpoint is an unconditional PutItem, so a worker that lost its lease could still
-//     write. Our lease table makes the write conditional on owning the lease; a lost lease
-//     then stops that shard's processor instead of moving someone else's checkpoint.
-//   - Worker.Shutdown has no timeout, and a child shard waiting for its parent never checks
-//     the stop signal. Run bounds Shutdown with Config.ShutdownTimeout, and our lease table
-//     fails checkpoint reads once shutdown began, which ends those waits.
-//   - Rebalancing gives up while any lease looks unowned, and the library cannot see the
-//     owner of a lease without a checkpoint: one shard that never had a record disabled lease
-//     stealing. Our lease table reads the owner of such leases too.
-//   - ZOMBIE shutdown is never delivered: a lost or stolen lease just ends the calls, without
-//     a final checkpoint. The new owner reads the records in flight again — duplicates that
-//     dedup absorbs, never loss.
-//   - A child shard waits for its parent's SHARD_END only if the parent's lease already has a
-//     checkpoint; otherwise both are read at once. Order across a reshard is therefore not
-//     guaranteed — the pipeline does not rely on it.
+//     install our own MonitoringService, so Prometheus is not even linked.
+//
+// What cannot be reached from outside, and why it costs duplicates at worst, never loss:
+//
+//   - A worker taking over a lease writes the checkpoint it read just before, in the same
+//     PutItem that takes the lease (clientlibrary/checkpoint/dynamodb-checkpointer.go:
+//     216-220, 234). A checkpoint of the old owner landing between that read and that write
+//     would be put back — which our lease-time margin prevents unless the workers' clocks
+//     differ by more than it. A checkpoint moved back only makes records be read again; the
+//     soak (soak_test.go) watches every checkpoint for moves backwards under kills and
+//     reshards.
+//   - A child shard waits for its parent's SHARD_END only if the parent's lease already has
+//     a checkpoint, and the child of a merge waits for one parent only (the library keeps no
+//     AdjacentParentShardId, worker.go:493-499): order across a reshard is not guaranteed.
+//     Every parent is still read to its end; the pipeline does not rely on order.
+//   - The lease sync behind rebalancing reads one Scan page only (dynamodb-checkpointer.go:
+//     458-464): with a lease table over 1 MB (thousands of shards) rebalancing sees part of
+//     it. Leases are still taken and renewed one by one; only the balance suffers.
 //   - Only one new lease is taken per shard-sync tick, so the sync interval is seconds.
 package kcl

@@ -607,7 +607,7 @@ func TestLeaseTableConditionalCheckpoint(t *testing.T) {
 	cfg.Region = "us-east-1"
 	cfg = cfg.withDefaults()
 	lib := cfg.library(cfg.Logger, testMonitor(t))
-	lt := newLeaseTable(lib, db)
+	lt := newLeaseTable(lib, db, false, time.Now)
 	lt.timeout = 5 * time.Second
 	if err := lt.Init(); err != nil { // creates the table and waits until it is ACTIVE
 		t.Fatalf("Init: %v", err)
@@ -684,7 +684,7 @@ func TestLeaseTableCreatedByWorkersStartingTogether(t *testing.T) {
 		cfg := testConfig(t, "unused", app, fmt.Sprintf("worker-%d", i))
 		cfg.Region = "us-east-1"
 		cfg = cfg.withDefaults()
-		lt := newLeaseTable(cfg.library(cfg.Logger, testMonitor(t)), db)
+		lt := newLeaseTable(cfg.library(cfg.Logger, testMonitor(t)), db, false, time.Now)
 		lt.createTimeout = 20 * time.Second
 		go func() {
 			<-start

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,17 +33,37 @@ type leaseTableAPI interface {
 	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
-// leaseTable is the library's DynamoDB lease table with four changes:
+// applicationStartKey is the lease table item (not a shard: see Init) holding the moment
+// this application first started, the position LATEST means.
+const applicationStartKey = "healthlake-cdc:application-started"
+
+// applicationStartAttr is that item's attribute (RFC 3339, UTC).
+const applicationStartAttr = "StartedAt"
+
+// leaseTable is the library's DynamoDB lease table with these changes:
 //
 //   - Init creates the table idempotently and waits until it is ACTIVE. The library checks
 //     for the table and then creates it, so of two workers starting together on a new
 //     application the loser gets ResourceInUseException and its worker fails to start; and
 //     neither waits for the table to leave CREATING before writing leases to it.
-//   - CheckpointSequence writes only while this worker owns the lease. The library's write
-//     is an unconditional PutItem: a worker whose lease expired could move the checkpoint of
-//     a shard another worker now reads, or take the lease item back.
+//   - With LATEST, Init records once (conditional write) the moment the application first
+//     started and makes the library start every shard without a checkpoint AT_TIMESTAMP of
+//     it. The library applies LATEST to each such shard when its reader starts, so children
+//     of a split and shards whose owner died before a first checkpoint skipped what was
+//     written meanwhile.
+//   - CheckpointSequence is an UpdateItem of the checkpoint alone, on the condition that the
+//     table names this worker (its configured id) as owner and that the lease has time left.
+//     The library's write is an unconditional PutItem of the whole item from memory, whose
+//     owner the library's lease sync overwrites with the table's: an old owner could move
+//     the new owner's checkpoint back and erase its ClaimRequest.
+//   - It watches the leases its readers hold (leaseWatch): a failed renewal — the shard was
+//     claimed by another worker, taken over, or DynamoDB failed — or a refused checkpoint
+//     tells the shard's processor at once that its lease is ending, and until the reader has
+//     ended no GetLease of the shard succeeds, so the library neither renews it nor starts a
+//     second reader of it.
 //   - FetchCheckpoint reports the owner of a lease that has no checkpoint yet (a shard that
 //     never had a record). The library leaves it unknown, and rebalancing gives up on the
 //     whole table while any lease looks unowned: one idle shard disabled lease stealing.
@@ -51,21 +72,39 @@ type leaseTableAPI interface {
 //     reader so Worker.Shutdown can return.
 type leaseTable struct {
 	*chk.DynamoCheckpoint
-	db      leaseTableAPI
-	table   string
+	db     leaseTableAPI
+	lib    *kclconfig.KinesisClientLibConfiguration
+	table  string
+	worker string
+	latest bool // InitialPosition LATEST: start checkpoint-less shards at the application's start
+	now    func() time.Time
+	// margin: a lease with less than this left is treated as lost (no more checkpoints), so a
+	// write never lands after another worker could have taken the lease over.
+	margin  time.Duration
 	timeout time.Duration
 	// createTimeout bounds Init's wait for a new table to become ACTIVE.
 	createTimeout time.Duration
 	stopping      atomic.Bool
+	// startedAt is the application's first start (set by Init with LATEST).
+	startedAt time.Time
+
+	mu      sync.Mutex
+	watches map[string]*leaseWatch
 }
 
-func newLeaseTable(lib *kclconfig.KinesisClientLibConfiguration, db *dynamodb.Client) *leaseTable {
+func newLeaseTable(lib *kclconfig.KinesisClientLibConfiguration, db *dynamodb.Client, latest bool, now func() time.Time) *leaseTable {
 	return &leaseTable{
 		DynamoCheckpoint: chk.NewDynamoCheckpoint(lib).WithDynamoDB(db),
 		db:               db,
+		lib:              lib,
 		table:            lib.TableName,
+		worker:           lib.WorkerID,
+		latest:           latest,
+		now:              now,
+		margin:           time.Duration(lib.FailoverTimeMillis) * time.Millisecond / 4,
 		timeout:          checkpointWriteTimeout,
 		createTimeout:    tableCreateTimeout,
+		watches:          map[string]*leaseWatch{},
 	}
 }
 
@@ -78,7 +117,56 @@ func (l *leaseTable) Init() error {
 	if err := l.ensureTable(ctx); err != nil {
 		return fmt.Errorf("lease table %s: %w", l.table, err)
 	}
+	if l.latest {
+		t, err := l.applicationStart(ctx)
+		if err != nil {
+			return fmt.Errorf("lease table %s: application start: %w", l.table, err)
+		}
+		l.startedAt = t
+		// The library reads this when each reader starts (getStartingPosition), after Init.
+		l.lib.WithTimestampAtInitialPositionInStream(&t)
+	}
 	return l.DynamoCheckpoint.Init()
+}
+
+// applicationStart returns the moment the application first started, recording now if no
+// worker did before. The item lives in the lease table, which the library tolerates: its
+// lease sync skips items without an owner and a checkpoint and ignores ids that are not
+// shards of the stream (clientlibrary/checkpoint/dynamodb-checkpointer.go:472-483), the
+// rebalancer and the shard loop only look at shards listed by Kinesis (worker.go:301-369,
+// dynamodb-checkpointer.go:361-385), and shard sync deletes only leases of shards it had
+// listed itself (worker.go:524-534).
+func (l *leaseTable) applicationStart(ctx context.Context) (time.Time, error) {
+	now := l.now().UTC()
+	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(l.table),
+		Item: map[string]types.AttributeValue{
+			chk.LeaseKeyKey:      &types.AttributeValueMemberS{Value: applicationStartKey},
+			applicationStartAttr: &types.AttributeValueMemberS{Value: now.Format(time.RFC3339Nano)},
+		},
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": chk.LeaseKeyKey},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return now, nil
+	case !errors.As(err, &ccf):
+		return time.Time{}, err
+	}
+	out, err := l.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(l.table),
+		ConsistentRead: aws.Bool(true),
+		Key:            map[string]types.AttributeValue{chk.LeaseKeyKey: &types.AttributeValueMemberS{Value: applicationStartKey}},
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	v, ok := out.Item[applicationStartAttr].(*types.AttributeValueMemberS)
+	if !ok {
+		return time.Time{}, fmt.Errorf("item %s has no %s", applicationStartKey, applicationStartAttr)
+	}
+	return time.Parse(time.RFC3339Nano, v.Value)
 }
 
 func (l *leaseTable) ensureTable(ctx context.Context) error {
@@ -112,35 +200,190 @@ func (l *leaseTable) ensureTable(ctx context.Context) error {
 	return nil
 }
 
-// CheckpointSequence writes shard's checkpoint, the same item the library writes, on the
-// condition that the lease is still ours.
+// CheckpointSequence writes shard's checkpoint on the condition that the lease table names
+// this worker as the owner, that the shard was not ended, and that the lease has more than
+// margin left by this worker's clock. It sets only the checkpoint (and the parent), so the
+// owner, lease timeout and claim request stay as the table has them.
 func (l *leaseTable) CheckpointSequence(shard *par.ShardStatus) error {
-	owner := shard.GetLeaseOwner()
-	item := map[string]types.AttributeValue{
-		chk.LeaseKeyKey:       &types.AttributeValueMemberS{Value: shard.ID},
-		chk.SequenceNumberKey: &types.AttributeValueMemberS{Value: shard.GetCheckpoint()},
-		chk.LeaseOwnerKey:     &types.AttributeValueMemberS{Value: owner},
-		chk.LeaseTimeoutKey:   &types.AttributeValueMemberS{Value: shard.GetLeaseTimeout().UTC().Format(time.RFC3339Nano)},
+	cp := shard.GetCheckpoint()
+	if left := shard.GetLeaseTimeout().Sub(l.now()); left < l.margin {
+		err := fmt.Errorf("checkpoint shard %s: %w (lease of %q has %s left)", shard.ID, ErrLeaseLost, l.worker, left.Round(time.Millisecond))
+		l.endLease(shard, err)
+		return err
 	}
+	set := "SET #cp = :cp"
+	values := map[string]types.AttributeValue{
+		":cp":  &types.AttributeValueMemberS{Value: cp},
+		":me":  &types.AttributeValueMemberS{Value: l.worker},
+		":end": &types.AttributeValueMemberS{Value: ShardEnd},
+	}
+	names := map[string]string{"#cp": chk.SequenceNumberKey, "#owner": chk.LeaseOwnerKey}
 	if shard.ParentShardId != "" {
-		item[chk.ParentShardIdKey] = &types.AttributeValueMemberS{Value: shard.ParentShardId}
+		set += ", #parent = :parent"
+		names["#parent"] = chk.ParentShardIdKey
+		values[":parent"] = &types.AttributeValueMemberS{Value: shard.ParentShardId}
 	}
 	// The library calls without a context; bound the write so a hung call cannot hold a
 	// shard's reader (and with it shutdown) forever.
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
-	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{
+	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.table),
-		Item:                      item,
-		ConditionExpression:       aws.String("#owner = :owner"),
-		ExpressionAttributeNames:  map[string]string{"#owner": chk.LeaseOwnerKey},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": &types.AttributeValueMemberS{Value: owner}},
+		Key:                       map[string]types.AttributeValue{chk.LeaseKeyKey: &types.AttributeValueMemberS{Value: shard.ID}},
+		UpdateExpression:          aws.String(set),
+		ConditionExpression:       aws.String("#owner = :me AND (attribute_not_exists(#cp) OR #cp <> :end)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return fmt.Errorf("checkpoint shard %s: %w (this worker is %q)", shard.ID, ErrLeaseLost, owner)
+		err = fmt.Errorf("checkpoint shard %s: %w (this worker is %q)", shard.ID, ErrLeaseLost, l.worker)
+		l.endLease(shard, err)
 	}
 	return err
+}
+
+// GetLease takes or renews shard's lease for this worker (the library's GetLease), except
+// while a reader of the shard here is handing it over: then it fails, which ends that
+// reader's renewal and keeps the library from starting another reader of the shard before
+// the first one ended. A failed renewal tells the shard's processor its lease is ending.
+func (l *leaseTable) GetLease(shard *par.ShardStatus, worker string) error {
+	l.mu.Lock()
+	w := l.watches[shard.ID]
+	l.mu.Unlock()
+	if w != nil && w.isEnding() {
+		return fmt.Errorf("shard %s: %w: its reader here is handing it over", shard.ID, ErrLeaseLost)
+	}
+	if err := l.DynamoCheckpoint.GetLease(shard, worker); err != nil {
+		if w != nil {
+			w.end(fmt.Errorf("lease renewal: %w", err))
+		}
+		return err
+	}
+	if w == nil {
+		l.mu.Lock()
+		if l.watches[shard.ID] == nil {
+			l.watches[shard.ID] = newLeaseWatch(shard)
+		}
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+// RemoveLeaseOwner runs when a shard's reader ends (the library's releaseLease): it
+// releases the lease if the table still names this worker, and ends the shard's watch,
+// telling its processor (which may never have been shut down) to let go of its tracker.
+func (l *leaseTable) RemoveLeaseOwner(shardID string) error {
+	l.mu.Lock()
+	w := l.watches[shardID]
+	delete(l.watches, shardID)
+	l.mu.Unlock()
+	if w != nil {
+		w.end(errReaderEnded)
+		w.readerEnded()
+	}
+	return l.release(shardID)
+}
+
+// release removes this worker as the owner of shardID's lease (if it still is), so another
+// worker can take the lease at once instead of after it expires.
+func (l *leaseTable) release(shardID string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.table),
+		Key:                       map[string]types.AttributeValue{chk.LeaseKeyKey: &types.AttributeValueMemberS{Value: shardID}},
+		UpdateExpression:          aws.String("REMOVE #owner"),
+		ConditionExpression:       aws.String("#owner = :me"),
+		ExpressionAttributeNames:  map[string]string{"#owner": chk.LeaseOwnerKey},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":me": &types.AttributeValueMemberS{Value: l.worker}},
+	})
+	return err
+}
+
+// watch returns the watch of the lease this worker took on shardID, nil if none.
+func (l *leaseTable) watch(shardID string) *leaseWatch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.watches[shardID]
+}
+
+func (l *leaseTable) endLease(shard *par.ShardStatus, err error) {
+	if w := l.watch(shard.ID); w != nil && w.shard == shard {
+		w.end(err)
+	}
+}
+
+// errReaderEnded is why a watch ends when its reader ended by itself.
+var errReaderEnded = errors.New("the shard's reader ended")
+
+// leaseWatch follows one lease this worker holds, from the GetLease that took it to the end
+// of its reader.
+type leaseWatch struct {
+	shard *par.ShardStatus
+
+	once   sync.Once
+	ending chan struct{} // closed when the lease is ending
+	mu     sync.Mutex
+	reason error
+	onEnd  func() // the processor's cleanup once the reader ended
+	ended  bool
+}
+
+func newLeaseWatch(shard *par.ShardStatus) *leaseWatch {
+	return &leaseWatch{shard: shard, ending: make(chan struct{})}
+}
+
+func (w *leaseWatch) end(reason error) {
+	w.once.Do(func() {
+		w.mu.Lock()
+		w.reason = reason
+		w.mu.Unlock()
+		close(w.ending)
+	})
+}
+
+func (w *leaseWatch) isEnding() bool {
+	select {
+	case <-w.ending:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *leaseWatch) why() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reason
+}
+
+// leaseLeft is the time until the lease expires, by this worker's clock.
+func (w *leaseWatch) leaseLeft(now time.Time) time.Duration {
+	return w.shard.GetLeaseTimeout().Sub(now)
+}
+
+// onReaderEnd sets f to run once the reader ended (at once if it did already).
+func (w *leaseWatch) onReaderEnd(f func()) {
+	w.mu.Lock()
+	if !w.ended {
+		w.onEnd = f
+		f = nil
+	}
+	w.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+func (w *leaseWatch) readerEnded() {
+	w.mu.Lock()
+	f := w.onEnd
+	w.ended, w.onEnd = true, nil
+	w.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 // FetchCheckpoint reads shard's checkpoint and owner, or fails once shutdown began.

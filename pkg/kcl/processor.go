@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	kcli "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 
@@ -40,7 +41,23 @@ type processorConfig struct {
 	fail func(error)
 	// mon observes the shard's records in flight; nil in tests.
 	mon *monitor
+	// leases tells the processor when its lease is ending and releases it; nil in tests.
+	leases leaseSource
+	// leaseMargin: the hand-over of an ending lease checkpoints no later than this before
+	// the lease expires (the lease table refuses checkpoints closer to expiry).
+	leaseMargin time.Duration
+	// restore returns the original bytes of a record the Kinesis client escaped; nil: none.
+	restore func(shard, seq string) ([]byte, bool)
 }
+
+// leaseSource is what a processor needs of the lease table.
+type leaseSource interface {
+	watch(shardID string) *leaseWatch
+	release(shardID string) error
+}
+
+// errLeaseEnding cancels the Handler's context when the shard's lease is ending.
+var errLeaseEnding = errors.New("kcl: the shard's lease is ending")
 
 // processor is the library's IRecordProcessor for one shard lease. The library calls
 // Initialize, ProcessRecords and Shutdown from the shard's reader goroutine, one at a time;
@@ -55,8 +72,15 @@ type processor struct {
 	written   string    // last checkpoint written, or the one the lease started from
 	lastWrite time.Time // time of the last write attempt
 	// stopped: no more records are taken. dropped: a record was not handed over (so the
-	// shard must not be ended even if every taken record is acked).
-	stopped, dropped bool
+	// shard must not be ended even if every taken record is acked). handedOver: the lease
+	// ended and the processor let go of it; the reader's remaining calls do nothing.
+	stopped, dropped, handedOver bool
+
+	// lease follows the shard's lease (nil without a lease table). leaseCtx ends when the
+	// consumer stops or the lease is ending; the Handler gets it.
+	lease       *leaseWatch
+	leaseCtx    context.Context
+	cancelLease context.CancelCauseFunc
 }
 
 var _ kcli.IRecordProcessor = (*processor)(nil)
@@ -73,14 +97,46 @@ func (p *processor) Initialize(in *kcli.InitializationInput) {
 	}
 	p.lastWrite = p.clock.now()
 	p.mon.track(p.shardID, p.tracker)
+	p.leaseCtx, p.cancelLease = context.WithCancelCause(p.ctx)
+	if p.leases != nil {
+		p.lease = p.leases.watch(p.shardID)
+	}
+	if p.lease != nil {
+		lease, cancel, done := p.lease, p.cancelLease, p.leaseCtx.Done()
+		go func() {
+			select {
+			case <-lease.ending:
+				cancel(errLeaseEnding)
+			case <-done:
+			}
+		}()
+		// The library ends a reader without Shutdown when its lease renewal or a GetRecords
+		// call failed; the tracker and gauges must not outlive it.
+		tracker := p.tracker
+		lease.onReaderEnd(func() {
+			p.mon.untrack(p.shardID, tracker)
+			cancel(errReaderEnded)
+		})
+	}
 	p.log.Debug("shard processor started", "shard", p.shardID, "checkpoint", p.written)
 }
+
+// leaseEnding reports whether the shard's lease is ending (taken over, claimed by another
+// worker, not renewed, or refused a checkpoint).
+func (p *processor) leaseEnding() bool { return p.lease != nil && p.lease.isEnding() }
 
 // ProcessRecords hands a batch to the Handler in order, blocking while the shard has
 // MaxInFlightPerShard records in flight, then checkpoints the acked prefix if it moved and
 // CheckpointInterval passed.
 func (p *processor) ProcessRecords(in *kcli.ProcessRecordsInput) {
-	ctx := p.ctx
+	if p.handedOver || p.leaseEnding() {
+		if len(in.Records) > 0 {
+			p.dropped = true
+		}
+		p.handOver(in.Checkpointer)
+		return
+	}
+	ctx := p.leaseCtx
 	if p.hooks.OnBatch != nil {
 		var end func()
 		ctx, end = p.hooks.OnBatch(ctx, Batch{ShardID: p.shardID, Records: len(in.Records), MillisBehindLatest: in.MillisBehindLatest})
@@ -102,13 +158,46 @@ func (p *processor) ProcessRecords(in *kcli.ProcessRecordsInput) {
 		}
 		i = j
 	}
+	if p.leaseEnding() {
+		p.handOver(in.Checkpointer)
+		return
+	}
 	p.maybeCheckpoint(in.Checkpointer, false)
+}
+
+// handOver lets go of a shard whose lease is ending, once: no more records are taken; the
+// records in flight get up to the shutdown grace — but no closer to the lease's expiry than
+// twice the margin — to be acked; the acked prefix is checkpointed and the lease released,
+// so a worker that claimed the shard takes it at once and reads on from there.
+func (p *processor) handOver(cp kcli.IRecordProcessorCheckpointer) {
+	if p.handedOver {
+		return
+	}
+	p.handedOver, p.stopped = true, true
+	reason := p.lease.why()
+	wait := min(p.grace, p.lease.leaseLeft(p.clock.now())-2*p.leaseMargin)
+	if wait > 0 && !errors.Is(reason, ErrLeaseLost) && !errors.Is(reason, errReaderEnded) {
+		p.waitAcked(cp, p.clock.after(wait), p.ctx.Done())
+	}
+	if !errors.Is(reason, ErrLeaseLost) {
+		p.maybeCheckpoint(cp, true)
+	}
+	if err := p.leases.release(p.shardID); err != nil {
+		var ccf *ddbtypes.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) { // not ours any more: nothing to release
+			p.log.Warn("could not release lease", "shard", p.shardID, "err", err)
+		}
+	}
+	p.mon.untrack(p.shardID, p.tracker)
+	p.cancelLease(errLeaseEnding)
+	p.log.Info("shard handed over: lease ending", "shard", p.shardID, "reason", reason,
+		"checkpoint", p.written, "inFlight", p.tracker.InFlight())
 }
 
 // handGroup hands the records of one sequence number to the Handler; false means the shard
 // stopped taking records.
 func (p *processor) handGroup(ctx context.Context, group []types.Record, cp kcli.IRecordProcessorCheckpointer) bool {
-	if p.stopped || !p.waitForRoom(cp) {
+	if p.stopped || p.leaseEnding() || !p.waitForRoom(cp) {
 		p.stopped = true
 		return false
 	}
@@ -136,15 +225,21 @@ func (p *processor) handGroup(ctx context.Context, group []types.Record, cp kcli
 				}
 			})
 		}
+		data := r.Data
+		if p.restore != nil {
+			if orig, ok := p.restore(p.shardID, seq); ok {
+				data = orig
+			}
+		}
 		rec := Record{
 			ShardID:        p.shardID,
 			SequenceNumber: seq,
 			PartitionKey:   aws.ToString(r.PartitionKey),
-			Data:           r.Data,
+			Data:           data,
 			ArrivalTime:    aws.ToTime(r.ApproximateArrivalTimestamp),
 		}
 		if err := p.handler.Handle(ctx, rec, done); err != nil {
-			if p.ctx.Err() == nil {
+			if p.leaseCtx.Err() == nil {
 				p.fail(fmt.Errorf("handler, shard %s, sequence number %s: %w", p.shardID, seq, err))
 			}
 			p.stopped = true
@@ -155,13 +250,17 @@ func (p *processor) handGroup(ctx context.Context, group []types.Record, cp kcli
 }
 
 // waitForRoom blocks until the shard may take another record, checkpointing as acks come
-// in. It returns false if the consumer stops first.
+// in. It returns false if the consumer stops, the lease is ending or a checkpoint found the
+// lease lost first.
 func (p *processor) waitForRoom(cp kcli.IRecordProcessorCheckpointer) bool {
 	for p.tracker.InFlight() >= p.maxInFlight || p.tracker.Outstanding() >= p.maxOutstanding {
 		p.maybeCheckpoint(cp, false)
+		if p.stopped {
+			return false
+		}
 		select {
 		case <-p.acked:
-		case <-p.ctx.Done():
+		case <-p.leaseCtx.Done():
 			return false
 		}
 	}
@@ -224,19 +323,28 @@ func (p *processor) checkpointFailed(err error) {
 
 // Shutdown ends the processor. The library delivers REQUESTED (the worker stops) and
 // TERMINATE (the shard was read to its end after a reshard); ZOMBIE is never delivered — a
-// lost lease just ends the calls, and nothing is checkpointed here.
+// lost lease shows in the lease table's watch instead, and handOver ends the processor.
 //
 // REQUESTED waits up to the grace period for in-flight records, then checkpoints the acked
-// prefix. TERMINATE waits for every record (for as long as the consumer runs), then writes
-// SHARD_END, which lets the child shards start; writing it any earlier would lose the
-// records still in flight. If the consumer stops first, TERMINATE acts like REQUESTED and
-// the next owner finishes the shard.
+// prefix. TERMINATE waits for every record (for as long as the consumer runs and the lease
+// lasts), then writes SHARD_END, which lets the child shards start; writing it any earlier
+// would lose the records still in flight. If the consumer stops first, TERMINATE acts like
+// REQUESTED and the next owner finishes the shard; if the lease ends first, the shard is
+// handed over.
 func (p *processor) Shutdown(in *kcli.ShutdownInput) {
+	if p.handedOver {
+		return
+	}
 	p.stopped = true
 	defer p.mon.untrack(p.shardID, p.tracker)
+	defer p.cancelLease(nil)
 	all := false
 	if in.ShutdownReason == kcli.TERMINATE && !p.dropped {
-		all = p.waitAcked(in.Checkpointer, nil, p.ctx.Done())
+		all = p.waitAcked(in.Checkpointer, nil, p.leaseCtx.Done())
+	}
+	if p.leaseEnding() {
+		p.handOver(in.Checkpointer)
+		return
 	}
 	if !all {
 		all = p.waitAcked(in.Checkpointer, p.clock.after(p.grace), nil)
