@@ -105,7 +105,8 @@ func newE2E(t *testing.T, shards int32) *e2e {
 		"CDC_STREAM="+e.stream, "CDC_APPLICATION="+e.application, "CDC_BUS=e2e-bus", "CDC_SOURCE="+e.source,
 		"CDC_FHIR_ENDPOINT="+e.fhir+"/datastore/{datastoreId}/r4/", "CDC_FHIR_AUTH=none",
 		"CDC_REDIS_URL="+redisURL, "CDC_DEDUP_PREFIX=e2e:"+stack.RandomHex(4)+":",
-		"CDC_WINDOW=500ms", "CDC_SETTLE=0s", "CDC_LEAD=2s", "CDC_LAG=2s", "CDC_RECHECK=2s",
+		"CDC_WINDOW=500ms", "CDC_SETTLE=0s", "CDC_LEAD=2s", "CDC_LAG=2s", "CDC_VERIFY_AFTER=3s",
+		"CDC_KEY_LEASE_TTL=5s", "CDC_PARKED_RETRY=2s", "CDC_PUTEVENTS_TIMEOUT=1s",
 		"CDC_CLAIM_TTL=10s", "CDC_SHUTDOWN_GRACE=20s", "CDC_HTTP_ADDR=", "CDC_LOG_LEVEL=warn",
 	)
 	ctx := context.Background()
@@ -287,9 +288,10 @@ func (e *e2e) events() (changes []recorded, rejected []recorded) {
 		if err := json.Unmarshal(raw, &line); err != nil {
 			e.t.Fatalf("recorder line: %v", err)
 		}
-		if line.DetailType == "HealthLake CDC Record Rejected" {
+		switch {
+		case line.DetailType == "HealthLake CDC Record Rejected":
 			rejected = append(rejected, line.Detail)
-		} else {
+		case strings.HasPrefix(line.DetailType, "FHIR Resource "):
 			changes = append(changes, line.Detail)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
@@ -86,6 +87,8 @@ func flags() []cli.Flag {
 		// Output
 		&cli.StringFlag{Name: "bus", Sources: cli.EnvVars("CDC_BUS"), Required: true, Category: "Output",
 			Usage: "EventBridge custom bus (name or ARN) the change events go to"},
+		&cli.DurationFlag{Name: "putevents-timeout", Sources: cli.EnvVars("CDC_PUTEVENTS_TIMEOUT"), Value: bus.DefaultCallTimeout, Category: "Output",
+			Usage: "bound of one PutEvents call; all attempts of an emit must end within --claim-ttl"},
 		&cli.StringFlag{Name: "source", Sources: cli.EnvVars("CDC_SOURCE"), Value: "healthlake.cdc", Category: "Output",
 			Usage: "Source of the emitted events"},
 		&cli.StringFlag{Name: "content", Sources: cli.EnvVars("CDC_CONTENT"), Value: "full-resource", Category: "Output",

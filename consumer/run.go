@@ -98,7 +98,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	// multiply the attempts. Only EventBridge calls are traced: the KCL library's Kinesis
 	// and DynamoDB calls (polls, lease renewals) carry no context of ours and would each be
 	// a root span, several a second per shard.
-	busOpts := bus.Options{OnCall: metrics.onPutEvents}
+	busOpts := bus.Options{OnCall: metrics.onPutEvents, CallTimeout: cmd.Duration("putevents-timeout")}
 	eb := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
 		o.Retryer = aws.NopRetryer{}
 		// As many idle connections as calls in flight, or each extra call dials again.
@@ -113,7 +113,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	}
 	// A claim must outlive the emit it guards, or a slow emit is claimed and sent twice.
 	if d, ttl := emitter.Options().MaxEmitDuration(), cmd.Duration("claim-ttl"); d >= ttl {
-		return fmt.Errorf("--claim-ttl %s must exceed the longest PutEvents emit (%s: call timeout × attempts + backoff)", ttl, d)
+		return fmt.Errorf("--claim-ttl %s must exceed the longest PutEvents emit (%s: --putevents-timeout × attempts + backoff)", ttl, d)
 	}
 	content := event.FullResource
 	if cmd.String("content") == "id-only" {
