@@ -158,6 +158,9 @@ func (e *e2e) startConsumer(workerID string, extraEnv ...string) *consumerProc {
 		}
 		if e.t.Failed() {
 			e.t.Logf("consumer %s output:\n%s", workerID, tail(p.out.String(), 40))
+			if dir := os.Getenv("CDC_E2E_LOGS"); dir != "" {
+				_ = os.WriteFile(filepath.Join(dir, workerID+".log"), p.out.Bytes(), 0o644)
+			}
 		}
 	})
 	return p

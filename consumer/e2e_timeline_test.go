@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
@@ -312,7 +315,7 @@ func (e *e2e) rangeFailed() []map[string]any {
 	return out
 }
 
-// TestE2EBusAccessDenied: PutEvents answers AccessDenied for 10 s. Nothing is acked
+// TestE2EBusAccessDenied: PutEvents answers AccessDenied for 15 s. Nothing is acked
 // meanwhile (no checkpoint moves), /readyz is unready while it lasts, and nothing is missing
 // after.
 func TestE2EBusAccessDenied(t *testing.T) {
@@ -327,22 +330,53 @@ func TestE2EBusAccessDenied(t *testing.T) {
 	e.put(first...)
 	e.waitComplete(60 * time.Second)
 	waitReady(t, addr, true, 30*time.Second)
-	time.Sleep(6 * time.Second) // a checkpoint after the acks (every 5 s)
-	before := e.checkpoints()
-
-	recorderConfig(t, map[string]any{"source": e.source, "failCallsWith": map[string]any{"code": "AccessDeniedException", "status": 400, "forMs": 10000}})
+	recorderConfig(t, map[string]any{"source": e.source, "failCallsWith": map[string]any{"code": "AccessDeniedException", "status": 400, "forMs": 15000}})
+	denied := time.Now()
 	var second [][]byte
 	for range 20 {
 		second = append(second, e.write(ds, "Observation", "", 0))
 	}
-	e.put(second...)
+	firstSeq := e.putSeq(second) // shard → the lowest sequence number of the outage's records
 	waitReady(t, addr, false, 8*time.Second)
-	time.Sleep(3 * time.Second)
-	if after := e.checkpoints(); !equalMaps(before, after) {
-		t.Errorf("checkpoints moved while EventBridge refused every call: %v → %v", before, after)
+	time.Sleep(time.Until(denied.Add(12 * time.Second))) // within the outage, two checkpoint intervals in
+	for shard, cp := range e.checkpoints() {
+		if low, ok := firstSeq[shard]; ok && cmpSeq(cp, low) >= 0 {
+			t.Errorf("shard %s checkpointed at %s while EventBridge refused every call: past %s, a record put during the outage", shard, cp, low)
+		}
 	}
 	e.waitComplete(60 * time.Second)
 	waitReady(t, addr, true, 30*time.Second)
+}
+
+// putSeq puts records like put and returns, per shard, the lowest sequence number given.
+func (e *e2e) putSeq(records [][]byte) map[string]string {
+	e.t.Helper()
+	in := &kinesis.PutRecordsInput{StreamName: aws.String(e.stream)}
+	for _, r := range records {
+		in.Records = append(in.Records, ktypes.PutRecordsRequestEntry{Data: r, PartitionKey: aws.String(stack.RandomHex(8))})
+	}
+	out, err := e.kc.PutRecords(context.Background(), in)
+	if err != nil || aws.ToInt32(out.FailedRecordCount) > 0 {
+		e.t.Fatalf("put records: %v %+v", err, out)
+	}
+	low := map[string]string{}
+	for _, r := range out.Records {
+		shard, seq := aws.ToString(r.ShardId), aws.ToString(r.SequenceNumber)
+		if l, ok := low[shard]; !ok || cmpSeq(seq, l) < 0 {
+			low[shard] = seq
+		}
+	}
+	return low
+}
+
+// cmpSeq compares two Kinesis sequence numbers (decimal strings of up to 128 bits).
+func cmpSeq(a, b string) int {
+	x, _ := new(big.Int).SetString(a, 10)
+	y, _ := new(big.Int).SetString(b, 10)
+	if x == nil || y == nil {
+		return strings.Compare(a, b)
+	}
+	return x.Cmp(y)
 }
 
 func recorderConfig(t *testing.T, body map[string]any) {
@@ -394,17 +428,6 @@ func (e *e2e) checkpoints() map[string]string {
 	return cps
 }
 
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
 
 // TestE2ESigkillBetweenSearchAndVerification: two workers under steady traffic with writes
 // reaching the search index late; one is SIGKILLed while ranges it searched wait for their
