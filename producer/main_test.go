@@ -45,7 +45,7 @@ func TestHelp(t *testing.T) {
 			"--delete-ratio", "--hot-resource-updates", "--concurrency", "--seed", "--inject-events", "--duplicate-fraction",
 			"--hostile-fraction", "--partition-key", "--region", "--account", "--quiet",
 		}},
-		{[]string{"replay", "--help"}, []string{"PATH...", "--stream", "--from", "--to", "--rate", "--dry-run"}},
+		{[]string{"replay", "--help"}, []string{"PATH...", "--stream", "--from", "--to", "--rate", "--dry-run", "--datastores", "PatchResource", "ProcessBundle", "Import Job Completed"}},
 		{[]string{"verify", "--help"}, []string{"--manifest", "--events", "--recorder", "--source", "--expect-deletes", "--all-datastores", "--wait", "--json"}},
 	} {
 		out, _, err := run(t, tc.args...)
@@ -162,8 +162,15 @@ func TestReplayDryRun(t *testing.T) {
 	json.Unmarshal(b, &env)
 	log := writeFile(t, "log.json", `{"Records":[`+string(env.Detail)+`]}`)
 	out, _, err := run(t, "replay", "--dry-run", "-q", "--from", "2026-11-20T09:00:00Z", "--to", "2026-11-20T10:00:00Z", log)
-	if err != nil || !strings.Contains(out, "put          1 HealthLake mutations (dry run") {
+	if err != nil || !strings.Contains(out, "put          1 HealthLake mutations (CreateResource 1) (dry run") {
 		t.Errorf("err %v\n%s", err, out)
+	}
+	// Fixtures are EventBridge events: a Bundle, a PATCH and an import are kept, a read is not.
+	fx := "../pkg/cloudtrail/testdata/"
+	out, _, err = run(t, "replay", "--dry-run", "-q", fx+"bundle-batch.json", fx+"patch-observation.json", fx+"import-completed.json", fx+"ignore-read.json")
+	if err != nil || !strings.Contains(out, "put          3 HealthLake mutations (Import Job Completed 1, PatchResource 1, ProcessBundle 1)") ||
+		!strings.Contains(out, "1 other events") {
+		t.Errorf("events files: err %v\n%s", err, out)
 	}
 	out, _, err = run(t, "replay", "--dry-run", "-q", "--from", "2026-11-20T09:15:03Z", log)
 	if err != nil || !strings.Contains(out, "put          0") || !strings.Contains(out, "1 outside the time range") {
