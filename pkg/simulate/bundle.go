@@ -135,4 +135,3 @@ func (r *runner) writeBundle(ctx context.Context, b *op, records chan<- types.Pu
 	}
 	return send(ctx, records, recs)
 }
-

@@ -54,7 +54,9 @@ const (
 // Gap is a stretch of a run, measured from its start: [Start, Start+Duration).
 type Gap struct{ Start, Duration time.Duration }
 
-func (g Gap) contains(d time.Duration) bool { return g.Duration > 0 && d >= g.Start && d < g.Start+g.Duration }
+func (g Gap) contains(d time.Duration) bool {
+	return g.Duration > 0 && d >= g.Start && d < g.Start+g.Duration
+}
 
 // Partition key modes.
 const (

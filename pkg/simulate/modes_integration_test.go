@@ -244,4 +244,3 @@ func TestDropHintsOnLocalStack(t *testing.T) {
 		t.Errorf("%d hints missing from the stream; %d records for %d writes and %d dropped", len(want), len(decided), 150, sum.HintsDropped)
 	}
 }
-

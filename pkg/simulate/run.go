@@ -38,8 +38,8 @@ type Summary struct {
 	// HintsDropped counts the CloudTrail records not put (Config.DropHints and DropGap): one
 	// per single write, one per Bundle.
 	HintsDropped int
-	Started             time.Time
-	Elapsed             time.Duration
+	Started      time.Time
+	Elapsed      time.Duration
 }
 
 // Run makes the writes cfg describes through writer, lists each in manifest (one JSON line,
@@ -93,7 +93,7 @@ type runner struct {
 	progress func(done, total int)
 	total    int
 
-	start    time.Time // when the first write was due; DropGap counts from here
+	start time.Time // when the first write was due; DropGap counts from here
 
 	mu       sync.Mutex // guards manifest, sum and patients
 	manifest *json.Encoder
