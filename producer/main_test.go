@@ -44,8 +44,10 @@ func TestHelp(t *testing.T) {
 			"--manifest", "--types", "--writes", "--duration", "--rate", "--burst-size", "--burst-every", "--update-ratio",
 			"--delete-ratio", "--hot-resource-updates", "--concurrency", "--seed", "--inject-events", "--duplicate-fraction",
 			"--hostile-fraction", "--partition-key", "--region", "--account", "--quiet",
+			"--bundles", "CDC_SIM_BUNDLES", "--bundle-size", "--bundle-type", "--bundle-hint", "--patch-ratio", "CDC_SIM_PATCH_RATIO",
+			"--import", "CDC_SIM_IMPORT", "loopback", "--drop-hints", "CDC_SIM_DROP_HINTS", "--drop-gap", "CDC_SIM_DROP_GAP",
 		}},
-		{[]string{"replay", "--help"}, []string{"PATH...", "--stream", "--from", "--to", "--rate", "--dry-run"}},
+		{[]string{"replay", "--help"}, []string{"PATH...", "--stream", "--from", "--to", "--rate", "--dry-run", "--datastores", "PatchResource", "ProcessBundle", "Import Job Completed"}},
 		{[]string{"verify", "--help"}, []string{"--manifest", "--events", "--recorder", "--source", "--expect-deletes", "--all-datastores", "--wait", "--json"}},
 	} {
 		out, _, err := run(t, tc.args...)
@@ -63,12 +65,15 @@ func TestHelp(t *testing.T) {
 // Every simulate flag reaches the Config.
 func TestSimulateFlags(t *testing.T) {
 	var cfg simulate.Config
-	cmd := simulateCommand()
-	cmd.Action = func(_ context.Context, c *cli.Command) (err error) {
-		cfg, err = simulateConfig(c)
-		return err
-	}
-	app := &cli.Command{Name: "producer", Commands: []*cli.Command{cmd}}
+	// A new command for every run: flags keep their values across runs of one.
+	app := appFunc(func() *cli.Command {
+		cmd := simulateCommand()
+		cmd.Action = func(_ context.Context, c *cli.Command) (err error) {
+			cfg, err = simulateConfig(c)
+			return err
+		}
+		return &cli.Command{Name: "producer", Commands: []*cli.Command{cmd}}
+	})
 	const ds = "0123456789abcdef0123456789abcdef"
 	err := app.Run(context.Background(), []string{"producer", "simulate", "--manifest", "m",
 		"--datastores", ds, "--types", "Patient,Condition", "--duration", "90s", "--rate", "12.5",
@@ -100,12 +105,104 @@ func TestSimulateFlags(t *testing.T) {
 		{"--datastores", ds, "--datastore-count", "3"},
 		{"--writes", "10", "--duration", "1m"},
 		{"--datastore-count", "0"},
+		{"--bundles", "3", "--writes", "10"},
+		{"--bundle-size", "5"},
+		{"--bundles", "3", "--bundle-type", "collection"},
+		{"--bundles", "3", "--bundle-hint", "Bundle"},
+		{"--drop-gap", "20s"},
+		{"--drop-gap", "-1s:5s"},
+		{"--drop-gap", "20s:0s"},
 	} {
 		if err := app.Run(context.Background(), append([]string{"producer", "simulate", "--manifest", "m"}, bad...)); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
 	}
+
+	// Bundles, patches, imports and dropped hints.
+	err = app.Run(context.Background(), []string{"producer", "simulate", "--manifest", "m", "--datastores", ds,
+		"--bundles", "30", "--bundle-size", "15", "--bundle-type", "transaction", "--bundle-hint", "bundle-type",
+		"--patch-ratio", "0.5", "--import", "2000", "--drop-hints", "0.05", "--drop-gap", "20s:15s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = simulate.DefaultConfig()
+	want.Datastores, want.Writes, want.Bundles, want.BundleSize, want.BundleType, want.BundleHint = []string{ds}, 0, 30, 15, "transaction", "bundle-type"
+	want.PatchRatio, want.Import, want.DropHints, want.DropGap = 0.5, 2000, 0.05, simulate.Gap{Start: 20 * time.Second, Duration: 15 * time.Second}
+	want.BurstEvery = simulate.DefaultBurstEvery
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("config\n%+v\nwant\n%+v", cfg, want)
+	}
+	// An import alone writes nothing else; with --writes, both.
+	for _, tc := range []struct {
+		args   []string
+		writes int
+	}{{[]string{"--import", "5"}, 0}, {[]string{"--import", "5", "--writes", "7"}, 7}, {[]string{"--bundles", "2"}, 0}} {
+		if err := app.Run(context.Background(), append([]string{"producer", "simulate", "--manifest", "m"}, tc.args...)); err != nil || cfg.Writes != tc.writes {
+			t.Errorf("%v: writes %d, err %v", tc.args, cfg.Writes, err)
+		}
+	}
+	// Environment fallbacks.
+	t.Setenv("CDC_SIM_BUNDLES", "4")
+	t.Setenv("CDC_SIM_DROP_GAP", "1s:2s")
+	if err := app.Run(context.Background(), []string{"producer", "simulate", "--manifest", "m"}); err != nil || cfg.Bundles != 4 || cfg.DropGap.Duration != 2*time.Second {
+		t.Errorf("from the environment: %+v, %v", cfg, err)
+	}
 }
+
+// Usage errors of the new flags: refused before any I/O, with a message, as exit status 2
+// (main maps every error but errMissing to 2).
+func TestSimulateUsageErrors(t *testing.T) {
+	manifest := filepath.Join(t.TempDir(), "m.jsonl")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--import", "10", "--fhir-endpoint", "https://healthlake.us-east-1.amazonaws.com/datastore/{datastoreId}/r4/"}, "not an http loopback address"},
+		{[]string{"--import", "10", "--fhir-endpoint", "http://10.1.2.3:8080/datastore/{datastoreId}/r4/"}, "not an http loopback address"},
+		{[]string{"--import", "10", "--fhir-auth", "sigv4"}, "HealthLake has no admin import"},
+		{[]string{"--bundles", "2", "--bundle-size", "0", "--inject-events=false"}, "--bundle-size 0"},
+		{[]string{"--bundles", "2", "--bundle-size", "5000", "--inject-events=false"}, "bundle size 5000"},
+		{[]string{"--drop-hints", "0.1", "--inject-events=false"}, "dropping hints needs injected events"},
+		{[]string{"--drop-hints", "1.5", "--inject-events=false"}, "drop-hints fraction 1.5"},
+		{[]string{"--patch-ratio", "-1", "--inject-events=false"}, "patch ratio -1"},
+		{[]string{"--drop-gap", "soon"}, "START:DURATION"},
+	} {
+		_, _, err := run(t, append([]string{"simulate", "-q", "--manifest", manifest}, tc.args...)...)
+		if err == nil || errors.Is(err, errMissing) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err %v, want one containing %q (exit 2)", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestSimulateBundlesAndImportOnLocalFHIR runs the new modes through the command against the
+// local FHIR server, without events.
+func TestSimulateBundlesAndImportOnLocalFHIR(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the local FHIR server (-short)")
+	}
+	addr := stack.Addr(t, stack.FHIR)
+	manifest := filepath.Join(t.TempDir(), "m.jsonl")
+	out, _, err := run(t, "simulate", "-q", "--fhir-endpoint", "http://"+addr+"/datastore/{datastoreId}/r4/",
+		"--inject-events=false", "--bundles", "3", "--bundle-size", "10", "--update-ratio", "0.3", "--patch-ratio", "0.5",
+		"--import", "25", "--datastore-count", "1", "--seed", "5", "--manifest", manifest)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := string(b)
+	if strings.Count(m, "\n") != 55 || strings.Count(m, `"via":"batch"`) != 30 || strings.Count(m, `"via":"import"`) != 25 ||
+		!strings.Contains(out, "bundles      3 batch Bundles") || !strings.Contains(out, "imported     25 resources in 1 jobs") {
+		t.Errorf("manifest:\n%s\noutput:\n%s", m, out)
+	}
+}
+
+// appFunc runs a new command for every Run.
+type appFunc func() *cli.Command
+
+func (f appFunc) Run(ctx context.Context, args []string) error { return f().Run(ctx, args) }
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
@@ -162,8 +259,15 @@ func TestReplayDryRun(t *testing.T) {
 	json.Unmarshal(b, &env)
 	log := writeFile(t, "log.json", `{"Records":[`+string(env.Detail)+`]}`)
 	out, _, err := run(t, "replay", "--dry-run", "-q", "--from", "2026-11-20T09:00:00Z", "--to", "2026-11-20T10:00:00Z", log)
-	if err != nil || !strings.Contains(out, "put          1 HealthLake mutations (dry run") {
+	if err != nil || !strings.Contains(out, "put          1 HealthLake mutations (CreateResource 1) (dry run") {
 		t.Errorf("err %v\n%s", err, out)
+	}
+	// Fixtures are EventBridge events: a Bundle, a PATCH and an import are kept, a read is not.
+	fx := "../pkg/cloudtrail/testdata/"
+	out, _, err = run(t, "replay", "--dry-run", "-q", fx+"bundle-batch.json", fx+"patch-observation.json", fx+"import-completed.json", fx+"ignore-read.json")
+	if err != nil || !strings.Contains(out, "put          3 HealthLake mutations (Import Job Completed 1, PatchResource 1, ProcessBundle 1)") ||
+		!strings.Contains(out, "1 other events") {
+		t.Errorf("events files: err %v\n%s", err, out)
 	}
 	out, _, err = run(t, "replay", "--dry-run", "-q", "--from", "2026-11-20T09:15:03Z", log)
 	if err != nil || !strings.Contains(out, "put          0") || !strings.Contains(out, "1 outside the time range") {

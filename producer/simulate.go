@@ -28,8 +28,12 @@ func simulateCommand() *cli.Command {
 		Description: "Writes creates, updates and deletes of synthetic resources (fictional people, tagged\n" +
 			"urn:healthlake-cdc:simulate) to the FHIR endpoint, steadily (--rate) or in bursts, and for\n" +
 			"each write puts the CloudTrail record the EventBridge rule would deliver into --stream\n" +
-			"(unless --inject-events=false, for an endpoint real CloudTrail watches). Every write is a\n" +
-			"line of --manifest, which `producer verify` checks against the emitted events.\n" +
+			"(unless --inject-events=false, for an endpoint real CloudTrail watches). --patch-ratio sends\n" +
+			"updates as JSON Patch; --bundles writes batch or transaction Bundles instead, one record per\n" +
+			"Bundle; --import adds an import through the local FHIR server (one \"Import Job Completed\"\n" +
+			"event per job); --drop-hints and --drop-gap leave records out, for tests of sweeps.\n" +
+			"Every write is a line of --manifest (Bundle entries and imported resources too), which\n" +
+			"`producer verify` checks against the emitted events.\n" +
 			"Progress goes to stderr, the summary to stdout.",
 		Flags: []cli.Flag{
 			// Target
@@ -49,8 +53,8 @@ func simulateCommand() *cli.Command {
 			// Traffic
 			&cli.StringSliceFlag{Name: "types", Value: d.Types, Category: "Traffic",
 				Usage: "resource types to write; supported: " + strings.Join(simulate.SupportedTypes(), ", ")},
-			&cli.IntFlag{Name: "writes", Value: d.Writes, Category: "Traffic",
-				Usage: "number of FHIR writes (ignored with --duration)"},
+			&cli.IntFlag{Name: "writes", Value: d.Writes, Sources: cli.EnvVars("CDC_SIM_WRITES"), Category: "Traffic",
+				Usage: "number of single FHIR writes (ignored with --duration; 0 by default with --bundles or --import)"},
 			&cli.DurationFlag{Name: "duration", Category: "Traffic",
 				Usage: "write until this much time has passed, instead of --writes"},
 			&cli.FloatFlag{Name: "rate", Category: "Traffic",
@@ -69,6 +73,21 @@ func simulateCommand() *cli.Command {
 				Usage: "FHIR writes in flight at once"},
 			&cli.Uint64Flag{Name: "seed", Category: "Traffic",
 				Usage: "seed of the plan (types, operations, bodies); 0 picks one, printed in the summary"},
+			&cli.FloatFlag{Name: "patch-ratio", Sources: cli.EnvVars("CDC_SIM_PATCH_RATIO"), Category: "Traffic",
+				Usage: "fraction of updates sent as JSON Patch (hinted as PatchResource; in Bundles: PATCH entries)"},
+
+			// Bundles and imports
+			&cli.IntFlag{Name: "bundles", Sources: cli.EnvVars("CDC_SIM_BUNDLES"), Category: "Bundles and imports",
+				Usage: "write this many Bundles instead of single writes, each with ONE CloudTrail record (--rate counts entries)"},
+			&cli.IntFlag{Name: "bundle-size", Value: simulate.DefaultBundleSize, Sources: cli.EnvVars("CDC_SIM_BUNDLE_SIZE"), Category: "Bundles and imports",
+				Usage: "entries per Bundle (creates, updates, deletes by the ratios; one datastore per Bundle)"},
+			&cli.StringFlag{Name: "bundle-type", Value: simulate.BundleBatch, Sources: cli.EnvVars("CDC_SIM_BUNDLE_TYPE"), Category: "Bundles and imports",
+				Usage: "batch or transaction", Validator: oneOf(simulate.BundleBatch, simulate.BundleTransaction)},
+			&cli.StringFlag{Name: "bundle-hint", Value: simulate.HintProcessBundle, Sources: cli.EnvVars("CDC_SIM_BUNDLE_HINT"), Category: "Bundles and imports",
+				Usage:     "shape of a Bundle's CloudTrail record: process-bundle (eventName ProcessBundle, no resourceType) or bundle-type (CreateResource of type Bundle)",
+				Validator: oneOf(simulate.HintProcessBundle, simulate.HintBundleType)},
+			&cli.IntFlag{Name: "import", Sources: cli.EnvVars("CDC_SIM_IMPORT"), Category: "Bundles and imports",
+				Usage: "after the other writes, import this many new resources through the LOCAL FHIR server's admin import (one job and one \"Import Job Completed\" event per datastore, no per-resource records); refused unless --fhir-endpoint is an http loopback address"},
 
 			// Events
 			&cli.BoolFlag{Name: "inject-events", Value: true, Category: "Events",
@@ -77,6 +96,10 @@ func simulateCommand() *cli.Command {
 				Usage: "fraction of the CloudTrail records put twice"},
 			&cli.FloatFlag{Name: "hostile-fraction", Category: "Events",
 				Usage: "after this fraction of the writes, also put a hostile record (garbage, truncated, bad datastore or type)"},
+			&cli.FloatFlag{Name: "drop-hints", Sources: cli.EnvVars("CDC_SIM_DROP_HINTS"), Category: "Events",
+				Usage: "fraction of the CloudTrail records (one per write, one per Bundle) NOT put, as best-effort delivery loses some; the manifest marks them (hintDropped)"},
+			&cli.StringFlag{Name: "drop-gap", Sources: cli.EnvVars("CDC_SIM_DROP_GAP"), Category: "Events",
+				Usage: "`START:DURATION` (e.g. 20s:15s): put no CloudTrail record for writes started in that stretch of the run; the manifest marks them"},
 			&cli.StringFlag{Name: "partition-key", Value: simulate.PartitionByEventID, Category: "Events",
 				Usage:     "event-id (as a rule without PartitionKeyPath) or datastore",
 				Validator: oneOf(simulate.PartitionByEventID, simulate.PartitionByDatastore)},
@@ -115,6 +138,30 @@ func simulateConfig(cmd *cli.Command) (simulate.Config, error) {
 		}
 		cfg.Writes = 0
 	}
+	cfg.Bundles, cfg.Import = cmd.Int("bundles"), cmd.Int("import")
+	if cfg.Bundles > 0 || cmd.IsSet("bundle-size") || cmd.IsSet("bundle-type") || cmd.IsSet("bundle-hint") {
+		if cfg.Bundles <= 0 {
+			return cfg, errors.New("--bundle-size, --bundle-type and --bundle-hint need --bundles")
+		}
+		if cmd.IsSet("writes") || cfg.Duration > 0 {
+			return cfg, errors.New("use either --bundles or --writes/--duration")
+		}
+		cfg.Writes = 0
+		cfg.BundleSize, cfg.BundleType, cfg.BundleHint = cmd.Int("bundle-size"), cmd.String("bundle-type"), cmd.String("bundle-hint")
+		if cfg.BundleSize < 1 {
+			return cfg, fmt.Errorf("--bundle-size %d: want at least 1 entry", cfg.BundleSize)
+		}
+	}
+	if cfg.Import > 0 && !cmd.IsSet("writes") && cfg.Duration == 0 && cfg.Bundles == 0 {
+		cfg.Writes = 0 // an import alone
+	}
+	cfg.PatchRatio, cfg.DropHints = cmd.Float("patch-ratio"), cmd.Float("drop-hints")
+	if g := cmd.String("drop-gap"); g != "" {
+		var err error
+		if cfg.DropGap, err = parseGap(g); err != nil {
+			return cfg, err
+		}
+	}
 	cfg.Rate = cmd.Float("rate")
 	cfg.BurstSize, cfg.BurstEvery = cmd.Int("burst-size"), cmd.Duration("burst-every")
 	cfg.UpdateRatio, cfg.DeleteRatio = cmd.Float("update-ratio"), cmd.Float("delete-ratio")
@@ -128,10 +175,30 @@ func simulateConfig(cmd *cli.Command) (simulate.Config, error) {
 	return cfg, nil
 }
 
+// parseGap reads START:DURATION, two Go durations.
+func parseGap(s string) (simulate.Gap, error) {
+	a, b, ok := strings.Cut(s, ":")
+	start, err1 := time.ParseDuration(a)
+	d, err2 := time.ParseDuration(b)
+	if !ok || err1 != nil || err2 != nil || start < 0 || d <= 0 {
+		return simulate.Gap{}, fmt.Errorf("--drop-gap %q is not START:DURATION such as 20s:15s", s)
+	}
+	return simulate.Gap{Start: start, Duration: d}, nil
+}
+
 func runSimulate(ctx context.Context, cmd *cli.Command) error {
 	cfg, err := simulateConfig(cmd)
 	if err != nil {
 		return err
+	}
+	var importURL string
+	if cfg.Import > 0 {
+		if cmd.String("fhir-auth") != "none" {
+			return errors.New("--import works only against the local FHIR server (--fhir-auth none): HealthLake has no admin import")
+		}
+		if importURL, err = simulate.LocalImportURL(cmd.String("fhir-endpoint")); err != nil {
+			return err
+		}
 	}
 	if cfg.InjectEvents && cmd.String("stream") == "" {
 		return errors.New("--stream (or CDC_STREAM) is required to inject events; --inject-events=false writes FHIR only")
@@ -155,7 +222,7 @@ func runSimulate(ctx context.Context, cmd *cli.Command) error {
 	if auth == "sigv4" {
 		client.Transport = fhir.SigV4Transport(transport, awsCfg.Credentials, cfg.Region, nil)
 	}
-	writer, err := simulate.NewHTTPWriter(simulate.HTTPWriterOptions{Endpoint: cmd.String("fhir-endpoint"), Client: client})
+	writer, err := simulate.NewHTTPWriter(simulate.HTTPWriterOptions{Endpoint: cmd.String("fhir-endpoint"), Client: client, ImportURL: importURL})
 	if err != nil {
 		return err
 	}
@@ -193,8 +260,18 @@ func printSummary(w io.Writer, cfg simulate.Config, s simulate.Summary, manifest
 	}
 	fmt.Fprintf(w, "writes       %d (%d creates, %d updates, %d deletes) in %s, %.1f/s\n",
 		s.Writes, s.Creates, s.Updates, s.Deletes, s.Elapsed.Round(time.Millisecond), rate)
+	if s.Patches > 0 {
+		fmt.Fprintf(w, "patches      %d of the updates\n", s.Patches)
+	}
+	if s.Bundles > 0 {
+		fmt.Fprintf(w, "bundles      %d %s Bundles of up to %d entries\n", s.Bundles, cfg.BundleType, cfg.BundleSize)
+	}
+	if s.ImportJobs > 0 {
+		fmt.Fprintf(w, "imported     %d resources in %d jobs\n", s.Imported, s.ImportJobs)
+	}
 	if cfg.InjectEvents {
-		fmt.Fprintf(w, "records      %d put (%d duplicates, %d hostile)\n", s.Records, s.Duplicates, s.Hostile)
+		fmt.Fprintf(w, "records      %d put (%d duplicates, %d hostile, %d import events); %d hints dropped\n",
+			s.Records, s.Duplicates, s.Hostile, s.ImportJobs, s.HintsDropped)
 	}
 	fmt.Fprintf(w, "datastores   %s\n", strings.Join(cfg.Datastores, ","))
 	fmt.Fprintf(w, "seed         %d\n", s.Seed)

@@ -31,8 +31,11 @@ func verifyCommand() *cli.Command {
 			"lastUpdated at or after the write's (the consumer sees only a resource's latest version), or\n" +
 			"when the resource's later delete was announced. Deletes count only with --expect-deletes.\n" +
 			"Latency runs from the write's lastUpdated to the recorder's receipt of the first covering\n" +
-			"event; percentiles are nearest-rank. Prints a table (or JSON with --json); exits 1 when\n" +
-			"anything is missing, 0 otherwise.",
+			"event; percentiles are nearest-rank. Bundle entries, imported resources, JSON Patch writes\n" +
+			"and writes whose hint simulate dropped (--drop-hints, --drop-gap) count like any write; the\n" +
+			"report breaks writes and missing ones down by how they were written (rest, batch,\n" +
+			"transaction, import) and by whether their hint was put. Prints a table (or JSON with\n" +
+			"--json); exits 1 when anything is missing, 0 otherwise.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "manifest", Required: true, TakesFile: true, Usage: "the manifest `FILE` simulate wrote"},
 			&cli.StringFlag{Name: "events", TakesFile: true,

@@ -78,25 +78,16 @@ func Encode(c Change, envelopeID, requestID string) ([]byte, error) {
 		RecipientAccountID string   `json:"recipientAccountId"`
 		EventCategory      string   `json:"eventCategory"`
 	}
-	type envelope struct {
-		Version    string   `json:"version"`
-		ID         string   `json:"id"`
-		DetailType string   `json:"detail-type"`
-		Source     string   `json:"source"`
-		Account    string   `json:"account"`
-		Time       string   `json:"time"`
-		Region     string   `json:"region"`
-		Resources  []string `json:"resources"`
-		Detail     detail   `json:"detail"`
-	}
 	rp := params{DatastoreID: c.DatastoreID}
 	if c.ResourceType != "" {
 		// Modelled: a Bundle POST to the base URL has no type and no single resource id.
 		rp.ResourceType, rp.ResourceID = c.ResourceType, "HIDDEN_DUE_TO_SECURITY_REASONS"
 	}
-	return json.Marshal(envelope{
-		Version: "0", ID: envelopeID, DetailType: detailTypeAPICall, Source: "aws.healthlake",
-		Account: c.Account, Time: at, Region: c.Region, Resources: []string{},
+	return json.Marshal(event[detail]{
+		eventHead: eventHead{
+			Version: "0", ID: envelopeID, DetailType: detailTypeAPICall, Source: "aws.healthlake",
+			Account: c.Account, Time: at, Region: c.Region, Resources: []string{},
+		},
 		Detail: detail{
 			EventVersion: "1.08",
 			UserIdentity: identity{Type: "AssumedRole", PrincipalID: "AROAEXAMPLEID:healthlake-cdc-producer", AccountID: c.Account},
@@ -134,26 +125,17 @@ func EncodeImportEvent(c Change) ([]byte, error) {
 		DatastoreID     string `json:"datastoreId"`
 		InputDataConfig input  `json:"inputDataConfig"`
 	}
-	type envelope struct {
-		Version    string   `json:"version"`
-		ID         string   `json:"id"`
-		DetailType string   `json:"detail-type"`
-		Source     string   `json:"source"`
-		Account    string   `json:"account"`
-		Time       string   `json:"time"`
-		Region     string   `json:"region"`
-		Resources  []string `json:"resources"`
-		Detail     detail   `json:"detail"`
-	}
 	d := detail{JobID: c.JobID, DatastoreID: c.DatastoreID, InputDataConfig: input{S3URI: "s3://healthlake-cdc-simulated-import/input/"}}
 	if !c.JobSubmitTime.IsZero() {
 		d.SubmitTime = c.JobSubmitTime.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	}
-	return json.Marshal(envelope{
-		Version: "0", ID: c.EventID, DetailType: detailType, Source: "aws.healthlake", Account: c.Account,
-		Time: c.EventTime.UTC().Truncate(time.Second).Format(time.RFC3339), Region: c.Region,
-		// The documented ARN form of a HealthLake datastore.
-		Resources: []string{"arn:aws:healthlake:" + c.Region + ":" + c.Account + ":datastore/fhir/" + c.DatastoreID},
-		Detail:    d,
+	return json.Marshal(event[detail]{
+		eventHead: eventHead{
+			Version: "0", ID: c.EventID, DetailType: detailType, Source: "aws.healthlake", Account: c.Account,
+			Time: c.EventTime.UTC().Truncate(time.Second).Format(time.RFC3339), Region: c.Region,
+			// The documented ARN form of a HealthLake datastore.
+			Resources: []string{"arn:aws:healthlake:" + c.Region + ":" + c.Account + ":datastore/fhir/" + c.DatastoreID},
+		},
+		Detail: d,
 	})
 }

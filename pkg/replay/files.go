@@ -10,7 +10,7 @@ import (
 )
 
 // Files expands paths into the sorted list of log files to read. A path may be a file (taken
-// whatever its name), a directory (searched recursively for *.json, *.json.gz and *.gz, as
+// whatever its name), a directory (searched recursively for *.json, *.jsonl and *.gz, as
 // CloudTrail's S3 layout nests them by account, region and date) or a glob pattern. Sorting
 // by path replays an S3 prefix roughly in time order, since CloudTrail's keys contain the
 // date and time. A path that matches nothing is an error.
@@ -57,7 +57,7 @@ func Files(paths []string) ([]string, error) {
 				return nil, fmt.Errorf("replay: %w", err)
 			}
 			if len(out) == n {
-				return nil, fmt.Errorf("replay: directory %s holds no .json or .gz file", m)
+				return nil, fmt.Errorf("replay: directory %s holds no .json, .jsonl or .gz file", m)
 			}
 		}
 	}
@@ -66,5 +66,5 @@ func Files(paths []string) ([]string, error) {
 }
 
 func isLogName(name string) bool {
-	return strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".gz")
+	return strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".gz")
 }

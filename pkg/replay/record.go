@@ -3,119 +3,65 @@ package replay
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
 
-// outcome is what replay does with one CloudTrail record.
+// outcome is what replay does with one input record.
 type outcome int
 
 const (
 	keep       outcome = iota
-	ignored            // not a HealthLake mutation
-	failed             // a HealthLake mutation that failed: nothing changed
-	outOfRange         // a successful mutation outside [From, To)
-	malformed          // a HealthLake mutation without the fields an envelope needs
+	ignored            // the consumer would skip it: not HealthLake, a read, a management call…
+	failed             // a HealthLake call that failed: nothing changed
+	outOfRange         // one the consumer acts on, outside [From, To)
+	malformed          // one the consumer would reject (a missing or broken field), or too large
 )
 
-// ctRecord holds the fields of a CloudTrail record that decide its fate and fill the
-// envelope. Everything else stays in the raw record.
-type ctRecord struct {
-	EventSource        string `json:"eventSource"`
-	EventName          string `json:"eventName"`
-	EventTime          string `json:"eventTime"`
-	AWSRegion          string `json:"awsRegion"`
-	RecipientAccountID string `json:"recipientAccountId"`
-	UserIdentity       struct {
-		AccountID string `json:"accountId"`
-	} `json:"userIdentity"`
-	ErrorCode        string          `json:"errorCode"`
-	ResponseElements json.RawMessage `json:"responseElements"`
+// decider turns input records into the Kinesis record data the rule would have delivered and
+// judges it with the consumer's own decision (cloudtrail.Validator.Decide), so a replay keeps
+// exactly what the consumer acts on: single-type writes, PATCH, Bundles, unknown write-like
+// calls and completed imports.
+type decider struct {
+	v        *cloudtrail.Validator
+	from, to time.Time
 }
 
-var mutations = map[string]bool{"CreateResource": true, "UpdateResource": true, "DeleteResource": true}
-
-// classify decides about one raw record; for a kept record it returns the envelope fields.
-func classify(raw json.RawMessage, from, to time.Time) (outcome, ctRecord) {
-	var r ctRecord
-	if json.Unmarshal(raw, &r) != nil {
-		// Most likely a type oddity in a field we do not need from a record we would not
-		// keep; look again at only the deciding fields.
-		var d struct {
-			EventSource any `json:"eventSource"`
-			EventName   any `json:"eventName"`
+// decide judges one record. A CloudTrail record (wrapped false) goes into a new envelope with
+// event id id; an EventBridge event (wrapped true: a line of an events file) is judged and put
+// as it is. data is the record data to put.
+func (d decider) decide(raw json.RawMessage, wrapped bool, id string) (out outcome, data []byte, dec cloudtrail.Decision) {
+	data = raw
+	if !wrapped {
+		var err error
+		if data, err = cloudtrail.WrapRecord(raw, id); err != nil {
+			return malformed, nil, dec
 		}
-		if json.Unmarshal(raw, &d) != nil || d.EventSource != "healthlake.amazonaws.com" || !isMutation(d.EventName) {
-			return ignored, r
+	}
+	dec = d.v.Decide(data)
+	switch dec.Outcome {
+	case cloudtrail.Act:
+	case cloudtrail.Skip:
+		if dec.Reason == cloudtrail.FailedCall {
+			return failed, nil, dec
 		}
-		return malformed, r
+		return ignored, nil, dec
+	default:
+		return malformed, nil, dec
 	}
-	if r.EventSource != "healthlake.amazonaws.com" || !mutations[r.EventName] {
-		return ignored, r
+	t := dec.Change.EventTime
+	if (!d.from.IsZero() && t.Before(d.from)) || (!d.to.IsZero() && !t.Before(d.to)) {
+		return outOfRange, nil, dec
 	}
-	if r.ErrorCode != "" || !succeeded(r.ResponseElements) {
-		return failed, r
-	}
-	t, err := time.Parse(time.RFC3339, r.EventTime)
-	if err != nil || r.AWSRegion == "" || r.account() == "" {
-		return malformed, r
-	}
-	if (!from.IsZero() && t.Before(from)) || (!to.IsZero() && !t.Before(to)) {
-		return outOfRange, r
-	}
-	return keep, r
+	return keep, data, dec
 }
 
-func isMutation(v any) bool {
-	s, ok := v.(string)
-	return ok && mutations[s]
-}
-
-// succeeded: responseElements is an object whose statusCode is 2xx, as the consumer demands.
-func succeeded(raw json.RawMessage) bool {
-	var re struct {
-		StatusCode *int `json:"statusCode"`
+// eventID is an EventBridge event's id, or "" if it has none.
+func eventID(data []byte) string {
+	var e struct {
+		ID any `json:"id"`
 	}
-	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &re) != nil || re.StatusCode == nil {
-		return false
-	}
-	return *re.StatusCode/100 == 2
-}
-
-// account is the envelope's account: the account that received the event, as EventBridge
-// sets it.
-func (r ctRecord) account() string {
-	if r.RecipientAccountID != "" {
-		return r.RecipientAccountID
-	}
-	return r.UserIdentity.AccountID
-}
-
-// head is the EventBridge event "AWS API Call via CloudTrail" without its detail, with the
-// fields in the order EventBridge writes them.
-type head struct {
-	Version    string   `json:"version"`
-	ID         string   `json:"id"`
-	DetailType string   `json:"detail-type"`
-	Source     string   `json:"source"`
-	Account    string   `json:"account"`
-	Time       string   `json:"time"`
-	Region     string   `json:"region"`
-	Resources  []string `json:"resources"`
-}
-
-// wrap puts a kept CloudTrail record into the envelope the rule delivers, with event id id.
-// The record is spliced in byte for byte: json.Marshal would re-encode it (compacting it and
-// escaping <, > and &).
-func wrap(raw json.RawMessage, r ctRecord, id string) ([]byte, error) {
-	h, err := json.Marshal(head{
-		Version: "0", ID: id, DetailType: "AWS API Call via CloudTrail", Source: "aws.healthlake",
-		Account: r.account(), Time: r.EventTime, Region: r.AWSRegion, Resources: []string{},
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(h)+len(raw)+12)
-	out = append(out, h[:len(h)-1]...) // without the closing brace
-	out = append(out, `,"detail":`...)
-	out = append(out, raw...)
-	return append(out, '}'), nil
+	json.Unmarshal(data, &e)
+	s, _ := e.ID.(string)
+	return s
 }

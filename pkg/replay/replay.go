@@ -3,6 +3,7 @@ package replay
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
 
 // RecordSink puts records into the stream; simulate.KinesisSink is one. Put returns nil only
@@ -40,6 +43,9 @@ type Options struct {
 	Rate float64
 	// DryRun reads, filters and counts without putting anything.
 	DryRun bool
+	// Datastores, when not empty, is the consumer's allow-list: records of other datastores
+	// are not put (counted as Malformed, as the consumer would reject them).
+	Datastores []string
 	// Now and Sleep are the clock, for tests; default the real ones.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -47,22 +53,28 @@ type Options struct {
 
 // Stats counts what a replay read and did.
 type Stats struct {
-	Files int // log files read
-	// NotLogFiles are JSON files without a "Records" array (CloudTrail digest files, which
-	// share the bucket); they are skipped.
+	Files int // log files read: CloudTrail log files and EventBridge events files
+	// NotLogFiles are JSON files that are neither (CloudTrail digest files, which share the
+	// bucket); they are skipped.
 	NotLogFiles int
-	Records     int // CloudTrail records read
+	Records     int // CloudTrail records and EventBridge events read
 	// Put: records put into the stream (in a dry run: that would have been put).
 	Put int
-	// Ignored: records that are no HealthLake mutation (other services, reads, searches).
+	// PutByName counts Put by cloudtrail.Change.EventName: the CloudTrail eventName, or an
+	// import event's detail-type. Unknown write-like names count under their own name.
+	PutByName map[string]int
+	// Ignored: records the consumer skips: other services, reads, searches, management calls,
+	// job events that announce no completed import.
 	Ignored int
-	// Failed: HealthLake mutations that failed (errorCode, or a status that is not 2xx);
-	// they changed nothing, so they are skipped.
+	// Failed: HealthLake calls that failed (errorCode, or a status that is not 2xx); they
+	// changed nothing, so they are skipped.
 	Failed int
-	// OutOfRange: successful mutations with eventTime outside [From, To).
+	// OutOfRange: records the consumer acts on with eventTime (an import event: its time)
+	// outside [From, To).
 	OutOfRange int
-	// Malformed: HealthLake mutations lacking a field the envelope needs (eventTime,
-	// awsRegion, account), or too large for a Kinesis record; skipped.
+	// Malformed: records the consumer would reject (a field missing or not in the shape AWS
+	// writes it: eventTime, awsRegion, account, datastoreId, resourceType…; a datastore outside
+	// Options.Datastores), or too large for a Kinesis record; skipped.
 	Malformed int
 }
 
@@ -88,7 +100,14 @@ func Run(ctx context.Context, files []string, sink RecordSink, o Options, progre
 	if o.Sleep == nil {
 		o.Sleep = sleep
 	}
-	p := &putter{sink: sink, o: o, start: o.Now(), batchSize: max(1, min(500, int(o.Rate/10)))}
+	v, err := cloudtrail.NewValidator(o.Datastores)
+	if err != nil {
+		return Stats{}, fmt.Errorf("replay: %w", err)
+	}
+	p := &putter{
+		sink: sink, o: o, start: o.Now(), batchSize: max(1, min(500, int(o.Rate/10))),
+		decider: decider{v: v, from: o.From, to: o.To}, stats: Stats{PutByName: map[string]int{}},
+	}
 	for i, f := range files {
 		if err := p.file(ctx, f); err != nil {
 			return p.stats, err
@@ -97,7 +116,7 @@ func Run(ctx context.Context, files []string, sink RecordSink, o Options, progre
 			progress(i+1, len(files))
 		}
 	}
-	err := p.flush(ctx)
+	err = p.flush(ctx)
 	return p.stats, err
 }
 
@@ -107,26 +126,32 @@ func Run(ctx context.Context, files []string, sink RecordSink, o Options, progre
 type putter struct {
 	sink      RecordSink
 	o         Options
+	decider   decider
 	start     time.Time
 	batchSize int
 	pending   []types.PutRecordsRequestEntry
+	names     []string // the event names of pending, for Stats.PutByName
 	sent      int
 	stats     Stats
 }
 
 func (p *putter) file(ctx context.Context, name string) error {
-	records, ok, err := readLogFile(name)
+	records, kind, err := readLogFile(name)
 	if err != nil {
 		return fmt.Errorf("replay: %s: %w", name, err)
 	}
-	if !ok {
+	if kind == notLog {
 		p.stats.NotLogFiles++
 		return nil
 	}
 	p.stats.Files++
 	for _, raw := range records {
 		p.stats.Records++
-		out, r := classify(raw, p.o.From, p.o.To)
+		id := newUUID()
+		if kind == eventsFile {
+			id = cmp.Or(eventID(raw), id)
+		}
+		out, data, dec := p.decider.decide(raw, kind == eventsFile, id)
 		switch out {
 		case ignored:
 			p.stats.Ignored++
@@ -141,11 +166,6 @@ func (p *putter) file(ctx context.Context, name string) error {
 			p.stats.Malformed++
 			continue
 		}
-		id := newUUID()
-		data, err := wrap(raw, r, id)
-		if err != nil {
-			return fmt.Errorf("replay: %s: %w", name, err)
-		}
 		// Without PartitionKeyPath a rule partitions by the event id; so do we.
 		if len(data)+len(id) > maxRecordBytes {
 			p.stats.Malformed++
@@ -153,8 +173,10 @@ func (p *putter) file(ctx context.Context, name string) error {
 		}
 		if p.o.DryRun {
 			p.stats.Put++
+			p.stats.PutByName[dec.Change.EventName]++
 			continue
 		}
+		p.names = append(p.names, dec.Change.EventName)
 		p.pending = append(p.pending, types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(id)})
 		if len(p.pending) >= p.batchSize {
 			if err := p.flush(ctx); err != nil {
@@ -180,16 +202,31 @@ func (p *putter) flush(ctx context.Context) error {
 	}
 	p.sent += len(p.pending)
 	p.stats.Put += len(p.pending)
-	p.pending = p.pending[:0]
+	for _, n := range p.names {
+		p.stats.PutByName[n]++
+	}
+	p.pending, p.names = p.pending[:0], p.names[:0]
 	return nil
 }
 
-// readLogFile reads one CloudTrail log file, gzipped or not (judged by its first bytes, not
-// its name). ok is false for JSON without a "Records" array, such as a digest file.
-func readLogFile(name string) (records []json.RawMessage, ok bool, err error) {
+// fileKind is what an input file holds.
+type fileKind int
+
+const (
+	notLog     fileKind = iota // JSON that is neither: a CloudTrail digest file, say
+	cloudTrail                 // a CloudTrail log file: {"Records": [...]}
+	// eventsFile: EventBridge events, one JSON object after another (JSON lines): what an
+	// EventBridge archive, the rule's dead-letter queue or a capture of the stream holds. Import
+	// job events reach EventBridge only this way, never through CloudTrail's log files.
+	eventsFile
+)
+
+// readLogFile reads one input file, gzipped or not (judged by its first bytes, not its name):
+// a CloudTrail log file, or a file of EventBridge events (judged by its first JSON value).
+func readLogFile(name string) (records []json.RawMessage, kind fileKind, err error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, false, err
+		return nil, notLog, err
 	}
 	defer f.Close()
 	br := bufio.NewReader(f)
@@ -197,21 +234,41 @@ func readLogFile(name string) (records []json.RawMessage, ok bool, err error) {
 	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, false, err
+			return nil, notLog, err
 		}
 		defer zr.Close()
 		r = zr
 	}
-	var log struct {
-		Records *[]json.RawMessage `json:"Records"`
+	dec := json.NewDecoder(r)
+	var first json.RawMessage
+	if err := dec.Decode(&first); err != nil {
+		return nil, notLog, fmt.Errorf("not a CloudTrail log file: %w", err)
 	}
-	if err := json.NewDecoder(r).Decode(&log); err != nil {
-		return nil, false, fmt.Errorf("not a CloudTrail log file: %w", err)
+	var probe struct {
+		Records    *[]json.RawMessage `json:"Records"`
+		DetailType any                `json:"detail-type"`
 	}
-	if log.Records == nil {
-		return nil, false, nil
+	if json.Unmarshal(first, &probe) != nil {
+		return nil, notLog, nil // JSON, but not an object
 	}
-	return *log.Records, true, nil
+	switch {
+	case probe.Records != nil:
+		return *probe.Records, cloudTrail, nil
+	case probe.DetailType == nil:
+		return nil, notLog, nil
+	}
+	records = append(records, first)
+	for n := 2; ; n++ {
+		var ev json.RawMessage
+		err := dec.Decode(&ev)
+		if errors.Is(err, io.EOF) {
+			return records, eventsFile, nil
+		}
+		if err != nil {
+			return nil, notLog, fmt.Errorf("events file, event %d: %w", n, err)
+		}
+		records = append(records, ev)
+	}
 }
 
 // newUUID returns a random (version 4) UUID, the shape of an EventBridge event id.

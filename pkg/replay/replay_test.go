@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -157,8 +158,9 @@ func TestReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Stats{Files: 2, NotLogFiles: 1, Records: 12, Put: 4, Ignored: 2, Failed: 2, OutOfRange: 2, Malformed: 2}
-	if stats != want {
+	want := Stats{Files: 2, NotLogFiles: 1, Records: 12, Put: 4, Ignored: 2, Failed: 2, OutOfRange: 2, Malformed: 2,
+		PutByName: map[string]int{"CreateResource": 2, "UpdateResource": 1, "DeleteResource": 1}}
+	if !reflect.DeepEqual(stats, want) {
 		t.Errorf("stats %+v\nwant  %+v", stats, want)
 	}
 	if strings.Join(progress, " ") != "1/3 2/3 3/3" {
@@ -223,7 +225,11 @@ func TestDryRun(t *testing.T) {
 // The envelope around a fixture's CloudTrail record is the fixture itself, but for the new
 // event id: same fields, same values, the record byte for byte.
 func TestEnvelopeMatchesFixtures(t *testing.T) {
-	for _, name := range []string{"create-patient.json", "update-observation.json", "delete-encounter.json"} {
+	for _, name := range []string{
+		"create-patient.json", "update-observation.json", "delete-encounter.json", "patch-observation.json",
+		"update-conditional.json", "bundle-batch.json", "create-bundle-type.json", "update-without-resourcetype.json",
+		"unknown-write.json",
+	} {
 		t.Run(name, func(t *testing.T) {
 			fixture, detail := fixtureDetail(t, name)
 			// Written by hand: json.Marshal would compact the record.
@@ -355,5 +361,124 @@ func TestUnreadableFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), f) {
 			t.Errorf("%s: err = %v, want one naming the file", f, err)
 		}
+	}
+}
+
+// Replay keeps exactly what the consumer acts on. Every fixture of the cloudtrail package is
+// replayed twice: its CloudTrail record inside a log file (fixtures that are CloudTrail
+// events), and the fixture itself as an EventBridge events file (every fixture: import events
+// reach EventBridge only that way). Each is put if and only if Decide acts on the fixture.
+func TestReplayKeepsWhatTheConsumerActsOn(t *testing.T) {
+	dir := filepath.Join("..", "cloudtrail", "testdata")
+	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(names) < 20 {
+		t.Fatalf("fixtures: %v %v", names, err)
+	}
+	v, _ := cloudtrail.NewValidator(nil)
+	logDir := t.TempDir()
+	seen := map[string]bool{}
+	for _, path := range names {
+		name := filepath.Base(path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := v.Decide(b)
+		acts := want.Outcome == cloudtrail.Act
+		seen[want.Change.EventName] = seen[want.Change.EventName] || acts
+		if want.Reason == cloudtrail.Undecodable {
+			continue // no JSON value to read: TestUnreadableFile
+		}
+
+		// As an events file: put unchanged, or not at all.
+		sink := &fakeSink{}
+		st, err := Run(context.Background(), []string{path}, sink, Options{}, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		recs := sink.records()
+		if acts != (st.Put == 1 && len(recs) == 1) || st.Records != 1 {
+			t.Errorf("%s as an event (%s %s): stats %+v", name, want.Outcome, want.Reason, st)
+		}
+		if acts && (!bytes.Equal(recs[0].Data, bytes.TrimSpace(b)) || aws.ToString(recs[0].PartitionKey) != eventID(b) || st.PutByName[want.Change.EventName] != 1) {
+			t.Errorf("%s: put %q with key %q, stats %+v", name, recs[0].Data, aws.ToString(recs[0].PartitionKey), st)
+		}
+
+		// Its CloudTrail record in a log file: wrapped again, decided the same.
+		var env struct {
+			DetailType string          `json:"detail-type"`
+			Detail     json.RawMessage `json:"detail"`
+		}
+		if json.Unmarshal(b, &env) != nil || env.DetailType != "AWS API Call via CloudTrail" {
+			continue
+		}
+		log := filepath.Join(logDir, name)
+		os.WriteFile(log, []byte(`{"Records": [`+string(env.Detail)+`]}`), 0o644)
+		sink = &fakeSink{}
+		if st, err = Run(context.Background(), []string{log}, sink, Options{}, nil); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if acts != (st.Put == 1) {
+			t.Errorf("%s as a log record (%s %s): stats %+v", name, want.Outcome, want.Reason, st)
+		}
+		if acts {
+			got := v.Decide(sink.records()[0].Data)
+			got.Change.EventID, want.Change.EventID = "", ""
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: replayed record decided %+v, fixture %+v", name, got, want)
+			}
+		}
+	}
+	for _, n := range []string{"CreateResource", "UpdateResource", "PatchResource", "DeleteResource", "ProcessBundle",
+		"EraseResource", cloudtrail.DetailTypeImportJobCompleted, cloudtrail.DetailTypeImportJobCompletedWithErrors} {
+		if !seen[n] {
+			t.Errorf("no fixture replayed with event name %q", n)
+		}
+	}
+}
+
+// An events file may hold many events, one per line, gzipped or not; an event the consumer
+// rejects is counted, not put, and a broken line is an error naming the file.
+func TestEventsFile(t *testing.T) {
+	var lines []string
+	for _, name := range []string{"import-completed.json", "reject-bad-job-id.json", "ignore-import-in-progress.json", "bundle-batch.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "cloudtrail", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		json.Compact(&buf, b)
+		lines = append(lines, buf.String())
+	}
+	path := filepath.Join(t.TempDir(), "dlq.jsonl.gz")
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(strings.Join(lines, "\n") + "\n"))
+	zw.Close()
+	os.WriteFile(path, buf.Bytes(), 0o644)
+	files, err := Files([]string{filepath.Dir(path)})
+	if err != nil || len(files) != 1 {
+		t.Fatalf("files %v: %v", files, err)
+	}
+	st, err := Run(context.Background(), files, &fakeSink{}, Options{
+		From: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC), Datastores: []string{ds},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{Files: 1, Records: 4, Put: 2, Ignored: 1, Malformed: 1,
+		PutByName: map[string]int{cloudtrail.DetailTypeImportJobCompleted: 1, "ProcessBundle": 1}}
+	if !reflect.DeepEqual(st, want) {
+		t.Errorf("stats %+v\nwant  %+v", st, want)
+	}
+	// Another allow-list: the consumer would reject them all.
+	st, _ = Run(context.Background(), files, &fakeSink{}, Options{Datastores: []string{strings.Repeat("a", 32)}}, nil)
+	if st.Put != 0 || st.Malformed != 3 {
+		t.Errorf("other datastores: %+v", st)
+	}
+	broken := filepath.Join(t.TempDir(), "broken.jsonl")
+	os.WriteFile(broken, []byte(lines[0]+"\n{\"id\": "), 0o644)
+	if _, err := Run(context.Background(), []string{broken}, &fakeSink{}, Options{}, nil); err == nil || !strings.Contains(err.Error(), broken) {
+		t.Errorf("broken events file: %v", err)
 	}
 }

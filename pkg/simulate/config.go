@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,7 +23,40 @@ const (
 	// BurstSpan is how long a burst lasts: its writes are spread evenly over it (or over
 	// BurstEvery, if shorter), so the consumer sees them within one coalescing window.
 	BurstSpan = time.Second
+	// DefaultBundleSize is the entries of a Bundle unless Config.BundleSize says otherwise.
+	DefaultBundleSize = 20
+	// MaxBundleSize bounds Config.BundleSize. HealthLake documents no entry limit we found;
+	// this keeps one request within a few megabytes.
+	MaxBundleSize = 1000
 )
+
+// Bundle types (Config.BundleType): the Bundle.type of the request.
+const (
+	BundleBatch       = "batch"
+	BundleTransaction = "transaction"
+)
+
+// Bundle hint shapes (Config.BundleHint). CloudTrail's record of a Bundle POST is not
+// documented (pkg/cloudtrail/testdata/README.md); these are the two shapes the consumer acts on.
+const (
+	// HintProcessBundle: eventName ProcessBundle (the IAM action) with no resourceType.
+	HintProcessBundle = "process-bundle"
+	// HintBundleType: eventName CreateResource with resourceType Bundle.
+	HintBundleType = "bundle-type"
+)
+
+// Why a write's hint was not put (ManifestEntry.HintDropped).
+const (
+	DroppedRandom = "random" // drawn with Config.DropHints
+	DroppedGap    = "gap"    // the write started inside Config.DropGap
+)
+
+// Gap is a stretch of a run, measured from its start: [Start, Start+Duration).
+type Gap struct{ Start, Duration time.Duration }
+
+func (g Gap) contains(d time.Duration) bool {
+	return g.Duration > 0 && d >= g.Start && d < g.Start+g.Duration
+}
 
 // Partition key modes.
 const (
@@ -46,10 +80,30 @@ type Config struct {
 	// SupportedTypes.
 	Types []string
 
-	// Writes is the number of FHIR writes; Duration instead runs until that much time has
-	// passed. Exactly one of them is set (DefaultConfig sets Writes to DefaultWrites).
+	// Writes is the number of single FHIR writes (one REST call each); Duration instead runs
+	// until that much time has passed. At most one of them is set; without Bundles and Import,
+	// exactly one (Writes defaults to DefaultWrites).
 	Writes   int
 	Duration time.Duration
+	// Bundles, when positive, writes that many Bundles instead of single writes (Writes and
+	// Duration zero), each of BundleSize entries (default DefaultBundleSize) drawn as single
+	// writes are (creates, updates, deletes by the ratios) in one datastore; no two entries of
+	// a Bundle touch one resource. BundleType is BundleBatch (default) or BundleTransaction.
+	// Each Bundle gets ONE CloudTrail record, shaped as BundleHint says (default
+	// HintProcessBundle). Rate counts entries per second; bursts and the hot resource are not
+	// available with Bundles.
+	Bundles, BundleSize int
+	BundleType          string
+	BundleHint          string
+	// PatchRatio is the fraction of updates (single or in Bundles) sent as JSON Patch
+	// (RFC 6902); a single one is hinted as PatchResource.
+	PatchRatio float64
+	// Import, when positive, writes that many more resources (creates of new ids, over the
+	// datastores and types) after the other writes, through Importer (the local FHIR server's
+	// admin import, a stand-in for HealthLake's $import): no CloudTrail record per resource,
+	// but one import job per datastore and, with InjectEvents, one "Import Job Completed"
+	// event each, as HealthLake sends them to EventBridge.
+	Import int
 	// Rate is the steady rate in writes per second. 0 means as fast as Concurrency allows —
 	// unless BurstSize is set, in which case there is no steady traffic at all, only bursts
 	// separated by quiet time.
@@ -79,6 +133,13 @@ type Config struct {
 	// truncated JSON, a bad datastore id or resource type; see the hostile folder) is put
 	// into the stream too. The consumer must reject and report each.
 	HostileFraction float64
+	// DropHints is the fraction of writes (Bundles: of Bundles) whose CloudTrail record is
+	// not put, as best-effort delivery loses some; DropGap a stretch of the run in which no
+	// record is put for writes started in it. The writes are made all the same, and the
+	// manifest marks them (HintDropped). Import events are never dropped: HealthLake delivers
+	// them durably.
+	DropHints float64
+	DropGap   Gap
 	// Region and Account go into the CloudTrail records; defaults DefaultRegion and
 	// DefaultAccount.
 	Region, Account string
@@ -114,8 +175,13 @@ func (c Config) withDefaults() Config {
 	if len(c.Types) == 0 {
 		c.Types = DefaultTypes()
 	}
-	if c.Writes == 0 && c.Duration == 0 {
+	if c.Writes == 0 && c.Duration == 0 && c.Bundles == 0 && c.Import == 0 {
 		c.Writes = DefaultWrites
+	}
+	if c.Bundles > 0 {
+		c.BundleSize = cmp.Or(c.BundleSize, DefaultBundleSize)
+		c.BundleType = cmp.Or(c.BundleType, BundleBatch)
+		c.BundleHint = cmp.Or(c.BundleHint, HintProcessBundle)
 	}
 	if c.BurstSize > 0 && c.BurstEvery == 0 {
 		c.BurstEvery = DefaultBurstEvery
@@ -182,6 +248,7 @@ func (c Config) Validate() error {
 	}{
 		{"update ratio", c.UpdateRatio}, {"delete ratio", c.DeleteRatio},
 		{"duplicate fraction", c.DuplicateFraction}, {"hostile fraction", c.HostileFraction},
+		{"patch ratio", c.PatchRatio}, {"drop-hints fraction", c.DropHints},
 	} {
 		if !(f.v >= 0 && f.v <= 1) {
 			bad("%s %v is not between 0 and 1", f.name, f.v)
@@ -195,6 +262,33 @@ func (c Config) Validate() error {
 	}
 	if c.Writes > 0 && c.HotResourceUpdates > 0 && c.HotResourceUpdates+1 > c.Writes {
 		bad("the hot resource takes %d writes, more than the %d of the run", c.HotResourceUpdates+1, c.Writes)
+	}
+	switch {
+	case c.Bundles < 0 || c.Import < 0:
+		bad("bundles and import must not be negative")
+	case c.Bundles > 0 && (c.Writes > 0 || c.Duration > 0):
+		bad("set either bundles (%d) or single writes (writes %d, duration %v), not both", c.Bundles, c.Writes, c.Duration)
+	case c.Bundles > 0 && c.BurstSize > 0:
+		bad("bursts are not available with bundles (use the rate)")
+	case c.Bundles > 0 && c.HotResourceUpdates > 0:
+		bad("the hot resource is not available with bundles")
+	}
+	if c.Bundles > 0 {
+		if c.BundleSize < 1 || c.BundleSize > MaxBundleSize {
+			bad("bundle size %d is not between 1 and %d", c.BundleSize, MaxBundleSize)
+		}
+		if c.BundleType != BundleBatch && c.BundleType != BundleTransaction {
+			bad("bundle type %q is not %s or %s", c.BundleType, BundleBatch, BundleTransaction)
+		}
+		if c.BundleHint != HintProcessBundle && c.BundleHint != HintBundleType {
+			bad("bundle hint %q is not %s or %s", c.BundleHint, HintProcessBundle, HintBundleType)
+		}
+	}
+	if c.DropGap.Start < 0 || c.DropGap.Duration < 0 {
+		bad("drop gap %v+%v must not be negative", c.DropGap.Start, c.DropGap.Duration)
+	}
+	if !c.InjectEvents && (c.DropHints > 0 || c.DropGap.Duration > 0) {
+		bad("dropping hints needs injected events")
 	}
 	if c.PartitionKey != PartitionByEventID && c.PartitionKey != PartitionByDatastore {
 		bad("partition key %q is not %s or %s", c.PartitionKey, PartitionByEventID, PartitionByDatastore)

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,17 @@ func TestConfigValidate(t *testing.T) {
 		{"account", func(c *Config) { c.Account = "12345" }, `account "12345"`},
 		{"region", func(c *Config) { c.Region = "US_EAST" }, `region "US_EAST"`},
 		{"burst", func(c *Config) { c.BurstSize = -1 }, "burst size"},
+		{"bundles and writes", func(c *Config) { c.Bundles = 3 }, "either bundles"},
+		{"bundle size", func(c *Config) { c.Writes, c.Bundles, c.BundleSize = 0, 3, MaxBundleSize+1 }, "bundle size 1001"},
+		{"bundle type", func(c *Config) { c.Writes, c.Bundles, c.BundleType = 0, 3, "collection" }, `bundle type "collection"`},
+		{"bundle hint", func(c *Config) { c.Writes, c.Bundles, c.BundleHint = 0, 3, "x" }, `bundle hint "x"`},
+		{"bundles and bursts", func(c *Config) { c.Writes, c.Bundles, c.BurstSize = 0, 3, 5 }, "bursts are not available"},
+		{"bundles and hot", func(c *Config) { c.Writes, c.Bundles, c.HotResourceUpdates = 0, 3, 5 }, "hot resource is not available"},
+		{"patch ratio", func(c *Config) { c.PatchRatio = 2 }, "patch ratio 2"},
+		{"drop hints", func(c *Config) { c.DropHints = -1 }, "drop-hints fraction -1"},
+		{"drop gap", func(c *Config) { c.DropGap = Gap{-time.Second, time.Second} }, "drop gap"},
+		{"drop without events", func(c *Config) { c.InjectEvents, c.DropHints = false, 0.1 }, "needs injected events"},
+		{"import", func(c *Config) { c.Import = -1 }, "import must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -69,5 +81,41 @@ func TestConfigValidate(t *testing.T) {
 	cfg = Config{Rate: -1, Concurrency: -1}
 	if err := cfg.Validate(); err == nil || strings.Count(err.Error(), "\n") < 2 {
 		t.Errorf("want every problem, got %v", err)
+	}
+}
+
+func TestPatchAndLocalImportURL(t *testing.T) {
+	body, err := Body("Patient", 42, 2, "p1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Patch(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []struct{ Op, Path string }
+	json.Unmarshal(p, &ops)
+	paths := map[string]bool{}
+	for _, o := range ops {
+		if o.Op != "add" {
+			t.Errorf("op %q", o.Op)
+		}
+		paths[o.Path] = true
+	}
+	if !paths["/telecom"] || !paths["/name"] || paths["/id"] || paths["/meta"] || paths["/resourceType"] {
+		t.Errorf("patch paths %v", paths)
+	}
+	for endpoint, want := range map[string]string{
+		"http://127.0.0.1:18090/datastore/{datastoreId}/r4/":                     "http://127.0.0.1:18090/_admin/import",
+		"http://localhost:1/datastore/{datastoreId}/r4":                          "http://localhost:1/_admin/import",
+		"http://[::1]:8/datastore/{datastoreId}/r4/":                             "http://[::1]:8/_admin/import",
+		"https://127.0.0.1:18090/datastore/{datastoreId}/r4/":                    "",
+		"http://10.0.0.1/datastore/{datastoreId}/r4/":                            "",
+		"https://healthlake.us-east-1.amazonaws.com/datastore/{datastoreId}/r4/": "",
+	} {
+		got, err := LocalImportURL(endpoint)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("LocalImportURL(%s) = %q, %v; want %q", endpoint, got, err, want)
+		}
 	}
 }

@@ -11,6 +11,12 @@
 // record's eventTime — the second the call started, as CloudTrail writes it — is never after
 // the version's lastUpdated. Writes to different resources run concurrently.
 //
+// Besides single REST writes it makes the other changes HealthLake sees: JSON Patch updates
+// (hinted as PatchResource), batch and transaction Bundles with one Bundle-shaped hint each,
+// and imports through the local FHIR server's admin import followed by one "Import Job
+// Completed" event per job. For tests of sweeps it can leave hints out (a random fraction, and
+// all of a stretch of the run); the manifest marks each such write.
+//
 // The plan (which datastore, type, operation and resource; the resource bodies; which records
 // are duplicated or hostile) is drawn from Config.Seed, so a run can be repeated. Server-
 // assigned ids and versions, event ids and timing are not deterministic.

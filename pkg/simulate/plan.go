@@ -16,6 +16,11 @@ type op struct {
 	version int  // the body version: 0 for the create, n for the n-th update
 	dup     bool // put its CloudTrail record twice
 	hostile int  // index into hostileRecords of an extra record to put after it; -1 for none
+	patch   bool // an update sent as JSON Patch
+	drop    bool // its CloudTrail record is not put (Config.DropHints)
+	// entries, for a Bundle (kind Mixed): its writes, each planned like a single one; the
+	// Bundle's own dup, hostile and drop apply, the entries' are not used.
+	entries []*op
 	// after is closed when the previous write to res has finished (nil for a create): writes
 	// to one resource never overlap, so its versions are in manifest order.
 	after <-chan struct{}
@@ -45,6 +50,13 @@ type planner struct {
 	keys []typeKey
 	live map[typeKey][]*resource // resources that exist (as planned) and may be updated or deleted
 	n    int                     // ops planned
+	// limit is the ops to plan: Writes, or every entry of the Bundles; 0 for a Duration run.
+	limit int
+
+	// While a Bundle is planned: its datastore's keys, and the resources its entries touch.
+	bundleKeys []typeKey
+	busy       map[*resource]bool
+	bundles    int // Bundles planned
 
 	hot       *resource
 	hotLeft   int // updates of the hot resource still to plan; -1 before its create
@@ -70,13 +82,47 @@ func newPlanner(cfg Config, seed uint64) *planner {
 	if cfg.HotResourceUpdates == 0 {
 		p.hotLeft = 0
 	}
+	p.limit = cfg.Writes
+	if cfg.Bundles > 0 {
+		p.limit = cfg.Bundles * cfg.BundleSize
+	}
 	return p
+}
+
+// nextBundle returns the next Bundle, or nil when all are planned: up to BundleSize entries
+// in one datastore (drawn per Bundle), none touching a resource another entry touches, since
+// entries of one Bundle cannot wait for each other.
+func (p *planner) nextBundle() *op {
+	ds := p.cfg.Datastores[p.rng.IntN(len(p.cfg.Datastores))]
+	p.bundleKeys, p.busy = nil, map[*resource]bool{}
+	for _, k := range p.keys {
+		if k.datastore == ds {
+			p.bundleKeys = append(p.bundleKeys, k)
+		}
+	}
+	var entries []*op
+	for len(entries) < p.cfg.BundleSize {
+		o := p.next()
+		if o == nil {
+			break
+		}
+		p.busy[o.res] = true
+		entries = append(entries, o)
+	}
+	p.bundleKeys, p.busy = nil, nil
+	if len(entries) == 0 {
+		return nil
+	}
+	first := entries[0]
+	b := &op{seq: p.bundles, at: first.at, kind: cloudtrail.Mixed, entries: entries, dup: first.dup, hostile: first.hostile, drop: first.drop}
+	p.bundles++
+	return b
 }
 
 // next returns the next write, or nil when a run of cfg.Writes writes is fully planned. A run
 // bounded by Duration never ends here: the dispatcher stops at the deadline.
 func (p *planner) next() *op {
-	if p.cfg.Writes > 0 && p.n >= p.cfg.Writes {
+	if p.limit > 0 && p.n >= p.limit {
 		return nil
 	}
 	var o *op
@@ -91,7 +137,11 @@ func (p *planner) next() *op {
 		}
 	default:
 		at, burst := p.nextTime()
-		key := p.keys[p.rng.IntN(len(p.keys))]
+		keys := p.keys
+		if p.bundleKeys != nil {
+			keys = p.bundleKeys
+		}
+		key := keys[p.rng.IntN(len(keys))]
 		if burst {
 			if p.burstN%p.cfg.BurstSize == 0 {
 				p.burstKey = key
@@ -108,6 +158,13 @@ func (p *planner) next() *op {
 	o.hostile = -1
 	if p.rng.Float64() < p.cfg.HostileFraction {
 		o.hostile = p.rng.IntN(len(hostileRecords))
+	}
+	// Drawn only when used, so that plans without them stay as they were.
+	if p.cfg.PatchRatio > 0 {
+		o.patch = p.rng.Float64() < p.cfg.PatchRatio && o.kind == cloudtrail.Update
+	}
+	if p.cfg.DropHints > 0 {
+		o.drop = p.rng.Float64() < p.cfg.DropHints
 	}
 	o.seq = p.n
 	p.n++
@@ -142,13 +199,16 @@ func (p *planner) mutate(key typeKey, at time.Duration) *op {
 	live := p.live[key]
 	switch {
 	case len(live) > 0 && r < p.cfg.UpdateRatio:
-		return p.update(live[p.rng.IntN(len(live))], at)
+		if res := live[p.rng.IntN(len(live))]; !p.busy[res] {
+			return p.update(res, at)
+		}
 	case len(live) > 0 && r < p.cfg.UpdateRatio+p.cfg.DeleteRatio:
 		i := p.rng.IntN(len(live))
-		res := live[i]
-		live[i] = live[len(live)-1]
-		p.live[key] = live[:len(live)-1]
-		return p.chain(&op{at: at, res: res, kind: cloudtrail.Delete})
+		if res := live[i]; !p.busy[res] {
+			live[i] = live[len(live)-1]
+			p.live[key] = live[:len(live)-1]
+			return p.chain(&op{at: at, res: res, kind: cloudtrail.Delete})
+		}
 	}
 	return p.create(key, at)
 }
@@ -176,8 +236,11 @@ func (p *planner) chain(o *op) *op {
 // scheduled count for a Duration with a rate or bursts, 0 (unknown) for a Duration run as
 // fast as possible.
 func expectedWrites(cfg Config) int {
-	if cfg.Writes > 0 {
-		return cfg.Writes
+	if cfg.Bundles > 0 {
+		return cfg.Bundles*cfg.BundleSize + cfg.Import
+	}
+	if cfg.Writes > 0 || cfg.Duration == 0 {
+		return cfg.Writes + cfg.Import
 	}
 	if cfg.Rate == 0 && cfg.BurstSize == 0 {
 		return 0
@@ -200,5 +263,5 @@ func expectedWrites(cfg Config) int {
 			}
 		}
 	}
-	return n
+	return n + cfg.Import
 }

@@ -240,3 +240,35 @@ func TestExpectedWrites(t *testing.T) {
 		t.Errorf("as fast as possible for a minute: %d, want 0 (unknown)", got)
 	}
 }
+
+// A Bundle's entries are in one datastore and touch distinct resources (they cannot wait for
+// each other); every entry of every Bundle is planned.
+func TestPlanBundles(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Datastores = []string{ds1, ds2}
+	cfg.Writes, cfg.Bundles, cfg.BundleSize, cfg.UpdateRatio, cfg.DeleteRatio, cfg.PatchRatio = 0, 40, 25, 0.5, 0.1, 0.5
+	cfg = cfg.withDefaults()
+	p := newPlanner(cfg, 3)
+	n, patches, updates := 0, 0, 0
+	dss := map[string]bool{}
+	for b := p.nextBundle(); b != nil; b = p.nextBundle() {
+		seen := map[*resource]bool{}
+		for _, o := range b.entries {
+			if seen[o.res] || o.res.datastore != b.entries[0].res.datastore {
+				t.Fatalf("bundle %d: entry %d repeats a resource or leaves the datastore", b.seq, o.seq)
+			}
+			seen[o.res] = true
+			if o.patch {
+				patches++
+			}
+			if o.kind == cloudtrail.Update {
+				updates++
+			}
+			n++
+		}
+		dss[b.entries[0].res.datastore] = true
+	}
+	if n != 1000 || p.bundles != 40 || len(dss) != 2 || updates < 200 || patches == 0 || patches >= updates {
+		t.Errorf("%d entries in %d bundles over %d datastores, %d updates, %d patches", n, p.bundles, len(dss), updates, patches)
+	}
+}

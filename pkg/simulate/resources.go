@@ -248,3 +248,28 @@ func allergy(rng, vrng *rand.Rand, version int, subject map[string]any) map[stri
 	}
 	return al
 }
+
+// Patch returns a JSON Patch (RFC 6902) that turns any earlier version of a synthetic
+// resource into body (a version Body made): an "add" of each top-level element but
+// resourceType, id and meta ("add" replaces a member that exists). It is enough because no
+// template drops an element in a later version.
+func Patch(body []byte) ([]byte, error) {
+	var r map[string]json.RawMessage
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("simulate: patch: %w", err)
+	}
+	type operation struct {
+		Op    string          `json:"op"`
+		Path  string          `json:"path"`
+		Value json.RawMessage `json:"value"`
+	}
+	var ops []operation
+	for _, k := range slices.Sorted(maps.Keys(r)) {
+		if k == "resourceType" || k == "id" || k == "meta" {
+			continue
+		}
+		// Element names are letters only, so the JSON Pointer needs no escaping.
+		ops = append(ops, operation{Op: "add", Path: "/" + k, Value: r[k]})
+	}
+	return json.Marshal(ops)
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -21,16 +22,24 @@ import (
 // Summary is what a run did.
 type Summary struct {
 	Seed                      uint64 // the seed used (drawn at random when Config.Seed was 0)
-	Writes                    int    // FHIR writes made (= manifest lines)
+	Writes                    int    // FHIR writes made (= manifest lines), Bundle entries and imports included
 	Creates, Updates, Deletes int
+	Patches                   int // updates sent as JSON Patch (part of Updates)
+	Bundles                   int // Bundles posted (their entries are counted in Writes)
+	// Imported resources (part of Writes and Creates), in ImportJobs jobs.
+	Imported, ImportJobs int
 	// Records put into the stream. When all went well, that is one CloudTrail record per
-	// write plus Duplicates plus Hostile.
+	// single write and per Bundle, minus HintsDropped, plus Duplicates, Hostile and one import
+	// event per import job.
 	Records int
 	// Duplicates and Hostile count the extra records produced (repeated CloudTrail records,
 	// hostile records).
 	Duplicates, Hostile int
-	Started             time.Time
-	Elapsed             time.Duration
+	// HintsDropped counts the CloudTrail records not put (Config.DropHints and DropGap): one
+	// per single write, one per Bundle.
+	HintsDropped int
+	Started      time.Time
+	Elapsed      time.Duration
 }
 
 // Run makes the writes cfg describes through writer, lists each in manifest (one JSON line,
@@ -49,6 +58,15 @@ func Run(ctx context.Context, cfg Config, writer FHIRWriter, sink RecordSink, ma
 	cfg = cfg.withDefaults()
 	if writer == nil || manifest == nil || (cfg.InjectEvents && sink == nil) {
 		return Summary{}, errors.New("simulate: Run needs a writer, a manifest and (with InjectEvents) a sink")
+	}
+	if _, ok := writer.(Patcher); cfg.PatchRatio > 0 && !ok {
+		return Summary{}, errors.New("simulate: the writer cannot PATCH (PatchRatio)")
+	}
+	if _, ok := writer.(BundleWriter); cfg.Bundles > 0 && !ok {
+		return Summary{}, errors.New("simulate: the writer cannot post Bundles")
+	}
+	if _, ok := writer.(Importer); cfg.Import > 0 && !ok {
+		return Summary{}, errors.New("simulate: the writer cannot import")
 	}
 	seed := cfg.Seed
 	for seed == 0 {
@@ -75,6 +93,8 @@ type runner struct {
 	progress func(done, total int)
 	total    int
 
+	start time.Time // when the first write was due; DropGap counts from here
+
 	mu       sync.Mutex // guards manifest, sum and patients
 	manifest *json.Encoder
 	sum      Summary
@@ -90,6 +110,7 @@ func (r *runner) run(ctx context.Context, p *planner) error {
 	records := make(chan types.PutRecordsRequestEntry, 2*MaxBatchRecords)
 
 	start := r.cfg.Now()
+	r.start = start
 	g.Go(func() error {
 		defer close(work)
 		return r.dispatch(gctx, p, start, work)
@@ -102,7 +123,11 @@ func (r *runner) run(ctx context.Context, p *planner) error {
 		for range r.cfg.Concurrency {
 			wg.Go(func() error { return r.work(wctx, work, records) })
 		}
-		return wg.Wait()
+		if err := wg.Wait(); err != nil || r.cfg.Import == 0 {
+			return err
+		}
+		// After the other writes: an import job runs on its own, not among API calls.
+		return r.runImport(gctx, p, records)
 	})
 	g.Go(func() error {
 		if !r.cfg.InjectEvents {
@@ -117,7 +142,12 @@ func (r *runner) run(ctx context.Context, p *planner) error {
 
 func (r *runner) dispatch(ctx context.Context, p *planner, start time.Time, work chan<- *op) error {
 	for {
-		o := p.next()
+		var o *op
+		if r.cfg.Bundles > 0 {
+			o = p.nextBundle()
+		} else {
+			o = p.next()
+		}
 		if o == nil {
 			return nil
 		}
@@ -142,15 +172,84 @@ func (r *runner) dispatch(ctx context.Context, p *planner, start time.Time, work
 
 func (r *runner) work(ctx context.Context, work <-chan *op, records chan<- types.PutRecordsRequestEntry) error {
 	for o := range work {
-		if o.after != nil {
+		waits := []*op{o}
+		if o.entries != nil {
+			waits = o.entries
+		}
+		for _, w := range waits {
+			if w.after == nil {
+				continue
+			}
 			select {
-			case <-o.after:
+			case <-w.after:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
-		if err := r.write(ctx, o, records); err != nil {
+		write := r.write
+		if o.entries != nil {
+			write = r.writeBundle
+		}
+		if err := write(ctx, o, records); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// dropped says whether and why the CloudTrail record of o, started at started, is not put.
+func (r *runner) dropped(o *op, started time.Time) string {
+	switch {
+	case !r.cfg.InjectEvents:
+		return ""
+	case r.cfg.DropGap.contains(started.Sub(r.start)):
+		return DroppedGap
+	case o.drop:
+		return DroppedRandom
+	}
+	return ""
+}
+
+// hint encodes the CloudTrail record of c (plus its duplicate and o's hostile record) unless
+// drop says it is lost; it returns the records to put and c's event id.
+func (r *runner) hint(o *op, c cloudtrail.Change, drop string) ([]types.PutRecordsRequestEntry, string, error) {
+	c.EventID, c.Region, c.Account = newUUID(), r.cfg.Region, r.cfg.Account
+	c.EventTime = c.EventTime.UTC().Truncate(time.Second)
+	envelopeID := newUUID()
+	data, err := cloudtrail.Encode(c, envelopeID, newUUID())
+	if err != nil {
+		return nil, "", err
+	}
+	var recs []types.PutRecordsRequestEntry
+	if drop == "" {
+		key := envelopeID
+		if r.cfg.PartitionKey == PartitionByDatastore {
+			key = c.DatastoreID
+		}
+		rec := types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(key)}
+		recs = append(recs, rec)
+		if o.dup {
+			recs = append(recs, rec)
+		}
+	}
+	if o.hostile >= 0 {
+		recs = append(recs, types.PutRecordsRequestEntry{Data: hostileRecords[o.hostile].data, PartitionKey: aws.String(newUUID())})
+	}
+	return recs, c.EventID, nil
+}
+
+// send hands records to the batcher.
+func send(ctx context.Context, records chan<- types.PutRecordsRequestEntry, recs []types.PutRecordsRequestEntry) error {
+	for _, rec := range recs {
+		select {
+		case records <- rec: // preferred while there is room, even when the run is ending
+			continue
+		default:
+		}
+		select {
+		case records <- rec:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	return nil
@@ -169,9 +268,15 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 		if body, err = Body(res.resourceType, res.seed, o.version, res.id, r.patientRef(res)); err != nil {
 			return err
 		}
-		if o.kind == cloudtrail.Create {
+		switch {
+		case o.kind == cloudtrail.Create:
 			v, err = r.writer.Create(ctx, res.datastore, res.resourceType, body)
-		} else {
+		case o.patch:
+			var patch []byte
+			if patch, err = Patch(body); err == nil {
+				v, err = r.writer.(Patcher).Patch(ctx, res.datastore, res.resourceType, res.id, patch)
+			}
+		default:
 			v, err = r.writer.Update(ctx, res.datastore, res.resourceType, res.id, body)
 		}
 	case cloudtrail.Delete:
@@ -190,40 +295,26 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 	if v.LastUpdated.Before(eventTime) {
 		eventTime = v.LastUpdated
 	}
-	var recs []types.PutRecordsRequestEntry
 	entry := ManifestEntry{
 		DatastoreID: res.datastore, ResourceType: res.resourceType, ID: res.id, VersionID: v.VersionID,
-		LastUpdated: v.LastUpdated.UTC(), Operation: o.kind.String(),
+		LastUpdated: v.LastUpdated.UTC(), Operation: o.kind.String(), Via: ViaREST, Method: method(o),
 	}
+	var recs []types.PutRecordsRequestEntry
 	if r.cfg.InjectEvents {
-		change := cloudtrail.Change{
-			EventID: newUUID(), DatastoreID: res.datastore, ResourceType: res.resourceType, Operation: o.kind,
-			EventTime: eventTime.UTC().Truncate(time.Second), Region: r.cfg.Region, Account: r.cfg.Account,
+		change := cloudtrail.Change{DatastoreID: res.datastore, ResourceType: res.resourceType, Operation: o.kind, EventTime: eventTime}
+		if o.patch {
+			change.EventName = "PatchResource"
 		}
-		envelopeID := newUUID()
-		data, err := cloudtrail.Encode(change, envelopeID, newUUID())
-		if err != nil {
+		entry.HintDropped = r.dropped(o, started)
+		if recs, entry.EventID, err = r.hint(o, change, entry.HintDropped); err != nil {
 			return err
 		}
-		key := envelopeID
-		if r.cfg.PartitionKey == PartitionByDatastore {
-			key = res.datastore
-		}
-		rec := types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(key)}
-		recs = append(recs, rec)
-		if o.dup {
-			recs = append(recs, rec)
-		}
-		if o.hostile >= 0 {
-			recs = append(recs, types.PutRecordsRequestEntry{Data: hostileRecords[o.hostile].data, PartitionKey: aws.String(newUUID())})
-		}
-		entry.EventID = change.EventID
 	}
 
 	r.mu.Lock()
 	err = r.manifest.Encode(entry)
 	if err == nil {
-		r.count(o, recs)
+		r.count(o, recs, entry.HintDropped)
 		if res.resourceType == "Patient" {
 			r.trackPatient(res, o.kind)
 		}
@@ -236,30 +327,47 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 		return fmt.Errorf("simulate: write manifest: %w", err)
 	}
 	close(o.done) // after the manifest line: a resource's lines stay in version order
+	return send(ctx, records, recs)
+}
 
-	for _, rec := range recs {
-		select {
-		case records <- rec: // preferred while there is room, even when the run is ending
-			continue
-		default:
-		}
-		select {
-		case records <- rec:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+// method is the HTTP method of a planned write.
+func method(o *op) string {
+	switch {
+	case o.kind == cloudtrail.Create:
+		return http.MethodPost
+	case o.kind == cloudtrail.Delete:
+		return http.MethodDelete
+	case o.patch:
+		return http.MethodPatch
 	}
-	return nil
+	return http.MethodPut
 }
 
 // count adds a finished write and the records it produced to the summary; r.mu is held.
-func (r *runner) count(o *op, recs []types.PutRecordsRequestEntry) {
-	r.sum.Writes++
-	if len(recs) > 0 && o.dup {
+func (r *runner) count(o *op, recs []types.PutRecordsRequestEntry, drop string) {
+	if drop != "" {
+		r.sum.HintsDropped++
+	}
+	if r.cfg.InjectEvents && drop == "" && o.dup {
 		r.sum.Duplicates++
 	}
-	if len(recs) > 0 && o.hostile >= 0 {
+	if r.cfg.InjectEvents && o.hostile >= 0 {
 		r.sum.Hostile++
+	}
+	if o.entries != nil {
+		r.sum.Bundles++
+		for _, e := range o.entries {
+			r.countWrite(e)
+		}
+		return
+	}
+	r.countWrite(o)
+}
+
+func (r *runner) countWrite(o *op) {
+	r.sum.Writes++
+	if o.patch {
+		r.sum.Patches++
 	}
 	switch o.kind {
 	case cloudtrail.Create:

@@ -2,11 +2,13 @@ package simulate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -22,6 +24,45 @@ type FHIRWriter interface {
 	Update(ctx context.Context, datastoreID, resourceType, id string, body []byte) (Version, error)
 	// Delete deletes the resource.
 	Delete(ctx context.Context, datastoreID, resourceType, id string) (Version, error)
+}
+
+// Patcher is what a run with Config.PatchRatio needs besides FHIRWriter; HTTPWriter has it.
+type Patcher interface {
+	// Patch applies a JSON Patch (RFC 6902) to the resource.
+	Patch(ctx context.Context, datastoreID, resourceType, id string, patch []byte) (Version, error)
+}
+
+// BundleWriter is what a run with Config.Bundles needs; HTTPWriter has it.
+type BundleWriter interface {
+	// Bundle POSTs a batch or transaction Bundle to the datastore's base and returns one
+	// result per entry, in order. An error means the Bundle as a whole was refused (for a
+	// transaction: nothing was written); a batch entry that failed has a non-2xx Status.
+	Bundle(ctx context.Context, datastoreID string, bundle []byte) ([]EntryResult, error)
+}
+
+// EntryResult is the outcome of one Bundle entry. Version is set for a 2xx Status.
+type EntryResult struct {
+	Status int
+	Version
+	// Detail is the entry's OperationOutcome summarised, for a failed entry.
+	Detail string
+}
+
+// Importer is what a run with Config.Import needs; HTTPWriter has it when given an ImportURL.
+type Importer interface {
+	// Import writes resources (each with its id) into the datastore without per-resource API
+	// calls, as an import job does, and returns the finished job.
+	Import(ctx context.Context, datastoreID string, resources []json.RawMessage) (ImportJob, error)
+	// Read returns the current version of a resource (an import says nothing per resource).
+	Read(ctx context.Context, datastoreID, resourceType, id string) (Version, error)
+}
+
+// ImportJob is a finished import.
+type ImportJob struct {
+	JobID                string
+	Status               string // cloudtrail.JobStatusCompleted or JobStatusCompletedWithErrors
+	SubmitTime, EndTime  time.Time
+	Imported, ErrorCount int
 }
 
 // Version is what a write produced.
@@ -45,9 +86,31 @@ type HTTPWriterOptions struct {
 	// BaseBackoff is the first wait after a throttled attempt when the server sends no
 	// Retry-After; it doubles up to 10 s. Default 200 ms.
 	BaseBackoff time.Duration
+	// ImportURL is the local FHIR server's admin import (see LocalImportURL); without it
+	// Import fails. HealthLake has no such call: its imports are StartFHIRImportJob jobs
+	// reading S3, which simulate does not drive.
+	ImportURL string
 	// Now and Sleep, for tests; default the real clock.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// LocalImportURL returns the admin import URL of the local FHIR server behind endpoint (a
+// FHIR base URL with the {datastoreId} placeholder), or an error when endpoint is not on a
+// loopback address: only the local stand-in has an admin import.
+func LocalImportURL(endpoint string) (string, error) {
+	u, err := url.Parse(strings.ReplaceAll(endpoint, datastorePlaceholder, strings.Repeat("0", 32)))
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("simulate: FHIR endpoint %q is not a URL", endpoint)
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	if u.Scheme != "http" || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+		return "", fmt.Errorf("simulate: import needs the local FHIR server's admin import (POST /_admin/import), "+
+			"but the FHIR endpoint %s://%s is not an http loopback address; on HealthLake, imports are "+
+			"StartFHIRImportJob jobs reading S3, which simulate does not drive", u.Scheme, u.Host)
+	}
+	return "http://" + u.Host + "/_admin/import", nil
 }
 
 // HTTPWriter writes to a FHIR R4 server over HTTP: HealthLake or the local stand-in.
@@ -117,6 +180,106 @@ func (w *HTTPWriter) Delete(ctx context.Context, datastoreID, resourceType, id s
 	return Version{ID: id, VersionID: etagVersion(resp.Header.Get("ETag")), LastUpdated: at}, nil
 }
 
+// Patch implements Patcher.
+func (w *HTTPWriter) Patch(ctx context.Context, datastoreID, resourceType, id string, patch []byte) (Version, error) {
+	return w.write(ctx, http.MethodPatch, w.url(datastoreID, resourceType, id), patch)
+}
+
+// Read implements Importer.
+func (w *HTTPWriter) Read(ctx context.Context, datastoreID, resourceType, id string) (Version, error) {
+	return w.write(ctx, http.MethodGet, w.url(datastoreID, resourceType, id), nil)
+}
+
+// Bundle implements BundleWriter. An entry's version comes from its resource's meta when the
+// server returns it, else from response.location, etag and lastModified (what FHIR asks of
+// every batch-response entry).
+func (w *HTTPWriter) Bundle(ctx context.Context, datastoreID string, bundle []byte) ([]EntryResult, error) {
+	u := strings.TrimSuffix(strings.ReplaceAll(w.o.Endpoint, datastorePlaceholder, datastoreID), "/")
+	resp, err := w.do(ctx, http.MethodPost, u+"/", bundle)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	type meta struct {
+		VersionID   string    `json:"versionId"`
+		LastUpdated time.Time `json:"lastUpdated"`
+	}
+	var b struct {
+		ResourceType string `json:"resourceType"`
+		Entry        []struct {
+			Resource *struct {
+				ID   string `json:"id"`
+				Meta meta   `json:"meta"`
+			} `json:"resource"`
+			Response struct {
+				Status       string          `json:"status"`
+				Location     string          `json:"location"`
+				Etag         string          `json:"etag"`
+				LastModified time.Time       `json:"lastModified"`
+				Outcome      json.RawMessage `json:"outcome"`
+			} `json:"response"`
+		} `json:"entry"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&b); err != nil || b.ResourceType != "Bundle" {
+		return nil, fmt.Errorf("simulate: POST %s/: response is no Bundle: %v", u, err)
+	}
+	out := make([]EntryResult, len(b.Entry))
+	for i, e := range b.Entry {
+		r := e.Response
+		status, _, _ := strings.Cut(r.Status, " ")
+		out[i].Status, _ = strconv.Atoi(status)
+		if out[i].Status/100 != 2 {
+			if len(r.Outcome) > 0 {
+				out[i].Detail = outcome(bytes.NewReader(r.Outcome))
+			}
+			continue
+		}
+		// location: [base/]Type/id/_history/vid
+		parts := strings.Split(r.Location, "/")
+		if n := len(parts); n >= 4 && parts[n-2] == "_history" {
+			out[i].ID, out[i].VersionID = parts[n-3], parts[n-1]
+		}
+		out[i].VersionID = cmp.Or(etagVersion(r.Etag), out[i].VersionID)
+		out[i].LastUpdated = r.LastModified
+		if e.Resource != nil {
+			out[i].ID = cmp.Or(e.Resource.ID, out[i].ID)
+			out[i].VersionID = cmp.Or(e.Resource.Meta.VersionID, out[i].VersionID)
+			if !e.Resource.Meta.LastUpdated.IsZero() {
+				out[i].LastUpdated = e.Resource.Meta.LastUpdated
+			}
+		}
+	}
+	return out, nil
+}
+
+// Import implements Importer with the local FHIR server's admin import.
+func (w *HTTPWriter) Import(ctx context.Context, datastoreID string, resources []json.RawMessage) (ImportJob, error) {
+	if w.o.ImportURL == "" {
+		return ImportJob{}, errors.New("simulate: import: no import URL (only the local FHIR server has an admin import)")
+	}
+	body, err := json.Marshal(map[string]any{"datastoreId": datastoreID, "resources": resources})
+	if err != nil {
+		return ImportJob{}, err
+	}
+	resp, err := w.do(ctx, http.MethodPost, w.o.ImportURL, body)
+	if err != nil {
+		return ImportJob{}, err
+	}
+	defer resp.Body.Close()
+	var j struct {
+		JobID      string    `json:"jobId"`
+		JobStatus  string    `json:"jobStatus"`
+		SubmitTime time.Time `json:"submitTime"`
+		EndTime    time.Time `json:"endTime"`
+		Imported   int       `json:"imported"`
+		Errors     int       `json:"errors"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&j); err != nil || j.JobID == "" || j.SubmitTime.IsZero() || j.EndTime.IsZero() {
+		return ImportJob{}, fmt.Errorf("simulate: import: answer lacks jobId, submitTime or endTime (%v)", err)
+	}
+	return ImportJob{JobID: j.JobID, Status: j.JobStatus, SubmitTime: j.SubmitTime, EndTime: j.EndTime, Imported: j.Imported, ErrorCount: j.Errors}, nil
+}
+
 func (w *HTTPWriter) write(ctx context.Context, method, u string, body []byte) (Version, error) {
 	resp, err := w.do(ctx, method, u, body)
 	if err != nil {
@@ -153,7 +316,10 @@ func (w *HTTPWriter) do(ctx context.Context, method, u string, body []byte) (*ht
 			return nil, err
 		}
 		req.Header.Set("Accept", "application/fhir+json")
-		if body != nil {
+		switch {
+		case method == http.MethodPatch:
+			req.Header.Set("Content-Type", "application/json-patch+json")
+		case body != nil:
 			req.Header.Set("Content-Type", "application/fhir+json")
 		}
 		resp, err := w.o.Client.Do(req)

@@ -3,26 +3,24 @@ package verify
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
 
-// Write is one manifest line: a FHIR write the producer made. The field names are the
-// manifest's format (see the simulate package).
-type Write struct {
-	DatastoreID  string    `json:"datastoreId"`
-	ResourceType string    `json:"resourceType"`
-	ID           string    `json:"id"`
-	VersionID    string    `json:"versionId"`
-	LastUpdated  time.Time `json:"lastUpdated"`
-	Operation    string    `json:"operation"` // create, update or delete
-	EventID      string    `json:"eventId,omitempty"`
-}
+// Write is one manifest line: a FHIR write the producer made. The manifest's format is the
+// simulate package's, declared once there.
+type Write = simulate.ManifestEntry
 
-func (w Write) key() resourceKey { return resourceKey{w.DatastoreID, w.ResourceType, w.ID} }
+func keyOf(w Write) resourceKey { return resourceKey{w.DatastoreID, w.ResourceType, w.ID} }
+
+// via is how w was written; manifests from before via existed hold single REST writes.
+func via(w Write) string { return cmp.Or(w.Via, simulate.ViaREST) }
 
 type resourceKey struct{ datastore, resourceType, id string }
 
@@ -73,6 +71,11 @@ func readManifest(r io.Reader) ([]Write, error) {
 		case "create", "update", "delete":
 		default:
 			return fmt.Errorf("manifest line %d: operation %q is not create, update or delete", n, w.Operation)
+		}
+		switch via(w) {
+		case simulate.ViaREST, simulate.ViaBatch, simulate.ViaTransaction, simulate.ViaImport:
+		default:
+			return fmt.Errorf("manifest line %d: via %q is not rest, batch, transaction or import", n, w.Via)
 		}
 		writes = append(writes, w)
 		return nil

@@ -21,7 +21,26 @@ func (r Report) Table() string {
 	if r.EventsForeign > 0 {
 		row("events for other resources", fmt.Sprint(r.EventsForeign))
 	}
-	row("missing", fmt.Sprint(r.Missing))
+	// Breakdowns only for runs that wrote more than single REST writes or dropped hints.
+	mixed := len(r.ByVia) > 1 || r.ByVia["rest"] != r.Writes
+	if mixed {
+		row("written via", counts(r.ByVia))
+	}
+	if r.HintsDropped > 0 {
+		row("hints dropped", fmt.Sprintf("%d (%d of their writes missing)", r.HintsDropped, r.MissingHintDropped))
+	}
+	missing := fmt.Sprint(r.Missing)
+	if r.Missing > 0 && (mixed || r.HintsDropped > 0 || r.MissingPatches > 0) {
+		missing += " (" + counts(r.MissingByVia)
+		if r.MissingPatches > 0 {
+			missing += fmt.Sprintf("; %d patches", r.MissingPatches)
+		}
+		if r.HintsDropped > 0 {
+			missing += fmt.Sprintf("; %d with their hint, %d with it dropped", r.MissingWithHint, r.MissingHintDropped)
+		}
+		missing += ")"
+	}
+	row("missing", missing)
 	row("duplicates", fmt.Sprint(r.Duplicates))
 	row("rejected", rejected(r.Rejected))
 	if r.Latency.Count > 0 {
@@ -60,4 +79,15 @@ func short(d time.Duration) string {
 		return d.Round(time.Millisecond).String()
 	}
 	return d.Round(100 * time.Millisecond).String()
+}
+
+// counts lists non-zero counts in a fixed order: "rest 10, batch 200, import 2000".
+func counts(m map[string]int) string {
+	var parts []string
+	for _, k := range []string{"rest", "batch", "transaction", "import"} {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

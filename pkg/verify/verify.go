@@ -52,6 +52,18 @@ type Report struct {
 	// Latency from each covered write's lastUpdated to the receipt of the first event
 	// covering it.
 	Latency Latency `json:"latency"`
+	// ByVia counts the writes by how they were made (simulate.ViaREST, ViaBatch,
+	// ViaTransaction, ViaImport); MissingByVia the missing ones the same way, and
+	// MissingPatches the missing JSON Patch writes (method PATCH, of any via).
+	ByVia          map[string]int `json:"byVia"`
+	MissingByVia   map[string]int `json:"missingByVia"`
+	MissingPatches int            `json:"missingPatches"`
+	// HintsDropped counts the writes whose CloudTrail record the producer left out on purpose
+	// (--drop-hints, --drop-gap): only a sweep can find them. MissingHintDropped are those of
+	// them (part of Missing) still missing; MissingWithHint the missing ones whose hint was put.
+	HintsDropped       int `json:"hintsDropped"`
+	MissingHintDropped int `json:"missingHintDropped"`
+	MissingWithHint    int `json:"missingWithHint"`
 	// BadEventLines: lines of the events file that could not be decoded (a line being
 	// written while we read, say); they are skipped.
 	BadEventLines int `json:"badEventLines,omitempty"`
@@ -96,14 +108,18 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("verify: %w", err)
 	}
-	rep := Report{Writes: len(writes), Rejected: map[string]int{}}
+	rep := Report{Writes: len(writes), Rejected: map[string]int{}, ByVia: map[string]int{}, MissingByVia: map[string]int{}}
 	written := map[resourceKey]bool{}
 	datastores := map[string]bool{}
 	for _, w := range writes {
-		written[w.key()] = true
+		written[keyOf(w)] = true
 		datastores[w.DatastoreID] = true
 		if w.Operation == "delete" {
 			rep.Deletes++
+		}
+		rep.ByVia[via(w)]++
+		if w.HintDropped != "" {
+			rep.HintsDropped++
 		}
 	}
 	rep.ResourcesChanged = len(written)
@@ -162,7 +178,7 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 
 	var latencies []time.Duration
 	for _, w := range writes {
-		first, ok := firstCovering(byKey[w.key()], w)
+		first, ok := firstCovering(byKey[keyOf(w)], w)
 		if ok {
 			latencies = append(latencies, first.Sub(w.LastUpdated))
 			if w.Operation == "delete" {
@@ -174,10 +190,19 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 			continue
 		}
 		rep.Missing++
+		rep.MissingByVia[via(w)]++
+		if w.Method == "PATCH" {
+			rep.MissingPatches++
+		}
+		if w.HintDropped != "" {
+			rep.MissingHintDropped++
+		} else {
+			rep.MissingWithHint++
+		}
 		if len(rep.MissingExamples) < opts.MaxExamples {
 			rep.MissingExamples = append(rep.MissingExamples, Example{
 				DatastoreID: w.DatastoreID, ResourceType: w.ResourceType, ID: w.ID, VersionID: w.VersionID,
-				Operation: w.Operation, LastUpdated: w.LastUpdated, Why: why(byKey[w.key()], w),
+				Operation: w.Operation, LastUpdated: w.LastUpdated, Why: why(byKey[keyOf(w)], w),
 			})
 		}
 	}

@@ -3,6 +3,7 @@ package verify
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -348,4 +349,41 @@ func ExampleReport_Table() {
 	// duplicates               0
 	// rejected                 0
 	// latency p50/p95/p99/max  2.5s / 2.5s / 2.5s / 2.5s
+}
+
+// Bundle entries, imports, patches and writes whose hint was dropped are verified like any
+// write and reported apart, so a run shows which path lost changes.
+func TestNewManifestEntries(t *testing.T) {
+	const ds = "0123456789abcdef0123456789abcdef"
+	line := func(id, via, method, dropped string) string {
+		return `{"datastoreId":"` + ds + `","resourceType":"Patient","id":"` + id + `","versionId":"1","lastUpdated":"2026-11-20T09:15:00Z","operation":"create","via":"` +
+			via + `","method":"` + method + `","bundle":1,"jobId":"","hintDropped":"` + dropped + `"}` + "\n"
+	}
+	manifest := line("a", "batch", "POST", "") + line("b", "batch", "PATCH", "gap") + line("c", "import", "", "") +
+		line("d", "rest", "PATCH", "random") + line("e", "transaction", "PUT", "") +
+		`{"datastoreId":"` + ds + `","resourceType":"Patient","id":"f","versionId":"1","lastUpdated":"2026-11-20T09:15:00Z","operation":"create"}` + "\n"
+	events := `{"received":"2026-11-20T09:15:03Z","source":"healthlake.cdc","detailType":"FHIR Resource Created","detail":{"datastoreId":"` + ds +
+		`","resourceType":"Patient","id":"a","versionId":"1","lastUpdated":"2026-11-20T09:15:00Z","action":"create"}}` + "\n"
+	rep, err := Verify(strings.NewReader(manifest), strings.NewReader(events), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Missing != 5 || rep.HintsDropped != 2 || rep.MissingHintDropped != 2 || rep.MissingWithHint != 3 || rep.MissingPatches != 2 ||
+		!reflect.DeepEqual(rep.ByVia, map[string]int{"batch": 2, "import": 1, "rest": 2, "transaction": 1}) ||
+		!reflect.DeepEqual(rep.MissingByVia, map[string]int{"batch": 1, "import": 1, "rest": 2, "transaction": 1}) {
+		t.Errorf("report %+v", rep)
+	}
+	table := rep.Table()
+	for _, want := range []string{
+		"written via              rest 2, batch 2, transaction 1, import 1\n",
+		"hints dropped            2 (2 of their writes missing)\n",
+		"missing                  5 (rest 2, batch 1, transaction 1, import 1; 2 patches; 3 with their hint, 2 with it dropped)\n",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if _, err := Verify(strings.NewReader(line("x", "fax", "", "")), strings.NewReader(""), Options{}); err == nil || !strings.Contains(err.Error(), `via "fax"`) {
+		t.Errorf("unknown via: %v", err)
+	}
 }
