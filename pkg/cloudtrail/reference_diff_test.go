@@ -270,3 +270,17 @@ func spaced(t testing.TB, b []byte) []byte {
 	s := strings.NewReplacer("\n", " \r\n", `": `, "\"\t:\n ", `",`, "\"\r ,").Replace(out.String())
 	return []byte(" \t" + s + "\n ")
 }
+
+// TestKeyListsFoldApart: match may stop at the first name a key folds to only because no two
+// names of one list fold alike.
+func TestKeyListsFoldApart(t *testing.T) {
+	for _, names := range [][]string{envelopeKeys, detailKeys, paramsKeys, responseKeys} {
+		for i, a := range names {
+			for _, b := range names[i+1:] {
+				if strings.EqualFold(a, b) {
+					t.Errorf("%q and %q fold alike", a, b)
+				}
+			}
+		}
+	}
+}
