@@ -284,3 +284,40 @@ func TestKeyListsFoldApart(t *testing.T) {
 		}
 	}
 }
+
+// FuzzString: for any JSON string, str accepts exactly what encoding/json accepts, and unquote
+// (which keys are matched by and values read with) gives the bytes encoding/json gives; the
+// exception is a string without escapes, which both decoders keep as it is in the data.
+func FuzzString(f *testing.F) {
+	for _, s := range []string{
+		``, `a`, `\"`, `\\`, `\/`, `\b\f\n\r\t`, `\u0041`, `\u00e9`, `\u20AC`, `\ud83d\ude00`, `\uD83D\uDE00x`,
+		`\ud83d`, `\ude00`, `\ud83dx`, `\ud83d\n`, `\ud83d\u0041`, `\ude00\ud83d\ude00`, `\ud83d\ud83d\ude00`,
+		"\xff\\n", "\xe2\x82\\n", "é\\u0041", "\\u0073ource", `\x`, `\u12`, `\u12g4`, "a\tb", `\`, `"`,
+		"\xef\xbf\xbd\\t", `\u0000`, `\uFFFD`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		quoted := append(append([]byte{'"'}, s...), '"')
+		d := decoder{data: quoted}
+		got, escaped, ok := d.str()
+		ok = ok && d.pos == len(quoted)
+		if ok != json.Valid(quoted) {
+			t.Fatalf("%q: str says %v, encoding/json %v", quoted, ok, !ok)
+		}
+		if !ok || !escaped {
+			return
+		}
+		var want string
+		if err := json.Unmarshal(got, &want); err != nil {
+			t.Fatal(err)
+		}
+		if u := unquote(got, true); string(u) != want {
+			t.Fatalf("%q: unquote %q, encoding/json %q", quoted, u, want)
+		}
+		var buf [4]byte // as match does, with a buffer too small for most
+		if u := unescape(buf[:0], got[1:len(got)-1]); string(u) != want {
+			t.Fatalf("%q: unescape %q, encoding/json %q", quoted, u, want)
+		}
+	})
+}

@@ -2,7 +2,8 @@ package cloudtrail
 
 import (
 	"bytes"
-	"encoding/json"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Reading a record. Decide runs on every record of the stream, so it reads the JSON itself, in
@@ -24,7 +25,8 @@ import (
 //     an import event's detail) is replaced by each occurrence; an API call's detail is
 //     merged across occurrences and reset by a null (encoding/json decoded it into one
 //     *detail), and one occurrence of a wrong type is enough to reject it.
-//   - A string with escapes is unescaped by encoding/json itself (rare; the only copy).
+//   - Escapes are decoded as encoding/json decodes them (a string with escapes is the only
+//     thing the decoder copies).
 //
 // Leaf fields never fail on a type mismatch: they note what JSON type they saw (presence), and
 // Decide looks at them in its own order and names the exact field that is wrong.
@@ -213,7 +215,7 @@ func (d *decoder) stringField(f *field) bool {
 			return false
 		}
 		f.p, f.s = present, unquote(quoted, escaped)
-		return f.s != nil
+		return true
 	case 'n':
 		return d.literal("null")
 	}
@@ -267,9 +269,8 @@ type key struct {
 func match(k key, names []string) string {
 	s := k.quoted[1 : len(k.quoted)-1]
 	if k.escaped {
-		if s = unquote(k.quoted, true); s == nil {
-			return ""
-		}
+		var buf [64]byte // any key that can match a name fits; a longer one goes to the heap
+		s = unescape(buf[:0], s)
 	}
 	for _, n := range names {
 		if string(s) == n {
@@ -288,19 +289,72 @@ func match(k key, names []string) string {
 }
 
 // unquote returns the content of the JSON string quoted. Without escapes that is the bytes
-// between the quotes, as they are (encoding/json keeps invalid UTF-8 there too); with escapes,
-// encoding/json unescapes it, replacing what it replaces. nil if that fails, which a string
-// str accepted cannot.
+// between the quotes, as they are (encoding/json keeps invalid UTF-8 there too).
 func unquote(quoted []byte, escaped bool) []byte {
+	s := quoted[1 : len(quoted)-1 : len(quoted)-1]
 	if !escaped {
-		return quoted[1 : len(quoted)-1 : len(quoted)-1]
+		return s
 	}
-	var s string
-	if err := json.Unmarshal(quoted, &s); err != nil {
-		return nil
-	}
-	return append([]byte{}, s...)
+	return unescape(make([]byte, 0, len(s)), s)
 }
+
+// unescape appends to dst the string s (the content of a JSON string that str accepted, so its
+// escapes are well formed) with its escapes decoded as encoding/json decodes them: a \u pair
+// of UTF-16 surrogates is one character; a lone surrogate, and any byte that is not part of a
+// UTF-8 character, is U+FFFD.
+func unescape(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\' && s[i+1] == 'u':
+			r := hex4(s[i+2:])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				// Only with the escape right after it does a surrogate make a character.
+				pair := utf8.RuneError
+				if len(s)-i >= 6 && s[i] == '\\' && s[i+1] == 'u' {
+					pair = utf16.DecodeRune(r, hex4(s[i+2:]))
+				}
+				if pair != utf8.RuneError {
+					i += 6
+				}
+				r = pair
+			}
+			dst = utf8.AppendRune(dst, r)
+		case c == '\\':
+			dst = append(dst, escapes[s[i+1]])
+			i += 2
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, n := utf8.DecodeRune(s[i:]) // RuneError for a byte that is not UTF-8
+			dst = utf8.AppendRune(dst, r)
+			i += n
+		}
+	}
+	return dst
+}
+
+// hex4 is the value of the four hex digits at the start of s.
+func hex4(s []byte) rune {
+	var r rune
+	for _, c := range s[:4] {
+		switch {
+		case c >= 'a':
+			c -= 'a' - 10
+		case c >= 'A':
+			c -= 'A' - 10
+		default:
+			c -= '0'
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// escapes maps the letter of a one-letter escape to the byte it stands for.
+var escapes = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 // skip reads any value and keeps nothing.
 func (d *decoder) skip() bool {
