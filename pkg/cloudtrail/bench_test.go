@@ -3,6 +3,7 @@ package cloudtrail
 import (
 	"bytes"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,26 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		}
 	})
+	// A read (skipped: most of the stream in a read-heavy account) and an import event (the
+	// other path to Act).
+	for _, tc := range []struct {
+		name string
+		want Outcome
+	}{{"ignore-read.json", Skip}, {"import-completed.json", Act}} {
+		data, err := os.ReadFile("testdata/" + tc.name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(strings.TrimSuffix(tc.name, ".json"), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := v.Decide(data); d.Outcome != tc.want {
+					b.Fatal(d)
+				}
+			}
+		})
+	}
 	b.Run("burst-50", func(b *testing.B) {
 		b.SetBytes(int64(len(burst) / len(lines)))
 		b.ReportAllocs()

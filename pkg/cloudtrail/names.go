@@ -200,6 +200,36 @@ var serviceEventTypes = [...]string{
 	"Data Store Deleted",
 }
 
+// detailKind is what an envelope's detail-type says the event is.
+type detailKind uint8
+
+const (
+	kindAPICall         detailKind = iota // "AWS API Call via CloudTrail", or no detail-type
+	kindImportCompleted                   // an import job finished: act
+	kindImportCompletedWithErrors
+	kindService // another documented aws.healthlake event: skip
+	kindUnknown // any other string
+)
+
+// kindOf compares string(s) with constants only, which the compiler does without a copy: the
+// detail-type is read on every record and never kept.
+func kindOf(s []byte) detailKind {
+	switch string(s) {
+	case detailTypeAPICall:
+		return kindAPICall
+	case DetailTypeImportJobCompleted:
+		return kindImportCompleted
+	case DetailTypeImportJobCompletedWithErrors:
+		return kindImportCompletedWithErrors
+	}
+	for _, t := range serviceEventTypes {
+		if string(s) == t {
+			return kindService
+		}
+	}
+	return kindUnknown
+}
+
 // ImportEventDetailTypes returns the detail-types Decide acts on as imports: the ones an
 // EventBridge rule must forward besides "AWS API Call via CloudTrail".
 func ImportEventDetailTypes() []string {

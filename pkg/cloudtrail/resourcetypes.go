@@ -157,10 +157,12 @@ var resourceTypes = [...]string{
 	"VisionPrescription",
 }
 
-var resourceTypeSet = func() map[string]struct{} {
-	m := make(map[string]struct{}, len(resourceTypes))
+// resourceTypeSet maps each name to itself, so that a name read from a record (bytes) can be
+// checked and turned into the table's string without a copy.
+var resourceTypeSet = func() map[string]string {
+	m := make(map[string]string, len(resourceTypes))
 	for _, t := range resourceTypes {
-		m[t] = struct{}{}
+		m[t] = t
 	}
 	return m
 }()
