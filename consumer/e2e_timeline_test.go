@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -21,8 +22,11 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
 // The end-to-end tests of the shared timeline (issue 8): the real consumer binary, several
@@ -428,7 +432,6 @@ func (e *e2e) checkpoints() map[string]string {
 	return cps
 }
 
-
 // TestE2ESigkillBetweenSearchAndVerification: two workers under steady traffic with writes
 // reaching the search index late; one is SIGKILLed while ranges it searched wait for their
 // verification. Its key leases expire and are taken over, its verification obligations are
@@ -456,4 +459,51 @@ func TestE2ESigkillBetweenSearchAndVerification(t *testing.T) {
 	}
 	sort.Strings(shards)
 	t.Logf("leases after the kill: %v", shards)
+}
+
+// TestParkedCommand: `consumer parked list` prints what the consumers parked (no AWS needed),
+// and `consumer parked retry` makes it due at once.
+func TestParkedCommand(t *testing.T) {
+	bin := consumerBinary(t)
+	rdb := redis.NewClient(&redis.Options{Addr: stack.Addr(t, stack.Redis)})
+	defer rdb.Close()
+	prefix := "parkedcli:" + stack.RandomHex(4) + ":"
+	store, err := timeline.New(rdb, timeline.Options{Prefix: prefix + "tl:", Owner: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 11, 20, 9, 15, 0, 0, time.UTC)
+	p := timeline.Parked{
+		Key:   coalesce.Key{DatastoreID: stack.RandomHex(16), ResourceType: "Observation"},
+		Range: coalesce.Interval{From: from, To: from.Add(time.Minute)}, Reason: "forbidden", Attempts: 5,
+		Since: from, LastTry: from.Add(time.Hour),
+	}
+	if err := store.Park(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) string {
+		cmd := exec.Command(bin, append([]string{"parked"}, args...)...)
+		cmd.Env = []string{"CDC_REDIS_URL=redis://" + stack.Addr(t, stack.Redis) + "/0", "CDC_DEDUP_PREFIX=" + prefix}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("consumer parked %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	var got timeline.Parked
+	if err := json.Unmarshal([]byte(cli("list", "--json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Key != p.Key || got.Reason != "forbidden" || !got.Range.To.Equal(p.Range.To) {
+		t.Errorf("listed %+v, want %+v", got, p)
+	}
+	if out := cli("list"); !strings.Contains(out, p.Key.DatastoreID) || !strings.Contains(out, "forbidden") {
+		t.Errorf("table:\n%s", out)
+	}
+	if out := cli("retry"); !strings.Contains(out, "1 parked ranges due") {
+		t.Errorf("retry: %s", out)
+	}
+	if ps, _ := store.ListParked(context.Background()); len(ps) != 1 || !ps[0].LastTry.IsZero() {
+		t.Errorf("after retry: %+v, want one range due now", ps)
+	}
 }

@@ -22,8 +22,8 @@ func flags() []cli.Flag {
 	host, _ := os.Hostname()
 	return []cli.Flag{
 		// Input
-		&cli.StringFlag{Name: "stream", Sources: cli.EnvVars("CDC_STREAM"), Required: true, Category: "Kinesis",
-			Usage: "Kinesis stream the EventBridge rule delivers HealthLake's CloudTrail events to"},
+		&cli.StringFlag{Name: "stream", Sources: cli.EnvVars("CDC_STREAM"), Category: "Kinesis",
+			Usage: "(required) Kinesis stream the EventBridge rule delivers HealthLake's CloudTrail events to"},
 		&cli.StringFlag{Name: "application", Sources: cli.EnvVars("CDC_APPLICATION"), Value: "healthlake-cdc", Category: "Kinesis",
 			Usage: "KCL application name: the DynamoDB lease table's name, shared by all workers of one deployment"},
 		&cli.StringFlag{Name: "worker-id", Sources: cli.EnvVars("CDC_WORKER_ID"), Value: fmt.Sprintf("%s-%d", host, os.Getpid()), Category: "Kinesis",
@@ -62,7 +62,7 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Name: "park-after", Sources: cli.EnvVars("CDC_PARK_AFTER"), Value: pd.ParkAfter, Category: "Timeline",
 			Usage: "... or after failing for this long: reported as \"HealthLake CDC Range Failed\", its records acked"},
 		&cli.DurationFlag{Name: "parked-retry", Sources: cli.EnvVars("CDC_PARKED_RETRY"), Value: pd.ParkedRetry, Category: "Timeline",
-			Usage: "how often parked ranges are searched again (0: only by `consumer parked retry`)"},
+			Usage: "how often parked ranges are searched again (0: only by consumer parked retry)"},
 
 		// FHIR
 		&cli.StringFlag{Name: "fhir-endpoint", Sources: cli.EnvVars("CDC_FHIR_ENDPOINT"), Category: "FHIR",
@@ -85,8 +85,8 @@ func flags() []cli.Flag {
 			Usage: "emit without Redis (duplicates become likely); only for when Redis is gone for good"},
 
 		// Output
-		&cli.StringFlag{Name: "bus", Sources: cli.EnvVars("CDC_BUS"), Required: true, Category: "Output",
-			Usage: "EventBridge custom bus (name or ARN) the change events go to"},
+		&cli.StringFlag{Name: "bus", Sources: cli.EnvVars("CDC_BUS"), Category: "Output",
+			Usage: "(required) EventBridge custom bus (name or ARN) the change events go to"},
 		&cli.DurationFlag{Name: "putevents-timeout", Sources: cli.EnvVars("CDC_PUTEVENTS_TIMEOUT"), Value: bus.DefaultCallTimeout, Category: "Output",
 			Usage: "bound of one PutEvents call; all attempts of an emit must end within --claim-ttl"},
 		&cli.StringFlag{Name: "source", Sources: cli.EnvVars("CDC_SOURCE"), Value: "healthlake.cdc", Category: "Output",
@@ -101,6 +101,28 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "log-level", Sources: cli.EnvVars("CDC_LOG_LEVEL"), Value: "info", Category: "Operations",
 			Usage: "debug, info, warn or error", Validator: oneOf("debug", "info", "warn", "error")},
 	}
+}
+
+// local keeps the run flags to the consumer itself: its sub-commands (parked) need Redis only
+// and must not ask for --stream or --bus.
+func local(fs []cli.Flag) []cli.Flag {
+	for _, f := range fs {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.Local = true
+		case *cli.StringSliceFlag:
+			f.Local = true
+		case *cli.DurationFlag:
+			f.Local = true
+		case *cli.IntFlag:
+			f.Local = true
+		case *cli.BoolFlag:
+			f.Local = true
+		default:
+			panic(fmt.Sprintf("flag %T: add its type to local", f))
+		}
+	}
+	return fs
 }
 
 func oneOf(allowed ...string) func(string) error {

@@ -25,8 +25,9 @@ func main() {
 		Description: "Every flag falls back to the environment variable shown with it. AWS settings\n" +
 			"(region, credentials, AWS_ENDPOINT_URL_KINESIS / _DYNAMODB / _EVENTBRIDGE) come from the\n" +
 			"standard AWS SDK configuration. SIGTERM drains in-flight windows, checkpoints and exits 0.",
-		Flags:  flags(),
-		Action: run,
+		Flags:    local(flags()),
+		Action:   run,
+		Commands: []*cli.Command{parkedCommand()},
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -36,6 +36,12 @@ import (
 // stops taking records and drains within the grace period, the pipeline stops, and the HTTP
 // server closes — upstream first.
 func run(ctx context.Context, cmd *cli.Command) error {
+	// Checked here rather than with Required, which would bind the sub-commands too.
+	for _, name := range []string{"stream", "bus"} {
+		if cmd.String(name) == "" {
+			return cli.Exit(fmt.Sprintf("consumer: --%s (or CDC_%s) is required", name, strings.ToUpper(name)), 2)
+		}
+	}
 	log := newLogger(cmd.String("log-level"))
 	slog.SetDefault(log)
 	workerID := cmd.String("worker-id")
