@@ -61,9 +61,13 @@ var buildOnce struct {
 	err error
 }
 
-// consumerBinary builds the consumer once per test run.
+// consumerBinary builds the consumer once per test run. CDC_E2E_CONSUMER_BIN runs another
+// build instead (an earlier version, for before/after figures).
 func consumerBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("CDC_E2E_CONSUMER_BIN"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "hlcdc-e2e-")
 		if err != nil {

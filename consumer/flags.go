@@ -61,6 +61,10 @@ func flags() []cli.Flag {
 			Usage: "a range whose search fails for a reason retries cannot fix (403, 404, malformed page) is parked after this many attempts"},
 		&cli.DurationFlag{Name: "park-after", Sources: cli.EnvVars("CDC_PARK_AFTER"), Value: pd.ParkAfter, Category: "Timeline",
 			Usage: "... or after failing for this long: reported as \"HealthLake CDC Range Failed\", its records acked"},
+		&cli.StringSliceFlag{Name: "types", Sources: cli.EnvVars("CDC_TYPES"), Category: "Timeline",
+			Usage: "resource types always looked at for a hint that names none (a Bundle, an unknown write, an import), besides those seen in the datastore's hints"},
+		&cli.BoolFlag{Name: "describe-import-jobs", Sources: cli.EnvVars("CDC_DESCRIBE_IMPORT_JOBS"), Category: "Timeline",
+			Usage: "read an import's time range with DescribeFHIRImportJob (IAM healthlake:DescribeFHIRImportJob); off: from the event's submitTime to its time"},
 		&cli.DurationFlag{Name: "parked-retry", Sources: cli.EnvVars("CDC_PARKED_RETRY"), Value: pd.ParkedRetry, Category: "Timeline",
 			Usage: "how often parked ranges are searched again (0: only by consumer parked retry)"},
 

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/healthlake"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/urfave/cli/v3"
 	"go.opentelemetry.io/otel"
@@ -149,18 +150,29 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	pcfg.ParkAttempts = int(cmd.Int("park-attempts"))
 	pcfg.ParkAfter = cmd.Duration("park-after")
 	pcfg.ParkedRetry = cmd.Duration("parked-retry")
+	for _, t := range nonEmpty(cmd.StringSlice("types")) {
+		if !cloudtrail.IsResourceType(t) {
+			return cli.Exit(fmt.Sprintf("consumer: --types: %q is not a FHIR R4 resource type", t), 2)
+		}
+		pcfg.Types = append(pcfg.Types, t)
+	}
+	var imports pipeline.ImportJobs
+	if cmd.Bool("describe-import-jobs") {
+		imports = importJobs{api: healthlake.NewFromConfig(awsCfg)}
+	}
 	pcfg.FHIRConcurrency = int(cmd.Int("fhir-concurrency"))
 	pcfg.NoDedup = cmd.Bool("no-dedup")
 	pcfg.Logger = log
 	pcfg.TracerProvider = tel.TracerProvider
 	pcfg.MeterProvider = tel.MeterProvider
 	pipe, err := pipeline.New(pcfg, pipeline.Parts{
-		Validator: validator,
-		FHIR:      fhirClient,
-		Timelines: timelines,
-		NewClaims: func() pipeline.Claims { return store.WithOwner(workerID + "/" + dedup.RandomOwner()) },
-		Emitter:   emitter,
-		Events:    builder,
+		Validator:  validator,
+		FHIR:       fhirClient,
+		Timelines:  timelines,
+		ImportJobs: imports,
+		NewClaims:  func() pipeline.Claims { return store.WithOwner(workerID + "/" + dedup.RandomOwner()) },
+		Emitter:    emitter,
+		Events:     builder,
 	})
 	if err != nil {
 		return err

@@ -183,7 +183,8 @@ func printConsumerMetrics(ctx context.Context, w io.Writer, url string) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "FHIR requests\t%.0f\n", sums["hlcdc_fhir_requests_total"])
-	fmt.Fprintf(tw, "searches (re-checks)\t%.0f (%.0f)\n", sums["hlcdc_searches_total"], sums["hlcdc_rechecks_total"])
+	fmt.Fprintf(tw, "searches (verification re-reads)\t%.0f (%.0f)\n", sums["hlcdc_searches_total"], sums["hlcdc_ranges_reread_total"])
+	fmt.Fprintf(tw, "ranges verified / parked\t%.0f / %.0f\n", sums["hlcdc_ranges_verified_total"], sums["hlcdc_ranges_parked_total"])
 	fmt.Fprintf(tw, "resources read\t%.0f\n", sums["hlcdc_resources_read_total"])
 	fmt.Fprintf(tw, "Kinesis records read\t%.0f\n", sums["hlcdc_records_total"])
 	return tw.Flush()

@@ -33,7 +33,7 @@ say "creating stream $CDC_STREAM (${DEMO_SHARDS:-4} shards)"
 "$producer" create-stream --shards "${DEMO_SHARDS:-4}"
 
 say "starting the consumer (log: $run/consumer.log)"
-CDC_WINDOW=1s CDC_SETTLE=1s CDC_LEAD=2s CDC_LAG=2s CDC_RECHECK=5s CDC_LEASE_FAILOVER=5s \
+CDC_WINDOW=1s CDC_SETTLE=1s CDC_LEAD=2s CDC_LAG=2s CDC_VERIFY_AFTER=5s CDC_LEASE_FAILOVER=5s \
   CDC_LOG_LEVEL=warn CDC_DEDUP_PREFIX="demo:$id:" \
   "$state/bin/consumer" >"$run/consumer.log" 2>&1 &
 consumer=$!
