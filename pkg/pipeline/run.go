@@ -43,7 +43,7 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 	res := runResult{key: k, tl: st.Timeline}
 	if job.hints > 0 {
 		// Known types are what a hint that names none (a Bundle, an import) is looked for in.
-		if err := tls.NoteTypes(ctx, k.DatastoreID, p.cfg.Now(), k.ResourceType); err != nil {
+		if err := tls.NoteTypes(ctx, k.DatastoreID, p.cfg.Clock.Now(), k.ResourceType); err != nil {
 			return runResult{key: k, err: fmt.Errorf("note type: %w", err), unsynced: timeline.Want{}}
 		}
 	}
@@ -75,7 +75,7 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 		}
 	}
 
-	chunks := p.cfg.Timeline.Plan(st.Timeline, st.Want, p.cfg.Now(), p.cfg.MaxChunksPerRun)
+	chunks := p.cfg.Timeline.Plan(st.Timeline, st.Want, p.cfg.Clock.Now(), p.cfg.MaxChunksPerRun)
 	tl := st.Timeline
 	for _, c := range chunks {
 		verifyAt := p.cfg.Timeline.VerifyAt(c)

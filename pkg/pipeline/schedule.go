@@ -133,11 +133,12 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 	wideRunning := false
 	var wideNext time.Time
 	wideResults := make(chan []wideResolved)
-	timer := time.NewTimer(time.Hour)
+	// Reset needs no drain: Clock timers, like time.Timer since Go 1.23, deliver no stale tick.
+	timer := p.cfg.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	cfg := p.cfg.Timeline
 	for {
-		now := p.cfg.Now()
+		now := p.cfg.Clock.Now()
 		next := time.Time{}
 		for _, ks := range keys {
 			if ks.running || !ks.needsRun() {
@@ -234,13 +235,7 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			if !ks.needsRun() {
 				delete(keys, r.key) // quiet: forget it; its next hint syncs again
 			}
-		case <-timer.C:
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
+		case <-timer.C():
 		}
 	}
 }

@@ -27,7 +27,7 @@ func (p *Pipeline) verifyKey(ctx context.Context, k coalesce.Key, src source) er
 		return nil
 	}
 	tls := p.parts.Timelines
-	due, err := tls.Due(ctx, k, p.cfg.Now())
+	due, err := tls.Due(ctx, k, p.cfg.Clock.Now())
 	if err != nil {
 		return err
 	}
@@ -85,8 +85,8 @@ func (p *Pipeline) verifyLoop(ctx context.Context) {
 	if p.cfg.Timeline.VerifyAfter == 0 {
 		return
 	}
-	for p.cfg.Sleep(ctx, p.cfg.Timeline.Window) == nil {
-		keys, err := p.parts.Timelines.DueKeys(ctx, p.cfg.Now(), verifyKeysPerTick)
+	for sleep(ctx, p.cfg.Clock, p.cfg.Timeline.Window) == nil {
+		keys, err := p.parts.Timelines.DueKeys(ctx, p.cfg.Clock.Now(), verifyKeysPerTick)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.cfg.Logger.WarnContext(ctx, "reading due verifications failed, will retry", "error", err)
