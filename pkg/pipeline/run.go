@@ -51,6 +51,12 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 		res.more = !st.Timeline.Covers(st.Want)
 		return res
 	}
+	if !p.claimKey(k) {
+		// This worker's verify loop is verifying the key: run again shortly.
+		res.more, res.pending = true, true
+		return res
+	}
+	defer p.unclaimKey(k)
 	src := job.src
 	if src.region == "" {
 		src.region, src.account = st.Region, st.Account

@@ -102,8 +102,13 @@ func (p *Pipeline) verifyLoop(ctx context.Context) {
 	}
 }
 
-// verifyDue verifies one key's due obligations if its lease can be had.
+// verifyDue verifies one key's due obligations if its lease can be had and no run of the key
+// is going on in this worker.
 func (p *Pipeline) verifyDue(ctx context.Context, k coalesce.Key) error {
+	if !p.claimKey(k) {
+		return nil // a run of the key is going on here; it verifies what is due
+	}
+	defer p.unclaimKey(k)
 	st, err := p.parts.Timelines.Sync(ctx, k, timeline.Want{}, true)
 	if err != nil || !st.Leased {
 		return err
