@@ -65,13 +65,13 @@ type ack struct{ n atomic.Int32 }
 func (a *ack) done() bool { return a.n.Load() > 0 }
 
 // unit runs f in a synctest bubble with a fresh rig; config, if set, changes the pipelines'
-// settings before any starts.
-func unit(t *testing.T, config func(*pipeline.Config), f func(r *rig)) {
+// settings before any starts. f gets the bubble's t (the only one it may call Fatal on).
+func unit(t *testing.T, config func(*pipeline.Config), f func(t *testing.T, r *rig)) {
 	t.Helper()
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, config)
 		defer r.close()
-		f(r)
+		f(t, r)
 	})
 }
 

@@ -11,7 +11,7 @@ import (
 // TestUnitBusyKeyOneSearchPerCadence: a key hinted ten times a second for 20 s is searched
 // at most once per cadence, and every change is emitted once.
 func TestUnitBusyKeyOneSearchPerCadence(t *testing.T) {
-	unit(t, nil, func(r *rig) {
+	unit(t, nil, func(t *testing.T, r *rig) {
 		w := r.start("w1")
 		var acks []*ack
 		for range 200 {
@@ -50,7 +50,7 @@ func TestUnitBusyKeyOneSearchPerCadence(t *testing.T) {
 // read each change once — resources returned by searches equal the resources changed — with
 // one search per key and cadence, and every record of both is acked.
 func TestUnitTwoWorkersReadEachChangeOnce(t *testing.T) {
-	unit(t, nil, func(r *rig) {
+	unit(t, nil, func(t *testing.T, r *rig) {
 		ws := []*worker{r.start("w1"), r.start("w2")}
 		var acks []*ack
 		n := 0

@@ -10,7 +10,7 @@ import (
 // TestUnitAckOnlyWhenCovered: a hint is acked once the shared timeline covers its range,
 // never before — and that is as soon as its range settled (within a cadence).
 func TestUnitAckOnlyWhenCovered(t *testing.T) {
-	unit(t, nil, func(r *rig) {
+	unit(t, nil, func(t *testing.T, r *rig) {
 		w := r.start("w1")
 		r.advance(300 * time.Millisecond)
 		at := r.clock.Now()
@@ -37,7 +37,7 @@ func TestUnitAckOnlyWhenCovered(t *testing.T) {
 // TestUnitLateHintAckedWithoutSearch: a hint whose range the timeline covers already (a late
 // or repeated record) is acked without a search, however many arrive.
 func TestUnitLateHintAckedWithoutSearch(t *testing.T) {
-	unit(t, nil, func(r *rig) {
+	unit(t, nil, func(t *testing.T, r *rig) {
 		w := r.start("w1")
 		r.advance(200 * time.Millisecond)
 		at := r.clock.Now()

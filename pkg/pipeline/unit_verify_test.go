@@ -12,7 +12,7 @@ import (
 // it, and verification at the horizon counts one more than was emitted, re-reads the range
 // and emits it.
 func TestUnitVerifyFindsHiddenWrite(t *testing.T) {
-	unit(t, nil, func(r *rig) {
+	unit(t, nil, func(t *testing.T, r *rig) {
 		w := r.start("w1")
 		r.fhir.delay = 5 * time.Second
 		r.advance(300 * time.Millisecond)
@@ -53,7 +53,7 @@ func TestUnitVerifyFindsHiddenWrite(t *testing.T) {
 // once, matches, and nothing is read twice — though the key's runs and the worker's verify
 // loop both look for due obligations.
 func TestUnitVerifyCountMatchesNoReread(t *testing.T) {
-	unit(t, nil, func(r *rig) {
+	unit(t, nil, func(t *testing.T, r *rig) {
 		w := r.start("w1")
 		var acks []*ack
 		for range 80 {
@@ -87,7 +87,7 @@ func TestUnitVerifyCountMatchesNoReread(t *testing.T) {
 // TestUnitVerifyCountIgnored: a server that ignores count requests makes verification
 // re-read every range instead — and says so once in the log, however many ranges.
 func TestUnitVerifyCountIgnored(t *testing.T) {
-	unit(t, nil, func(r *rig) {
+	unit(t, nil, func(t *testing.T, r *rig) {
 		w := r.start("w1")
 		r.fhir.countIgnored = true
 		for _, k := range []coalesce.Key{obsKey, patKey} {
