@@ -81,7 +81,11 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 		}
 	}
 
-	chunks := p.cfg.Timeline.Plan(st.Timeline, st.Want, p.cfg.Clock.Now(), p.cfg.MaxChunksPerRun)
+	// Redis keeps the timeline in milliseconds: a chunk ending between two would leave the
+	// frontier short of it (searched again next time), and a parked range that no next chunk
+	// starts at, so every chunk of one outage would be parked and reported on its own.
+	now := p.cfg.Clock.Now().Truncate(time.Millisecond)
+	chunks := p.cfg.Timeline.Plan(st.Timeline, st.Want, now, p.cfg.MaxChunksPerRun)
 	tl := st.Timeline
 	for _, c := range chunks {
 		verifyAt := p.cfg.Timeline.VerifyAt(c)
