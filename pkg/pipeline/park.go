@@ -50,10 +50,15 @@ func (p *Pipeline) failedChunk(ctx context.Context, k coalesce.Key, chunk coales
 	}
 	p.failMu.Lock()
 	f := p.failures[k]
-	if f == nil || f.chunk != chunk {
-		f = &failure{chunk: chunk, since: now}
+	// The key's next chunk grows while it fails (it ends at now − settle, up to the max
+	// span): it is the same failure as long as it starts where the last one did. Comparing
+	// whole chunks restarted the count at every attempt of a key with fresh hints, which then
+	// held its records until the chunk reached the max span.
+	if f == nil || !f.chunk.From.Equal(chunk.From) {
+		f = &failure{since: now}
 		p.failures[k] = f
 	}
+	f.chunk = chunk
 	f.attempts++
 	attempts, since := f.attempts, f.since
 	p.failMu.Unlock()

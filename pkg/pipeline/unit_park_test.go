@@ -85,3 +85,40 @@ func TestUnitParkAndRetry(t *testing.T) {
 	})
 }
 
+// TestUnitParkBusyKey: a key failing with a 403 while its hints keep coming is parked after
+// ParkAttempts, within seconds — its next chunk grows with every attempt, and that must not
+// restart the count (it did: the records waited until the chunk reached the max span).
+func TestUnitParkBusyKey(t *testing.T) {
+	errs := realFHIRErrors(t)
+	unit(t, nil, func(t *testing.T, r *rig) {
+		r.fhir.fail = func(op string, k coalesce.Key) error {
+			if op == "search" {
+				return errs["forbidden"]
+			}
+			return nil
+		}
+		w := r.start("w1")
+		var acks []*ack
+		for range 100 { // 20 s of hints, 5 a second
+			_, a := w.write(patKey, "")
+			acks = append(acks, a)
+			r.advance(200 * time.Millisecond)
+			if len(r.bus.events(event.DetailTypeRangeFailed)) > 0 {
+				break
+			}
+		}
+		failed := r.bus.events(event.DetailTypeRangeFailed)
+		if len(failed) != 1 || failed[0].D.Attempts != r.cfg.ParkAttempts {
+			t.Fatalf("after %v of hints: Range Failed %+v, want one after %d attempts", r.clock.Now().Sub(t0), failed, r.cfg.ParkAttempts)
+		}
+		if took := r.clock.Now().Sub(t0); took > 10*time.Second {
+			t.Errorf("parked %v after the first hint", took)
+		}
+		r.advance(10 * time.Second)
+		for i, a := range acks {
+			if !a.done() {
+				t.Errorf("record %d not acked after its range was parked", i)
+			}
+		}
+	})
+}
