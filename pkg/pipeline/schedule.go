@@ -189,6 +189,9 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			p.releaseAll(keys)
 			return
 		case m := <-p.hints:
+			// The time of arrival, not of the loop's top: the wait may have been long, and a
+			// hint's range is clamped to its arrival second.
+			now = p.cfg.Clock.Now()
 			if m.change.AllTypes {
 				p.stats.WideHints.Add(1)
 				wide = append(wide, wideHint{msg: m, arrived: now})
@@ -196,6 +199,7 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			p.file(keys, m, now)
 		case rs := <-wideResults:
+			now = p.cfg.Clock.Now()
 			wideRunning = false
 			failed := false
 			for _, r := range rs {
@@ -211,6 +215,7 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 				wideNext = now.Add(p.cfg.MaxBackoff / 4)
 			}
 		case r := <-results:
+			now = p.cfg.Clock.Now()
 			ks := keys[r.key]
 			ks.running = false
 			switch {

@@ -61,3 +61,24 @@ func TestUnitLateHintAckedWithoutSearch(t *testing.T) {
 		}
 	})
 }
+
+// TestUnitHintAfterIdleSearchesItsSecond: a hint arriving after the scheduler sat idle is
+// filed at its own second, so its record is acked only after the write was searched. (The
+// scheduler took the time at the top of its loop, before waiting: a hint after a quiet
+// minute was filed a minute in the past, clamped there as "from the future", and acked
+// as soon as that old range was covered — its write never searched.)
+func TestUnitHintAfterIdleSearchesItsSecond(t *testing.T) {
+	unit(t, nil, func(t *testing.T, r *rig) {
+		w := r.start("w1")
+		_, first := w.write(obsKey, "")
+		r.advanceUntil("first ack", 100*time.Millisecond, 30*time.Second, first.done)
+		r.advance(time.Minute) // nothing due: the scheduler waits
+		id, a := w.write(obsKey, "")
+		r.advanceUntil("ack", 100*time.Millisecond, 30*time.Second, func() bool {
+			if a.done() && !r.hasEvent(obsKey, id) {
+				t.Fatalf("acked at %v before its write was emitted", r.clock.Now().Sub(t0))
+			}
+			return a.done()
+		})
+	})
+}
