@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -151,10 +152,19 @@ func (f *fakeTimelines) parkedRanges() []timeline.Parked {
 type tlView struct {
 	f     *fakeTimelines
 	owner string
+	// down cuts this worker off from Redis (a crashed process writes nothing more).
+	down atomic.Bool
+}
+
+func (v *tlView) enter(op string) (func(), error) {
+	if v.down.Load() {
+		return nil, redisDown(op)
+	}
+	return v.f.enter(op)
 }
 
 func (v *tlView) Sync(_ context.Context, k coalesce.Key, w timeline.Want, tryLease bool) (timeline.State, error) {
-	unlock, err := v.f.enter("sync")
+	unlock, err := v.enter("sync")
 	if err != nil {
 		return timeline.State{}, err
 	}
@@ -195,7 +205,7 @@ func (v *tlView) Sync(_ context.Context, k coalesce.Key, w timeline.Want, tryLea
 }
 
 func (v *tlView) Advance(_ context.Context, k coalesce.Key, old coalesce.Timeline, chunk coalesce.Interval, verifyAt time.Time) error {
-	unlock, err := v.f.enter("advance")
+	unlock, err := v.enter("advance")
 	if err != nil {
 		return err
 	}
@@ -224,7 +234,7 @@ func (v *tlView) Advance(_ context.Context, k coalesce.Key, old coalesce.Timelin
 }
 
 func (v *tlView) Release(_ context.Context, k coalesce.Key) error {
-	unlock, err := v.f.enter("release")
+	unlock, err := v.enter("release")
 	if err != nil {
 		return err
 	}
@@ -237,7 +247,7 @@ func (v *tlView) Release(_ context.Context, k coalesce.Key) error {
 }
 
 func (v *tlView) Deletes(_ context.Context, k coalesce.Key, iv coalesce.Interval) ([]coalesce.Interval, error) {
-	unlock, err := v.f.enter("deletes")
+	unlock, err := v.enter("deletes")
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +267,7 @@ func (v *tlView) ForgetDeletes(_ context.Context, k coalesce.Key, ds []coalesce.
 	if len(ds) == 0 {
 		return nil
 	}
-	unlock, err := v.f.enter("forget-deletes")
+	unlock, err := v.enter("forget-deletes")
 	if err != nil {
 		return err
 	}
@@ -269,7 +279,7 @@ func (v *tlView) ForgetDeletes(_ context.Context, k coalesce.Key, ds []coalesce.
 }
 
 func (v *tlView) DueKeys(_ context.Context, now time.Time, limit int) ([]coalesce.Key, error) {
-	unlock, err := v.f.enter("due-keys")
+	unlock, err := v.enter("due-keys")
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +300,7 @@ func (v *tlView) DueKeys(_ context.Context, now time.Time, limit int) ([]coalesc
 }
 
 func (v *tlView) Due(_ context.Context, k coalesce.Key, now time.Time) ([]timeline.Obligation, error) {
-	unlock, err := v.f.enter("due")
+	unlock, err := v.enter("due")
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +318,7 @@ func (v *tlView) Due(_ context.Context, k coalesce.Key, now time.Time) ([]timeli
 }
 
 func (v *tlView) Verified(_ context.Context, k coalesce.Key, done []timeline.Obligation) error {
-	unlock, err := v.f.enter("verified")
+	unlock, err := v.enter("verified")
 	if err != nil {
 		return err
 	}
@@ -343,7 +353,7 @@ func (v *tlView) Seen(_ context.Context, k coalesce.Key, seen []timeline.Latest)
 	if len(seen) == 0 {
 		return nil
 	}
-	unlock, err := v.f.enter("seen")
+	unlock, err := v.enter("seen")
 	if err != nil {
 		return err
 	}
@@ -361,7 +371,7 @@ func (v *tlView) Gone(_ context.Context, k coalesce.Key, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	unlock, err := v.f.enter("gone")
+	unlock, err := v.enter("gone")
 	if err != nil {
 		return err
 	}
@@ -373,7 +383,7 @@ func (v *tlView) Gone(_ context.Context, k coalesce.Key, ids []string) error {
 }
 
 func (v *tlView) Expected(_ context.Context, k coalesce.Key, iv coalesce.Interval) (int, error) {
-	unlock, err := v.f.enter("expected")
+	unlock, err := v.enter("expected")
 	if err != nil {
 		return 0, err
 	}
@@ -388,7 +398,7 @@ func (v *tlView) Expected(_ context.Context, k coalesce.Key, iv coalesce.Interva
 }
 
 func (v *tlView) Park(_ context.Context, p timeline.Parked) error {
-	unlock, err := v.f.enter("park")
+	unlock, err := v.enter("park")
 	if err != nil {
 		return err
 	}
@@ -398,7 +408,7 @@ func (v *tlView) Park(_ context.Context, p timeline.Parked) error {
 }
 
 func (v *tlView) Unpark(_ context.Context, p timeline.Parked) error {
-	unlock, err := v.f.enter("unpark")
+	unlock, err := v.enter("unpark")
 	if err != nil {
 		return err
 	}
@@ -408,7 +418,7 @@ func (v *tlView) Unpark(_ context.Context, p timeline.Parked) error {
 }
 
 func (v *tlView) ListParked(context.Context) ([]timeline.Parked, error) {
-	unlock, err := v.f.enter("list-parked")
+	unlock, err := v.enter("list-parked")
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +442,7 @@ func (v *tlView) listParkedLocked() []timeline.Parked {
 }
 
 func (v *tlView) LeaseParked(_ context.Context, p timeline.Parked) (bool, error) {
-	unlock, err := v.f.enter("lease-parked")
+	unlock, err := v.enter("lease-parked")
 	if err != nil {
 		return false, err
 	}
@@ -449,7 +459,7 @@ func (v *tlView) NoteTypes(_ context.Context, datastoreID string, now time.Time,
 	if len(types) == 0 {
 		return nil
 	}
-	unlock, err := v.f.enter("note-types")
+	unlock, err := v.enter("note-types")
 	if err != nil {
 		return err
 	}
@@ -466,7 +476,7 @@ func (v *tlView) NoteTypes(_ context.Context, datastoreID string, now time.Time,
 }
 
 func (v *tlView) KnownTypes(_ context.Context, datastoreID string, now time.Time) ([]string, error) {
-	unlock, err := v.f.enter("known-types")
+	unlock, err := v.enter("known-types")
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,7 @@ type worker struct {
 	r    *rig
 	name string
 	pipe *pipeline.Pipeline
+	tl   *tlView
 	stop func()
 }
 
@@ -108,8 +109,9 @@ func (r *rig) start(name string) *worker {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	view := r.tl.as(name)
 	p, err := pipeline.New(r.cfg, pipeline.Parts{
-		Validator: validator, FHIR: r.fhir, Timelines: r.tl.as(name),
+		Validator: validator, FHIR: r.fhir, Timelines: view,
 		NewClaims: r.dedup.newClaims, Emitter: r.bus, Events: builder,
 	})
 	if err != nil {
@@ -122,9 +124,16 @@ func (r *rig) start(name string) *worker {
 		p.Run(ctx)
 	}()
 	var once sync.Once
-	w := &worker{r: r, name: name, pipe: p, stop: func() { once.Do(func() { cancel(); <-done }) }}
+	w := &worker{r: r, name: name, pipe: p, tl: view, stop: func() { once.Do(func() { cancel(); <-done }) }}
 	r.workers = append(r.workers, w)
 	return w
+}
+
+// crash stops w as a killed process stops: it writes nothing more to Redis (its leases
+// stay until they expire), and it stops.
+func (w *worker) crash() {
+	w.tl.down.Store(true)
+	w.stop()
 }
 
 // close stops every worker and checks that no record was acked twice.
