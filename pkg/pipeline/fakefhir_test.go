@@ -198,9 +198,7 @@ func (f *fakeFHIR) Search(ctx context.Context, ds, rt string, from, to time.Time
 		found = found[len(page):]
 		pg := fhir.Page{Number: n, Resources: slices.Clone(page)}
 		if repeat {
-			for _, r := range page {
-				pg.Resources = append(pg.Resources, r)
-			}
+			pg.Resources = append(pg.Resources, page...)
 		}
 		if err := visit(pg); err != nil {
 			return err

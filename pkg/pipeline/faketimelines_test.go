@@ -35,8 +35,7 @@ type fakeTimelines struct {
 
 	// fail, if set, is asked before every call; an error it returns is the call's (as
 	// Redis being unreachable), and nothing is written.
-	fail  func(op string) error
-	calls map[string]int
+	fail func(op string) error
 }
 
 type lease struct {
@@ -59,7 +58,7 @@ func newFakeTimelines(c *fakeClock) *fakeTimelines {
 		clock: c, leaseTTL: 5 * time.Second, stateTTL: 24 * time.Hour,
 		keys: make(map[coalesce.Key]*fakeKey), verifyDue: make(map[coalesce.Key]int64),
 		parked: make(map[string]timeline.Parked), parkedLease: make(map[string]lease),
-		types: make(map[string]map[string]int64), calls: make(map[string]int),
+		types: make(map[string]map[string]int64),
 	}
 }
 
@@ -95,7 +94,6 @@ func parseMember(m string) coalesce.Interval {
 
 func (f *fakeTimelines) enter(op string) (func(), error) {
 	f.mu.Lock()
-	f.calls[op]++
 	if f.fail != nil {
 		if err := f.fail(op); err != nil {
 			f.mu.Unlock()
@@ -115,13 +113,6 @@ func (f *fakeTimelines) key(k coalesce.Key) *fakeKey {
 }
 
 func (f *fakeTimelines) nowMS() int64 { return f.clock.Now().UnixMilli() }
-
-// count is how many calls of op were made.
-func (f *fakeTimelines) count(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[op]
-}
 
 // state is k's timeline as Redis holds it.
 func (f *fakeTimelines) state(k coalesce.Key) coalesce.Timeline {
