@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,9 +48,9 @@ type Config struct {
 	// NoDedup emits without Redis claims (opt-in, for when Redis is down and duplicates are
 	// acceptable). Never the default.
 	NoDedup bool
-	// Now and Sleep are the clock; tests replace them.
-	Now   func() time.Time
-	Sleep func(ctx context.Context, d time.Duration) error
+	// Clock gives every time and wait the pipeline uses (RealClock by default); tests drive
+	// a fake one.
+	Clock Clock
 	// Logger gets the pipeline's logs; they never carry a resource body or a search result.
 	Logger *slog.Logger
 	// TracerProvider and MeterProvider get the pipeline's spans and metrics; the defaults
@@ -75,8 +74,7 @@ func DefaultConfig() Config {
 		ParkedRetry:      5 * time.Minute,
 		ImportLookback:   24 * time.Hour,
 		RejectBatchDelay: 100 * time.Millisecond,
-		Now:              time.Now,
-		Sleep:            sleep,
+		Clock:            RealClock{},
 		Logger:           slog.Default(),
 		TracerProvider:   tracenoop.NewTracerProvider(),
 		MeterProvider:    metricnoop.NewMeterProvider(),
@@ -104,23 +102,8 @@ func (c Config) Validate() error {
 	if c.ParkedRetry < 0 {
 		errs = append(errs, fmt.Errorf("parked retry must not be negative, got %v", c.ParkedRetry))
 	}
-	if c.Now == nil || c.Sleep == nil || c.Logger == nil || c.TracerProvider == nil || c.MeterProvider == nil {
-		errs = append(errs, errors.New("clock, sleep, logger, tracer and meter providers must be set"))
+	if c.Clock == nil || c.Logger == nil || c.TracerProvider == nil || c.MeterProvider == nil {
+		errs = append(errs, errors.New("clock, logger, tracer and meter providers must be set"))
 	}
 	return errors.Join(errs...)
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

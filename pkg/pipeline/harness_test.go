@@ -44,6 +44,9 @@ type harness struct {
 	source    string
 	pipe      *pipeline.Pipeline
 	searches  *searchLog
+	// http carries the harness's requests; its idle connections are closed at the end, so
+	// goleak sees no keep-alive goroutines.
+	http *http.Transport
 
 	seq   atomic.Int64
 	acked atomic.Int64
@@ -68,7 +71,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		fhirBase: stack.URL(t, stack.FHIR),
 		recorder: stack.URL(t, stack.EventBridge),
 		source:   "test.pipeline." + stack.RandomHex(6),
+		http:     http.DefaultTransport.(*http.Transport).Clone(),
 	}
+	t.Cleanup(h.http.CloseIdleConnections)
 	redisAddr := o.redis
 	if redisAddr == "" {
 		redisAddr = stack.Addr(t, stack.Redis)
@@ -77,9 +82,10 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	fcfg := fhir.Config{
 		Endpoint:    h.fhirBase + "/datastore/{datastoreId}/r4/",
 		BaseBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
+		HTTPClient: &http.Client{Timeout: time.Minute, Transport: h.http},
 	}
 	if o.tel != nil {
-		fcfg.HTTPClient = &http.Client{Timeout: time.Minute, Transport: telemetry.HTTPTransport(nil, *o.tel)}
+		fcfg.HTTPClient = &http.Client{Timeout: time.Minute, Transport: telemetry.HTTPTransport(h.http, *o.tel)}
 	}
 	fc, err := fhir.New(fcfg)
 	if err != nil {
@@ -105,6 +111,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	ebOpts := eventbridge.Options{
 		BaseEndpoint: aws.String(h.recorder), Region: "us-east-1", Retryer: aws.NopRetryer{},
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+		HTTPClient:  &http.Client{Transport: h.http},
 	}
 	if o.tel != nil {
 		telemetry.AWS(&ebOpts.APIOptions, *o.tel)
@@ -213,7 +220,9 @@ type write struct {
 // `producer simulate` uses) against the local server.
 func (h *harness) fhirWrite(do func(ctx context.Context, w *simulate.HTTPWriter) (simulate.Version, error)) simulate.Version {
 	h.t.Helper()
-	w, err := simulate.NewHTTPWriter(simulate.HTTPWriterOptions{Endpoint: h.fhirBase + "/datastore/{datastoreId}/r4/"})
+	w, err := simulate.NewHTTPWriter(simulate.HTTPWriterOptions{
+		Endpoint: h.fhirBase + "/datastore/{datastoreId}/r4/", Client: &http.Client{Timeout: 30 * time.Second, Transport: h.http},
+	})
 	if err != nil {
 		h.t.Fatal(err)
 	}

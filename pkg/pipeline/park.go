@@ -28,7 +28,7 @@ type failure struct {
 // Redis for retries. It returns true when the chunk is parked, so the caller moves the
 // timeline past it and its records are acked: one bad key must not stall a shard.
 func (p *Pipeline) failedChunk(ctx context.Context, k coalesce.Key, chunk coalesce.Interval, cause error) (bool, error) {
-	now := p.cfg.Now()
+	now := p.cfg.Clock.Now()
 	p.failMu.Lock()
 	tail, parkedBefore := p.parkedTail[k]
 	p.failMu.Unlock()
@@ -50,10 +50,15 @@ func (p *Pipeline) failedChunk(ctx context.Context, k coalesce.Key, chunk coales
 	}
 	p.failMu.Lock()
 	f := p.failures[k]
-	if f == nil || f.chunk != chunk {
-		f = &failure{chunk: chunk, since: now}
+	// The key's next chunk grows while it fails (it ends at now − settle, up to the max
+	// span): it is the same failure as long as it starts where the last one did. Comparing
+	// whole chunks restarted the count at every attempt of a key with fresh hints, which then
+	// held its records until the chunk reached the max span.
+	if f == nil || !f.chunk.From.Equal(chunk.From) {
+		f = &failure{since: now}
 		p.failures[k] = f
 	}
+	f.chunk = chunk
 	f.attempts++
 	attempts, since := f.attempts, f.since
 	p.failMu.Unlock()
@@ -112,7 +117,7 @@ func (p *Pipeline) report(ctx context.Context, e ebtypes.PutEventsRequestEntry) 
 		}
 		wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
 		backoff = min(backoff*2, p.cfg.MaxBackoff)
-		if serr := p.cfg.Sleep(ctx, wait); serr != nil {
+		if serr := sleep(ctx, p.cfg.Clock, wait); serr != nil {
 			return fmt.Errorf("report: %w", errors.Join(err, serr))
 		}
 	}
@@ -122,12 +127,12 @@ func (p *Pipeline) report(ctx context.Context, e ebtypes.PutEventsRequestEntry) 
 // emitted and unparked. A worker takes each range's retry lease, so one worker retries it.
 func (p *Pipeline) retryParkedLoop(ctx context.Context) {
 	tick := min(p.cfg.ParkedRetry, 10*time.Second)
-	for p.cfg.Sleep(ctx, tick) == nil {
+	for sleep(ctx, p.cfg.Clock, tick) == nil {
 		ps, err := p.parts.Timelines.ListParked(ctx)
 		if err != nil {
 			continue
 		}
-		now := p.cfg.Now()
+		now := p.cfg.Clock.Now()
 		for _, pk := range ps {
 			if now.Sub(pk.LastTry) < p.cfg.ParkedRetry {
 				continue
@@ -157,7 +162,7 @@ func (p *Pipeline) retryParked(ctx context.Context, pk timeline.Parked) {
 		return
 	}
 	pk.Attempts++
-	pk.LastTry = p.cfg.Now()
+	pk.LastTry = p.cfg.Clock.Now()
 	if fhir.IsPermanent(err) {
 		pk.Reason = fhir.Reason(err)
 	}

@@ -133,6 +133,29 @@ type Pipeline struct {
 	parkedTail map[coalesce.Key]timeline.Parked
 	// countIgnored is set once the server ignored a count request (logged once).
 	countIgnored atomic.Bool
+	// busy are the keys a goroutine of this worker is running or verifying. The search
+	// lease is the worker's, not a goroutine's: without this, a key's run and the verify
+	// loop would both verify its due obligations, and the later one — counting after the
+	// first forgot the versions its count is compared with — re-reads the range for nothing.
+	busyMu sync.Mutex
+	busy   map[coalesce.Key]struct{}
+}
+
+// claimKey marks k busy for the caller; false when another goroutine of this worker has it.
+func (p *Pipeline) claimKey(k coalesce.Key) bool {
+	p.busyMu.Lock()
+	defer p.busyMu.Unlock()
+	if _, ok := p.busy[k]; ok {
+		return false
+	}
+	p.busy[k] = struct{}{}
+	return true
+}
+
+func (p *Pipeline) unclaimKey(k coalesce.Key) {
+	p.busyMu.Lock()
+	delete(p.busy, k)
+	p.busyMu.Unlock()
 }
 
 // New checks cfg and parts and returns a Pipeline that is not running yet.
@@ -156,6 +179,7 @@ func New(cfg Config, parts Parts) (*Pipeline, error) {
 		fhirSem:    make(chan struct{}, cfg.FHIRConcurrency),
 		failures:   make(map[coalesce.Key]*failure),
 		parkedTail: make(map[coalesce.Key]timeline.Parked),
+		busy:       make(map[coalesce.Key]struct{}),
 	}
 	met, err := newInstruments(cfg.MeterProvider.Meter(instrumentationName), &p.stats)
 	if err != nil {

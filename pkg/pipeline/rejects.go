@@ -15,7 +15,7 @@ import (
 // Operators route these to any dead-letter target with a rule.
 func (p *Pipeline) reportRejects(ctx context.Context) {
 	var batch []rejectMsg
-	timer := time.NewTimer(time.Hour)
+	timer := p.cfg.Clock.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
@@ -31,7 +31,7 @@ func (p *Pipeline) reportRejects(ctx context.Context) {
 				continue
 			}
 			timer.Stop()
-		case <-timer.C:
+		case <-timer.C():
 		}
 		if p.flushRejects(ctx, batch) != nil {
 			return
@@ -42,7 +42,7 @@ func (p *Pipeline) reportRejects(ctx context.Context) {
 
 // flushRejects sends one batch of reports, retrying what failed for a reason that can pass.
 func (p *Pipeline) flushRejects(ctx context.Context, batch []rejectMsg) error {
-	now := p.cfg.Now()
+	now := p.cfg.Clock.Now()
 	todo := make([]int, len(batch))
 	for i := range batch {
 		todo[i] = i
@@ -75,7 +75,7 @@ func (p *Pipeline) flushRejects(ctx context.Context, batch []rejectMsg) error {
 		if len(todo) > 0 {
 			wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
 			backoff = min(backoff*2, p.cfg.MaxBackoff)
-			if err := p.cfg.Sleep(ctx, wait); err != nil {
+			if err := sleep(ctx, p.cfg.Clock, wait); err != nil {
 				return err
 			}
 		}

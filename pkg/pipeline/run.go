@@ -43,7 +43,7 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 	res := runResult{key: k, tl: st.Timeline}
 	if job.hints > 0 {
 		// Known types are what a hint that names none (a Bundle, an import) is looked for in.
-		if err := tls.NoteTypes(ctx, k.DatastoreID, p.cfg.Now(), k.ResourceType); err != nil {
+		if err := tls.NoteTypes(ctx, k.DatastoreID, p.cfg.Clock.Now(), k.ResourceType); err != nil {
 			return runResult{key: k, err: fmt.Errorf("note type: %w", err), unsynced: timeline.Want{}}
 		}
 	}
@@ -51,6 +51,12 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 		res.more = !st.Timeline.Covers(st.Want)
 		return res
 	}
+	if !p.claimKey(k) {
+		// This worker's verify loop is verifying the key: run again shortly.
+		res.more, res.pending = true, true
+		return res
+	}
+	defer p.unclaimKey(k)
 	src := job.src
 	if src.region == "" {
 		src.region, src.account = st.Region, st.Account
@@ -75,7 +81,11 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 		}
 	}
 
-	chunks := p.cfg.Timeline.Plan(st.Timeline, st.Want, p.cfg.Now(), p.cfg.MaxChunksPerRun)
+	// Redis keeps the timeline in milliseconds: a chunk ending between two would leave the
+	// frontier short of it (searched again next time), and a parked range that no next chunk
+	// starts at, so every chunk of one outage would be parked and reported on its own.
+	now := p.cfg.Clock.Now().Truncate(time.Millisecond)
+	chunks := p.cfg.Timeline.Plan(st.Timeline, st.Want, now, p.cfg.MaxChunksPerRun)
 	tl := st.Timeline
 	for _, c := range chunks {
 		verifyAt := p.cfg.Timeline.VerifyAt(c)

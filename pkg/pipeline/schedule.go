@@ -133,11 +133,12 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 	wideRunning := false
 	var wideNext time.Time
 	wideResults := make(chan []wideResolved)
-	timer := time.NewTimer(time.Hour)
+	// Reset needs no drain: Clock timers, like time.Timer since Go 1.23, deliver no stale tick.
+	timer := p.cfg.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	cfg := p.cfg.Timeline
 	for {
-		now := p.cfg.Now()
+		now := p.cfg.Clock.Now()
 		next := time.Time{}
 		for _, ks := range keys {
 			if ks.running || !ks.needsRun() {
@@ -188,6 +189,9 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			p.releaseAll(keys)
 			return
 		case m := <-p.hints:
+			// The time of arrival, not of the loop's top: the wait may have been long, and a
+			// hint's range is clamped to its arrival second.
+			now = p.cfg.Clock.Now()
 			if m.change.AllTypes {
 				p.stats.WideHints.Add(1)
 				wide = append(wide, wideHint{msg: m, arrived: now})
@@ -195,6 +199,7 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			p.file(keys, m, now)
 		case rs := <-wideResults:
+			now = p.cfg.Clock.Now()
 			wideRunning = false
 			failed := false
 			for _, r := range rs {
@@ -210,6 +215,7 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 				wideNext = now.Add(p.cfg.MaxBackoff / 4)
 			}
 		case r := <-results:
+			now = p.cfg.Clock.Now()
 			ks := keys[r.key]
 			ks.running = false
 			switch {
@@ -234,13 +240,7 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			if !ks.needsRun() {
 				delete(keys, r.key) // quiet: forget it; its next hint syncs again
 			}
-		case <-timer.C:
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
+		case <-timer.C():
 		}
 	}
 }

@@ -214,7 +214,7 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 	errs := p.parts.Emitter.Emit(ctx, entries)
 	var accepted []dedup.Identity
 	var retry error
-	now := p.cfg.Now()
+	now := p.cfg.Clock.Now()
 	for i, err := range errs {
 		if err == nil {
 			accepted = append(accepted, sent[i])

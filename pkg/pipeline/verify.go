@@ -27,7 +27,7 @@ func (p *Pipeline) verifyKey(ctx context.Context, k coalesce.Key, src source) er
 		return nil
 	}
 	tls := p.parts.Timelines
-	due, err := tls.Due(ctx, k, p.cfg.Now())
+	due, err := tls.Due(ctx, k, p.cfg.Clock.Now())
 	if err != nil {
 		return err
 	}
@@ -85,8 +85,8 @@ func (p *Pipeline) verifyLoop(ctx context.Context) {
 	if p.cfg.Timeline.VerifyAfter == 0 {
 		return
 	}
-	for p.cfg.Sleep(ctx, p.cfg.Timeline.Window) == nil {
-		keys, err := p.parts.Timelines.DueKeys(ctx, p.cfg.Now(), verifyKeysPerTick)
+	for sleep(ctx, p.cfg.Clock, p.cfg.Timeline.Window) == nil {
+		keys, err := p.parts.Timelines.DueKeys(ctx, p.cfg.Clock.Now(), verifyKeysPerTick)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.cfg.Logger.WarnContext(ctx, "reading due verifications failed, will retry", "error", err)
@@ -102,8 +102,13 @@ func (p *Pipeline) verifyLoop(ctx context.Context) {
 	}
 }
 
-// verifyDue verifies one key's due obligations if its lease can be had.
+// verifyDue verifies one key's due obligations if its lease can be had and no run of the key
+// is going on in this worker.
 func (p *Pipeline) verifyDue(ctx context.Context, k coalesce.Key) error {
+	if !p.claimKey(k) {
+		return nil // a run of the key is going on here; it verifies what is due
+	}
+	defer p.unclaimKey(k)
 	st, err := p.parts.Timelines.Sync(ctx, k, timeline.Want{}, true)
 	if err != nil || !st.Leased {
 		return err

@@ -28,7 +28,7 @@ func (p *Pipeline) resolveWide(ctx context.Context, hs []wideHint) []wideResolve
 		}
 		ts, ok := types[ch.DatastoreID]
 		if !ok {
-			known, err := p.parts.Timelines.KnownTypes(ctx, ch.DatastoreID, p.cfg.Now())
+			known, err := p.parts.Timelines.KnownTypes(ctx, ch.DatastoreID, p.cfg.Clock.Now())
 			if err != nil {
 				out[i].err = err
 				continue

@@ -1,0 +1,106 @@
+package pipeline_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+)
+
+// TestUnitBundleHintFansOut: a Bundle hint (no type) is looked for in every type known for
+// the datastore, its deletes resolved through history, and its record acked only once every
+// type's timeline covers its range — not when the first one does.
+func TestUnitBundleHintFansOut(t *testing.T) {
+	errs := realFHIRErrors(t)
+	unit(t, nil, func(t *testing.T, r *rig) {
+		var patientDown atomic.Bool
+		r.fhir.fail = func(op string, k coalesce.Key) error {
+			if op == "search" && k == patKey && patientDown.Load() {
+				return errs["server-error"]
+			}
+			return nil
+		}
+		w := r.start("w1")
+		// Hints of both types make them known.
+		old, _ := w.write(obsKey, "")
+		w.write(patKey, "")
+		r.advance(10 * time.Second)
+		// The Bundle: a create in each type and a delete.
+		patientDown.Store(true)
+		at := r.clock.Now()
+		obs, _ := r.fhir.write(obsKey, "")
+		pat, _ := r.fhir.write(patKey, "")
+		r.fhir.remove(obsKey, old)
+		b := w.hint(coalesce.Key{DatastoreID: testDS}, cloudtrail.Mixed)
+		rng := r.hintRange(at)
+		r.advanceUntil("Observation covers the Bundle", 100*time.Millisecond, 30*time.Second, func() bool {
+			return r.tl.state(obsKey).Covers(rng)
+		})
+		r.advance(5 * time.Second)
+		if b.done() {
+			t.Fatal("the Bundle's record was acked while Patient's timeline does not cover it")
+		}
+		if !r.hasEvent(obsKey, obs) {
+			t.Error("the Bundle's Observation was not emitted")
+		}
+		patientDown.Store(false)
+		r.advanceUntil("the Bundle's ack", 100*time.Millisecond, 10*time.Second, b.done)
+		if !r.hasEvent(patKey, pat) {
+			t.Error("the Bundle's Patient was not emitted")
+		}
+		if n := len(r.bus.events(event.DetailTypeDeleted)); n != 1 {
+			t.Errorf("%d delete events for the Bundle's delete", n)
+		}
+		if s := w.pipe.Stats().Snapshot(); s.WideHints != 1 {
+			t.Errorf("%d wide hints", s.WideHints)
+		}
+		r.emittedOnce(5)
+	})
+}
+
+// TestUnitCrashBeforeVerification: a worker that dies after searching a range and before its
+// horizon leaves the obligation in Redis; another worker, with no hint of the key, verifies
+// it and emits the write the first search could not see.
+func TestUnitCrashBeforeVerification(t *testing.T) {
+	unit(t, nil, func(t *testing.T, r *rig) {
+		r.fhir.delay = 5 * time.Second
+		w1 := r.start("w1")
+		id, a := w1.write(obsKey, "")
+		r.advanceUntil("ack", 100*time.Millisecond, 30*time.Second, a.done)
+		if r.hasEvent(obsKey, id) || len(r.tl.obligations(obsKey)) == 0 {
+			t.Fatalf("want the write unseen and an obligation after the first search: event %v, obligations %v",
+				r.hasEvent(obsKey, id), r.tl.obligations(obsKey))
+		}
+		w1.crash()
+		w2 := r.start("w2")
+		r.advanceUntil("the late write's event", 100*time.Millisecond, time.Minute, func() bool { return r.hasEvent(obsKey, id) })
+		if s := w2.pipe.Stats().Snapshot(); s.FoundByVerify != 1 {
+			t.Errorf("w2 found %d by verification, want 1", s.FoundByVerify)
+		}
+		r.advance(time.Minute)
+		if obs := r.tl.obligations(obsKey); len(obs) != 0 {
+			t.Errorf("obligations left: %v", obs)
+		}
+		r.emittedOnce(1)
+	})
+}
+
+// TestUnitRejectedRecordReported: a record that fails validation is reported on the bus
+// after the batch delay (a timer of the injected clock) and then acked.
+func TestUnitRejectedRecordReported(t *testing.T) {
+	unit(t, nil, func(t *testing.T, r *rig) {
+		w := r.start("w1")
+		a := w.feed([]byte("not json"))
+		r.advance(r.cfg.RejectBatchDelay / 2)
+		if a.done() || len(r.bus.events(event.DetailTypeRejected)) != 0 {
+			t.Fatal("reported before the batch delay")
+		}
+		r.advance(r.cfg.RejectBatchDelay)
+		if !a.done() || len(r.bus.events(event.DetailTypeRejected)) != 1 {
+			t.Errorf("after the batch delay: acked %v, %d reports", a.done(), len(r.bus.events(event.DetailTypeRejected)))
+		}
+	})
+}
