@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,8 +101,13 @@ func newE2E(t *testing.T, shards int32) *e2e {
 	kinesisURL, ddbURL := stack.URL(t, stack.Kinesis), stack.URL(t, stack.DynamoDB)
 	redisURL := "redis://" + stack.Addr(t, stack.Redis) + "/0"
 	creds := credentials.NewStaticCredentialsProvider("local", "local", "")
-	e.kc = kinesis.New(kinesis.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(kinesisURL)})
-	e.ddb = dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(ddbURL)})
+	// One transport for the test's own AWS clients, its idle connections closed at the end
+	// (goleak would see them).
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr}
+	e.kc = kinesis.New(kinesis.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(kinesisURL), HTTPClient: hc})
+	e.ddb = dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(ddbURL), HTTPClient: hc})
 	e.env = append(os.Environ(),
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"AWS_ENDPOINT_URL_KINESIS="+kinesisURL, "AWS_ENDPOINT_URL_DYNAMODB="+ddbURL,

@@ -3,11 +3,9 @@ package main
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 // The consumer's tests start HTTP servers, clients and processes: none may leave a goroutine
 // behind.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { stack.VerifyTestMain(m) }
