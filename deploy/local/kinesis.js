@@ -26,5 +26,16 @@ function stop (signal) {
   server.close(() => process.exit(0))
   if (server.closeAllConnections) server.closeAllConnections()
 }
+// A client that dies mid-request (a SIGKILLed worker) aborts its request; the library rethrows
+// that from the request's error handler, which would take the whole server down with it.
+// Only that error is survived: anything else still ends the process.
+process.on('uncaughtException', (err) => {
+  if (err && (err.code === 'ECONNRESET' || err.message === 'aborted')) {
+    console.error(`kinesis (kinesalite): a client aborted a request (${err.code || err.message}); serving on`)
+    return
+  }
+  console.error(err)
+  process.exit(1)
+})
 process.on('SIGTERM', () => stop('SIGTERM'))
 process.on('SIGINT', () => stop('SIGINT'))

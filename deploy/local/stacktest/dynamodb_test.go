@@ -2,6 +2,8 @@ package stacktest
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -97,5 +99,29 @@ func TestDynamoDBConditionalWrites(t *testing.T) {
 	counter, _ := got.Item["leaseCounter"].(*types.AttributeValueMemberN)
 	if owner == nil || owner.Value != "worker-b" || counter == nil || counter.Value != "2" {
 		t.Errorf("item after updates: %v, want owner worker-b, counter 2", got.Item)
+	}
+}
+
+// TestServersSurviveAbortedRequests: a client that dies mid-request (a SIGKILLed KCL worker)
+// must not take kinesalite or dynalite down; both rethrow the aborted request's error, which
+// the wrappers in deploy/local survive.
+func TestServersSurviveAbortedRequests(t *testing.T) {
+	for _, name := range []string{stack.DynamoDB, stack.Kinesis} {
+		addr := stack.Addr(t, name)
+		for range 3 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 1000\r\n\r\n{\"partial\":", addr)
+			time.Sleep(50 * time.Millisecond)
+			c.Close()
+		}
+		time.Sleep(200 * time.Millisecond)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatalf("%s is gone after aborted requests: %v", name, err)
+		}
+		c.Close()
 	}
 }
