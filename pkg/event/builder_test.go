@@ -397,3 +397,26 @@ func BenchmarkEntry(b *testing.B) {
 		}
 	}
 }
+
+func TestRangeFailed(t *testing.T) {
+	b, err := event.NewBuilder(event.Options{Source: "healthlake.cdc", BusName: "bus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 20, 9, 20, 0, 0, time.UTC)
+	e := b.RangeFailed(event.RangeFailed{
+		DatastoreID: "095d2262da454bb7347488c930e009eb", ResourceType: "Observation",
+		From: "2026-11-20T09:15:01Z", To: "2026-11-20T09:16:01Z", Reason: "forbidden",
+		Detail: strings.Repeat("x", 5000), Attempts: 5,
+	}, at)
+	if *e.DetailType != event.DetailTypeRangeFailed || *e.Source != "healthlake.cdc" || *e.EventBusName != "bus" || !e.Time.Equal(at) {
+		t.Fatalf("entry %+v", e)
+	}
+	var d event.RangeFailed
+	if err := json.Unmarshal([]byte(*e.Detail), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Reason != "forbidden" || d.Attempts != 5 || d.From != "2026-11-20T09:15:01Z" || len(d.Detail) != event.MaxRejectedDetailBytes {
+		t.Errorf("detail %+v (detail text %d bytes)", d, len(d.Detail))
+	}
+}

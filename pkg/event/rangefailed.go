@@ -3,7 +3,6 @@ package event
 import (
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 )
 
@@ -24,23 +23,5 @@ type RangeFailed struct {
 // RangeFailed builds the "HealthLake CDC Range Failed" entry for a parked range, at time at.
 func (b Builder) RangeFailed(d RangeFailed, at time.Time) types.PutEventsRequestEntry {
 	d.Detail = truncate(d.Detail, MaxRejectedDetailBytes)
-	js, err := marshal(d)
-	if err != nil {
-		js = `{"reason":"unencodable"}`
-	}
-	source := b.opts.Source
-	if source == "" {
-		source = DefaultSource
-	}
-	e := types.PutEventsRequestEntry{
-		Source:       aws.String(source),
-		DetailType:   aws.String(DetailTypeRangeFailed),
-		Detail:       aws.String(js),
-		EventBusName: b.busName(),
-	}
-	if !at.IsZero() {
-		t := at.UTC()
-		e.Time = &t
-	}
-	return e
+	return b.operational(DetailTypeRangeFailed, d, at)
 }

@@ -24,12 +24,18 @@ type rejectedDetail struct {
 // reason code and a short text, cut to MaxRejectedDetailBytes) — never the record's data, which
 // may hold PHI: the detail text must not quote it. Time is at (when it was rejected).
 func (b Builder) Rejected(reason, detail, shardID, sequenceNumber string, at time.Time) types.PutEventsRequestEntry {
-	js, err := marshal(rejectedDetail{
+	return b.operational(DetailTypeRejected, rejectedDetail{
 		Reason:         reason,
 		Detail:         truncate(detail, MaxRejectedDetailBytes),
 		ShardID:        shardID,
 		SequenceNumber: sequenceNumber,
-	})
+	}, at)
+}
+
+// operational builds an entry of the consumer's own reports (Record Rejected, Range Failed)
+// at time at: the deployment's Source and bus, the detail as JSON.
+func (b Builder) operational(detailType string, detail any, at time.Time) types.PutEventsRequestEntry {
+	js, err := marshal(detail)
 	if err != nil {
 		// Strings always marshal (invalid UTF-8 becomes U+FFFD); keep the entry valid anyway.
 		js = `{"reason":"unencodable"}`
@@ -40,7 +46,7 @@ func (b Builder) Rejected(reason, detail, shardID, sequenceNumber string, at tim
 	}
 	e := types.PutEventsRequestEntry{
 		Source:       aws.String(source),
-		DetailType:   aws.String(DetailTypeRejected),
+		DetailType:   aws.String(detailType),
 		Detail:       aws.String(js),
 		EventBusName: b.busName(),
 	}
