@@ -61,6 +61,8 @@ func flags() []cli.Flag {
 			Usage: "a range whose search fails for a reason retries cannot fix (403, 404, malformed page) is parked after this many attempts"},
 		&cli.DurationFlag{Name: "park-after", Sources: cli.EnvVars("CDC_PARK_AFTER"), Value: pd.ParkAfter, Category: "Timeline",
 			Usage: "... or after failing for this long: reported as \"HealthLake CDC Range Failed\", its records acked"},
+		&cli.DurationFlag{Name: "sweep-interval", Sources: cli.EnvVars("CDC_SWEEP_INTERVAL"), Value: pd.SweepInterval, Category: "Timeline",
+			Usage: "every known (datastore, type) timeline is extended to now minus settle this often, counting first and reading only on a mismatch, to find changes whose hints CloudTrail lost (0: off)"},
 		&cli.StringSliceFlag{Name: "types", Sources: cli.EnvVars("CDC_TYPES"), Category: "Timeline",
 			Usage: "resource types always looked at for a hint that names none (a Bundle, an unknown write, an import), besides those seen in the datastore's hints"},
 		&cli.BoolFlag{Name: "describe-import-jobs", Sources: cli.EnvVars("CDC_DESCRIBE_IMPORT_JOBS"), Category: "Timeline",

@@ -150,6 +150,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	pcfg.ParkAttempts = int(cmd.Int("park-attempts"))
 	pcfg.ParkAfter = cmd.Duration("park-after")
 	pcfg.ParkedRetry = cmd.Duration("parked-retry")
+	pcfg.SweepInterval = cmd.Duration("sweep-interval")
 	for _, t := range nonEmpty(cmd.StringSlice("types")) {
 		if !cloudtrail.IsResourceType(t) {
 			return cli.Exit(fmt.Sprintf("consumer: --types: %q is not a FHIR R4 resource type", t), 2)

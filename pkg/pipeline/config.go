@@ -40,6 +40,10 @@ type Config struct {
 	// unknown write, an import), besides those seen in the datastore's hints within the
 	// dedup TTL.
 	Types []string
+	// SweepInterval is how often every known key's timeline is extended to now − settle
+	// even where no hint asks for it, counting first and reading only on a mismatch, so
+	// that changes whose hints CloudTrail lost are still emitted (0: off).
+	SweepInterval time.Duration
 	// ImportLookback is how far before an import event its range starts when neither the
 	// event nor DescribeFHIRImportJob gives the job's submit time.
 	ImportLookback time.Duration
@@ -73,6 +77,7 @@ func DefaultConfig() Config {
 		ParkAfter:        5 * time.Minute,
 		ParkedRetry:      5 * time.Minute,
 		ImportLookback:   24 * time.Hour,
+		SweepInterval:    5 * time.Minute,
 		RejectBatchDelay: 100 * time.Millisecond,
 		Clock:            RealClock{},
 		Logger:           slog.Default(),
@@ -98,6 +103,9 @@ func (c Config) Validate() error {
 	}
 	if c.ParkAttempts < 1 || c.ParkAfter <= 0 {
 		errs = append(errs, fmt.Errorf("park attempts (%d) and park after (%v) must be positive", c.ParkAttempts, c.ParkAfter))
+	}
+	if c.SweepInterval < 0 {
+		errs = append(errs, fmt.Errorf("sweep interval must not be negative, got %v", c.SweepInterval))
 	}
 	if c.ParkedRetry < 0 {
 		errs = append(errs, fmt.Errorf("parked retry must not be negative, got %v", c.ParkedRetry))

@@ -32,6 +32,7 @@ type fakeTimelines struct {
 	parked      map[string]timeline.Parked
 	parkedLease map[string]lease
 	types       map[string]map[string]int64 // datastore → type → noted at (ms)
+	sweepLease  map[string]int64            // datastore → expires (ms)
 
 	// fail, if set, is asked before every call; an error it returns is the call's (as
 	// Redis being unreachable), and nothing is written.
@@ -46,6 +47,7 @@ type lease struct {
 type fakeKey struct {
 	start, frontier int64 // ms; 0: unset
 	ws, wt          int64
+	sw              int64 // sweep target (ms)
 	region, account string
 	lease           lease
 	dels            map[string]int64 // member "from-to" → score (to)
@@ -58,7 +60,7 @@ func newFakeTimelines(c *fakeClock) *fakeTimelines {
 		clock: c, leaseTTL: 5 * time.Second, stateTTL: 24 * time.Hour,
 		keys: make(map[coalesce.Key]*fakeKey), verifyDue: make(map[coalesce.Key]int64),
 		parked: make(map[string]timeline.Parked), parkedLease: make(map[string]lease),
-		types: make(map[string]map[string]int64),
+		types: make(map[string]map[string]int64), sweepLease: make(map[string]int64),
 	}
 }
 
@@ -172,6 +174,9 @@ func (v *tlView) Sync(_ context.Context, k coalesce.Key, w timeline.Want, tryLea
 	if w.Region != "" {
 		fk.region, fk.account = w.Region, w.Account
 	}
+	if sw := ms(w.SweepTo); !w.SweepTo.IsZero() && sw > fk.sw {
+		fk.sw = sw
+	}
 	for _, d := range w.Deletes {
 		if !d.Empty() {
 			fk.dels[member(d)] = ms(d.To)
@@ -192,6 +197,7 @@ func (v *tlView) Sync(_ context.Context, k coalesce.Key, w timeline.Want, tryLea
 		Timeline: coalesce.Timeline{Start: fromMS(fk.start), Frontier: fromMS(fk.frontier)},
 		Want:     coalesce.Interval{From: fromMS(fk.ws), To: fromMS(fk.wt)},
 		Leased:   leased, Region: fk.region, Account: fk.account,
+		SweepTo: fromMS(fk.sw),
 	}, nil
 }
 
@@ -482,4 +488,37 @@ func (v *tlView) KnownTypes(_ context.Context, datastoreID string, now time.Time
 		return cmp.Or(cmp.Compare(v.f.types[datastoreID][a], v.f.types[datastoreID][b]), cmp.Compare(a, b))
 	})
 	return out, nil
+}
+
+func (v *tlView) KnownDatastores(_ context.Context, now time.Time) ([]string, error) {
+	unlock, err := v.enter("known-datastores")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var out []string
+	for ds, types := range v.f.types {
+		for _, at := range types {
+			if at >= ms(now.Add(-v.f.stateTTL)) {
+				out = append(out, ds)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (v *tlView) LeaseSweep(_ context.Context, datastoreID string, ttl time.Duration) (bool, error) {
+	unlock, err := v.enter("sweep-lease")
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	now := v.f.nowMS()
+	if v.f.sweepLease[datastoreID] > now {
+		return false, nil
+	}
+	v.f.sweepLease[datastoreID] = now + ttl.Milliseconds()
+	return true, nil
 }

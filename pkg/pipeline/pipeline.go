@@ -66,6 +66,8 @@ type Timelines interface {
 	LeaseParked(ctx context.Context, p timeline.Parked) (bool, error)
 	NoteTypes(ctx context.Context, datastoreID string, now time.Time, types ...string) error
 	KnownTypes(ctx context.Context, datastoreID string, now time.Time) ([]string, error)
+	KnownDatastores(ctx context.Context, now time.Time) ([]string, error)
+	LeaseSweep(ctx context.Context, datastoreID string, ttl time.Duration) (bool, error)
 }
 
 // ImportJobs reads an import job's times (HealthLake's DescribeFHIRImportJob). end is zero
@@ -121,6 +123,7 @@ type Pipeline struct {
 	met    instruments
 
 	hints   chan hintMsg
+	sweeps  chan coalesce.Key // keys a sweep asked to run
 	rejects chan rejectMsg
 	stopped chan struct{}
 	stop    sync.Once
@@ -174,6 +177,7 @@ func New(cfg Config, parts Parts) (*Pipeline, error) {
 		parts:      parts,
 		tracer:     cfg.TracerProvider.Tracer(instrumentationName),
 		hints:      make(chan hintMsg, 1024),
+		sweeps:     make(chan coalesce.Key, 1024),
 		rejects:    make(chan rejectMsg, 256),
 		stopped:    make(chan struct{}),
 		fhirSem:    make(chan struct{}, cfg.FHIRConcurrency),
@@ -235,6 +239,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { p.schedule(ctx, &wg) })
 	wg.Go(func() { p.verifyLoop(ctx) })
+	if p.cfg.SweepInterval > 0 {
+		wg.Go(func() { p.sweepLoop(ctx) })
+	}
 	if p.cfg.ParkedRetry > 0 {
 		wg.Go(func() { p.retryParkedLoop(ctx) })
 	}

@@ -48,7 +48,7 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 		}
 	}
 	if !st.Leased {
-		res.more = !st.Timeline.Covers(st.Want)
+		res.more = !st.Timeline.Covers(st.Target())
 		return res
 	}
 	if !p.claimKey(k) {
@@ -85,23 +85,44 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 	// frontier short of it (searched again next time), and a parked range that no next chunk
 	// starts at, so every chunk of one outage would be parked and reported on its own.
 	now := p.cfg.Clock.Now().Truncate(time.Millisecond)
-	chunks := p.cfg.Timeline.Plan(st.Timeline, st.Want, now, p.cfg.MaxChunksPerRun)
+	target := st.Target()
+	chunks := p.cfg.Timeline.Plan(st.Timeline, target, now, p.cfg.MaxChunksPerRun)
 	tl := st.Timeline
 	for _, c := range chunks {
 		verifyAt := p.cfg.Timeline.VerifyAt(c)
-		if _, err := p.searchChunk(ctx, k, c, src); err != nil {
-			if errors.Is(err, errPendingClaims) || !fhir.IsPermanent(err) {
+		sweep := sweepOnly(st, c)
+		skip := false
+		if sweep {
+			// No hint asked for this range: count it first, read it only on a mismatch.
+			p.stats.SweepRanges.Add(1)
+			var err error
+			if skip, err = p.countSkips(ctx, k, c); err != nil && !fhir.IsPermanent(err) {
 				res.tl = tl
 				return p.endRun(ctx, span, res, err)
 			}
-			parked, perr := p.failedChunk(ctx, k, c, err)
-			if !parked || perr != nil {
-				res.tl = tl
-				return p.endRun(ctx, span, res, errors.Join(err, perr))
+			if skip {
+				p.stats.SweepSkipped.Add(1)
 			}
-			verifyAt = time.Time{} // parked: reported, nothing to verify
-		} else {
-			p.recovered(k)
+		}
+		if !skip {
+			n, err := p.searchChunk(ctx, k, c, src)
+			switch {
+			case err == nil:
+				p.recovered(k)
+				if sweep {
+					p.stats.SweepFound.Add(int64(n))
+				}
+			case errors.Is(err, errPendingClaims) || !fhir.IsPermanent(err):
+				res.tl = tl
+				return p.endRun(ctx, span, res, err)
+			default:
+				parked, perr := p.failedChunk(ctx, k, c, err)
+				if !parked || perr != nil {
+					res.tl = tl
+					return p.endRun(ctx, span, res, errors.Join(err, perr))
+				}
+				verifyAt = time.Time{} // parked: reported, nothing to verify
+			}
 		}
 		if err := tls.Advance(ctx, k, tl, c, verifyAt); err != nil {
 			res.tl = tl
@@ -125,7 +146,7 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 	if err := p.verifyKey(ctx, k, src); err != nil {
 		return p.endRun(ctx, span, res, err)
 	}
-	res.more = !tl.Covers(st.Want)
+	res.more = !tl.Covers(target)
 	if !res.more {
 		// Nothing left to search: let any worker take the key at its next hint.
 		if err := tls.Release(ctx, k); err != nil {

@@ -188,6 +188,14 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 		case <-ctx.Done():
 			p.releaseAll(keys)
 			return
+		case k := <-p.sweeps:
+			now = p.cfg.Clock.Now()
+			ks := keys[k]
+			if ks == nil {
+				ks = &keyState{key: k, next: now}
+				keys[k] = ks
+			}
+			ks.more = true // run it: the sweep asked its timeline to reach further
 		case m := <-p.hints:
 			// The time of arrival, not of the loop's top: the wait may have been long, and a
 			// hint's range is clamped to its arrival second.

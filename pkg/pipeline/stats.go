@@ -27,6 +27,10 @@ type Stats struct {
 	// UntypedHints those of them for a datastore with no known type (acked, nothing to
 	// search); Unrecognised the hints with an event name no list knows.
 	WideHints, UntypedHints, Unrecognised atomic.Int64
+	// SweepRanges are ranges no hint asked for that a sweep brought in; SweepSkipped those
+	// of them whose count matched, so they were not read; SweepFound the changes they held
+	// (a direct measure of hints CloudTrail lost).
+	SweepRanges, SweepSkipped, SweepFound atomic.Int64
 }
 
 // Snapshot is a copy of Stats at one moment.
@@ -42,6 +46,7 @@ type Snapshot struct {
 	RejectsReported                             int64
 	DeletesUnresolved                           int64
 	WideHints, UntypedHints, Unrecognised       int64
+	SweepRanges, SweepSkipped, SweepFound       int64
 }
 
 // Snapshot reads every counter.
@@ -58,5 +63,6 @@ func (s *Stats) Snapshot() Snapshot {
 		RejectsReported:   s.RejectsReported.Load(),
 		DeletesUnresolved: s.DeletesUnresolved.Load(),
 		WideHints:         s.WideHints.Load(), UntypedHints: s.UntypedHints.Load(), Unrecognised: s.Unrecognised.Load(),
+		SweepRanges: s.SweepRanges.Load(), SweepSkipped: s.SweepSkipped.Load(), SweepFound: s.SweepFound.Load(),
 	}
 }

@@ -114,7 +114,7 @@ func (p *Pipeline) verifyDue(ctx context.Context, k coalesce.Key) error {
 		return err
 	}
 	verr := p.verifyKey(ctx, k, source{region: st.Region, account: st.Account})
-	if verr == nil && st.Timeline.Covers(st.Want) {
+	if verr == nil && st.Timeline.Covers(st.Target()) {
 		// Idle key: hand the lease back (a running search of this worker renews it anyway).
 		verr = p.parts.Timelines.Release(ctx, k)
 	}

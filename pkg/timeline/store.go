@@ -121,14 +121,25 @@ type State struct {
 	// Region and Account are the datastore's, from the hints (for the events' datastore
 	// ARN when this worker verifies a key it has no hints for).
 	Region, Account string
+	// SweepTo is how far sweeps want the timeline to reach (zero: no sweep yet). The part
+	// beyond Want is no hint's: it is counted before it is read.
+	SweepTo time.Time
+}
+
+// Target is the range the timeline must reach over: what hints want, extended to SweepTo.
+func (st State) Target() coalesce.Interval {
+	if st.SweepTo.IsZero() || !st.SweepTo.After(st.Want.To) {
+		return st.Want
+	}
+	return st.Want.Hull(coalesce.Interval{From: st.SweepTo.Add(-time.Millisecond), To: st.SweepTo})
 }
 
 // syncScript widens the key's wanted range, records delete ranges, takes or renews the lease
 // when asked, keeps the state alive, and returns the state.
 //
 //	KEYS: hash, lease, dels
-//	ARGV: owner, leaseMS, stateMS, wantFrom, wantTo, tryLease, region, account, then
-//	      (from, to) pairs of delete ranges
+//	ARGV: owner, leaseMS, stateMS, wantFrom, wantTo, tryLease, region, account, sweepTo,
+//	      then (from, to) pairs of delete ranges
 var syncScript = redis.NewScript(`
 local wf, wt = tonumber(ARGV[4]), tonumber(ARGV[5])
 if wf and wt and wt > wf then
@@ -137,11 +148,16 @@ if wf and wt and wt > wf then
   if not cur[2] or tonumber(cur[2]) < wt then redis.call('HSET', KEYS[1], 'wt', ARGV[5]) end
 end
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'r', ARGV[7], 'a', ARGV[8]) end
+local sw = tonumber(ARGV[9])
+if sw then
+  local cur = tonumber(redis.call('HGET', KEYS[1], 'sw'))
+  if not cur or cur < sw then redis.call('HSET', KEYS[1], 'sw', ARGV[9]) end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-for i = 9, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   redis.call('ZADD', KEYS[3], ARGV[i+1], ARGV[i] .. '-' .. ARGV[i+1])
 end
-if #ARGV >= 9 then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+if #ARGV >= 10 then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
 local leased = 0
 if ARGV[6] == '1' then
   local v = redis.call('GET', KEYS[2])
@@ -151,8 +167,8 @@ if ARGV[6] == '1' then
     redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]); leased = 1
   end
 end
-local st = redis.call('HMGET', KEYS[1], 's', 'f', 'ws', 'wt', 'r', 'a')
-return {st[1] or '', st[2] or '', st[3] or '', st[4] or '', leased, st[5] or '', st[6] or ''}
+local st = redis.call('HMGET', KEYS[1], 's', 'f', 'ws', 'wt', 'r', 'a', 'sw')
+return {st[1] or '', st[2] or '', st[3] or '', st[4] or '', leased, st[5] or '', st[6] or '', st[7] or ''}
 `)
 
 // Want is what a worker's hints ask of a key's timeline.
@@ -163,6 +179,9 @@ type Want struct {
 	Deletes []coalesce.Interval
 	// Region and Account of the datastore, from the hints ("" keeps what is stored).
 	Region, Account string
+	// SweepTo asks for the timeline to reach this far even where no hint asks for it (a
+	// sweep, so that changes whose hints were lost are found). Zero: nothing.
+	SweepTo time.Time
 }
 
 // Sync records what this worker's hints want of k, then returns the key's state. With
@@ -170,7 +189,7 @@ type Want struct {
 // worker does.
 func (s *Store) Sync(ctx context.Context, k coalesce.Key, w Want, tryLease bool) (State, error) {
 	want, deletes := w.Range, w.Deletes
-	args := []any{s.opts.Owner, s.opts.LeaseTTL.Milliseconds(), s.opts.StateTTL.Milliseconds(), "", "", "0", w.Region, w.Account}
+	args := []any{s.opts.Owner, s.opts.LeaseTTL.Milliseconds(), s.opts.StateTTL.Milliseconds(), "", "", "0", w.Region, w.Account, ms(w.SweepTo)}
 	if !want.Empty() {
 		args[3], args[4] = ms(want.From), ms(want.To)
 	}
@@ -186,7 +205,7 @@ func (s *Store) Sync(ctx context.Context, k coalesce.Key, w Want, tryLease bool)
 	if err != nil {
 		return State{}, fmt.Errorf("timeline: sync %s: %w", k.ResourceType, err)
 	}
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return State{}, fmt.Errorf("timeline: sync %s: %d values from the script", k.ResourceType, len(res))
 	}
 	var t [4]time.Time
@@ -199,11 +218,17 @@ func (s *Store) Sync(ctx context.Context, k coalesce.Key, w Want, tryLease bool)
 	leased, _ := res[4].(int64)
 	region, _ := res[5].(string)
 	account, _ := res[6].(string)
+	swStr, _ := res[7].(string)
+	sweepTo, err := fromMS(swStr)
+	if err != nil {
+		return State{}, err
+	}
 	return State{
 		Timeline: coalesce.Timeline{Start: t[0], Frontier: t[1]},
 		Want:     coalesce.Interval{From: t[2], To: t[3]},
 		Leased:   leased == 1,
 		Region:   region, Account: account,
+		SweepTo:  sweepTo,
 	}, nil
 }
 
@@ -321,6 +346,7 @@ func (s *Store) NoteTypes(ctx context.Context, datastoreID string, now time.Time
 	pipe := s.rdb.Pipeline()
 	pipe.ZAdd(ctx, key, zs...)
 	pipe.PExpire(ctx, key, s.opts.StateTTL)
+	pipe.ZAdd(ctx, s.opts.Prefix+"datastores", redis.Z{Score: float64(now.UnixMilli()), Member: datastoreID})
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("timeline: note types: %w", err)
 	}
@@ -335,4 +361,22 @@ func (s *Store) KnownTypes(ctx context.Context, datastoreID string, now time.Tim
 		return nil, fmt.Errorf("timeline: known types: %w", err)
 	}
 	return out, nil
+}
+
+// KnownDatastores lists the datastores with a type noted within the state TTL before now.
+func (s *Store) KnownDatastores(ctx context.Context, now time.Time) ([]string, error) {
+	out, err := s.rdb.ZRangeByScore(ctx, s.opts.Prefix+"datastores", &redis.ZRangeBy{Min: ms(now.Add(-s.opts.StateTTL)), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("timeline: known datastores: %w", err)
+	}
+	return out, nil
+}
+
+// LeaseSweep takes the datastore's sweep for ttl: one worker marks its keys per interval.
+func (s *Store) LeaseSweep(ctx context.Context, datastoreID string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.opts.Prefix+"sweep:{"+datastoreID+"}", s.opts.Owner, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("timeline: sweep lease: %w", err)
+	}
+	return ok, nil
 }

@@ -216,3 +216,30 @@ func TestKnownTypes(t *testing.T) {
 		t.Fatalf("another datastore's types: %v", got)
 	}
 }
+
+func TestSweepTargetAndLease(t *testing.T) {
+	ctx := context.Background()
+	ws := stores(t, 2, time.Minute)
+	a, b := ws[0], ws[1]
+	st, _ := a.Sync(ctx, key, timeline.Want{Range: iv(0, 8)}, true)
+	if !st.SweepTo.IsZero() || st.Target() != st.Want {
+		t.Fatalf("no sweep yet: %+v target %+v", st, st.Target())
+	}
+	// A sweep asks for more than the hints; an earlier sweep does not move it back.
+	_, _ = b.Sync(ctx, key, timeline.Want{SweepTo: at(60)}, false)
+	st, _ = a.Sync(ctx, key, timeline.Want{SweepTo: at(30)}, false)
+	if !st.SweepTo.Equal(at(60)) || !st.Target().To.Equal(at(60)) || !st.Target().From.Equal(at(0)) || !st.Want.To.Equal(at(8)) {
+		t.Fatalf("after sweeps: %+v target %+v", st, st.Target())
+	}
+	_ = a.NoteTypes(ctx, key.DatastoreID, at(0), "Observation")
+	dss, err := b.KnownDatastores(ctx, at(10))
+	if err != nil || len(dss) != 1 || dss[0] != key.DatastoreID {
+		t.Fatalf("known datastores %v %v", dss, err)
+	}
+	if ok, _ := a.LeaseSweep(ctx, key.DatastoreID, time.Minute); !ok {
+		t.Fatal("no sweep lease")
+	}
+	if ok, _ := b.LeaseSweep(ctx, key.DatastoreID, time.Minute); ok {
+		t.Fatal("two workers hold one datastore's sweep")
+	}
+}
