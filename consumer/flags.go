@@ -63,6 +63,8 @@ func flags() []cli.Flag {
 			Usage: "... or after failing for this long: reported as \"HealthLake CDC Range Failed\", its records acked"},
 		&cli.DurationFlag{Name: "sweep-interval", Sources: cli.EnvVars("CDC_SWEEP_INTERVAL"), Value: pd.SweepInterval, Category: "Timeline",
 			Usage: "every known (datastore, type) timeline is extended to now minus settle this often, counting first and reading only on a mismatch, to find changes whose hints CloudTrail lost (0: off)"},
+		&cli.DurationFlag{Name: "watermark-interval", Sources: cli.EnvVars("CDC_WATERMARK_INTERVAL"), Value: pd.WatermarkInterval, Category: "Timeline",
+			Usage: "how often each datastore's \"HealthLake CDC Watermark\" event is published (0: never)"},
 		&cli.StringSliceFlag{Name: "types", Sources: cli.EnvVars("CDC_TYPES"), Category: "Timeline",
 			Usage: "resource types always looked at for a hint that names none (a Bundle, an unknown write, an import), besides those seen in the datastore's hints"},
 		&cli.BoolFlag{Name: "describe-import-jobs", Sources: cli.EnvVars("CDC_DESCRIBE_IMPORT_JOBS"), Category: "Timeline",

@@ -151,6 +151,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	pcfg.ParkAfter = cmd.Duration("park-after")
 	pcfg.ParkedRetry = cmd.Duration("parked-retry")
 	pcfg.SweepInterval = cmd.Duration("sweep-interval")
+	pcfg.WatermarkInterval = cmd.Duration("watermark-interval")
 	for _, t := range nonEmpty(cmd.StringSlice("types")) {
 		if !cloudtrail.IsResourceType(t) {
 			return cli.Exit(fmt.Sprintf("consumer: --types: %q is not a FHIR R4 resource type", t), 2)

@@ -23,6 +23,9 @@ const (
 	// DetailTypeRangeFailed reports a parked range: a search that failed for a reason
 	// retries cannot fix. Its records were acked; the range is retried periodically.
 	DetailTypeRangeFailed = "HealthLake CDC Range Failed"
+	// DetailTypeWatermark says, per datastore, that every change before its lowWatermark is
+	// on the bus (or was reported as a Range Failed).
+	DetailTypeWatermark = "HealthLake CDC Watermark"
 )
 
 // DefaultSource is the Source of every entry unless Options.Source says otherwise.

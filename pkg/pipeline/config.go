@@ -44,6 +44,9 @@ type Config struct {
 	// even where no hint asks for it, counting first and reading only on a mismatch, so
 	// that changes whose hints CloudTrail lost are still emitted (0: off).
 	SweepInterval time.Duration
+	// WatermarkInterval is how often each datastore's "HealthLake CDC Watermark" is
+	// published (0: never).
+	WatermarkInterval time.Duration
 	// ImportLookback is how far before an import event its range starts when neither the
 	// event nor DescribeFHIRImportJob gives the job's submit time.
 	ImportLookback time.Duration
@@ -67,22 +70,23 @@ type Config struct {
 // DefaultConfig suits real HealthLake.
 func DefaultConfig() Config {
 	return Config{
-		Timeline:         coalesce.Defaults(),
-		FHIRConcurrency:  8,
-		MinBackoff:       200 * time.Millisecond,
-		MaxBackoff:       30 * time.Second,
-		PendingRetry:     time.Second,
-		MaxChunksPerRun:  12,
-		ParkAttempts:     5,
-		ParkAfter:        5 * time.Minute,
-		ParkedRetry:      5 * time.Minute,
-		ImportLookback:   24 * time.Hour,
-		SweepInterval:    5 * time.Minute,
-		RejectBatchDelay: 100 * time.Millisecond,
-		Clock:            RealClock{},
-		Logger:           slog.Default(),
-		TracerProvider:   tracenoop.NewTracerProvider(),
-		MeterProvider:    metricnoop.NewMeterProvider(),
+		Timeline:          coalesce.Defaults(),
+		FHIRConcurrency:   8,
+		MinBackoff:        200 * time.Millisecond,
+		MaxBackoff:        30 * time.Second,
+		PendingRetry:      time.Second,
+		MaxChunksPerRun:   12,
+		ParkAttempts:      5,
+		ParkAfter:         5 * time.Minute,
+		ParkedRetry:       5 * time.Minute,
+		ImportLookback:    24 * time.Hour,
+		SweepInterval:     5 * time.Minute,
+		WatermarkInterval: time.Minute,
+		RejectBatchDelay:  100 * time.Millisecond,
+		Clock:             RealClock{},
+		Logger:            slog.Default(),
+		TracerProvider:    tracenoop.NewTracerProvider(),
+		MeterProvider:     metricnoop.NewMeterProvider(),
 	}
 }
 
@@ -103,6 +107,9 @@ func (c Config) Validate() error {
 	}
 	if c.ParkAttempts < 1 || c.ParkAfter <= 0 {
 		errs = append(errs, fmt.Errorf("park attempts (%d) and park after (%v) must be positive", c.ParkAttempts, c.ParkAfter))
+	}
+	if c.WatermarkInterval < 0 {
+		errs = append(errs, fmt.Errorf("watermark interval must not be negative, got %v", c.WatermarkInterval))
 	}
 	if c.SweepInterval < 0 {
 		errs = append(errs, fmt.Errorf("sweep interval must not be negative, got %v", c.SweepInterval))

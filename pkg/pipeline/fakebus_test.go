@@ -136,8 +136,11 @@ type busEvent struct {
 		Action       string `json:"action"`
 		From         string `json:"from"`
 		To           string `json:"to"`
-		Reason       string `json:"reason"`
-		Attempts     int    `json:"attempts"`
+		Reason       string    `json:"reason"`
+		Attempts     int       `json:"attempts"`
+		LastUpdated  time.Time `json:"lastUpdated"`
+		LowWatermark string    `json:"lowWatermark"`
+		HeldBy       string    `json:"heldBy"`
 	}
 }
 

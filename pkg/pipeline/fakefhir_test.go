@@ -326,3 +326,18 @@ func realFHIRErrors(t *testing.T) fhirErrors {
 	}
 	return out
 }
+
+// writesBefore lists "type/id" of every resource whose latest version was written before t.
+func (f *fakeFHIR) writesBefore(t time.Time) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for k, m := range f.resources {
+		for id, vs := range m {
+			if v := vs[len(vs)-1]; !v.deleted && v.at.Before(t) {
+				out = append(out, k.ResourceType+"/"+id)
+			}
+		}
+	}
+	return out
+}

@@ -33,6 +33,8 @@ type fakeTimelines struct {
 	parkedLease map[string]lease
 	types       map[string]map[string]int64 // datastore → type → noted at (ms)
 	sweepLease  map[string]int64            // datastore → expires (ms)
+	wmLease     map[string]int64            // datastore → expires (ms)
+	watermark   map[string]int64            // datastore → published (ms)
 
 	// fail, if set, is asked before every call; an error it returns is the call's (as
 	// Redis being unreachable), and nothing is written.
@@ -61,6 +63,7 @@ func newFakeTimelines(c *fakeClock) *fakeTimelines {
 		keys: make(map[coalesce.Key]*fakeKey), verifyDue: make(map[coalesce.Key]int64),
 		parked: make(map[string]timeline.Parked), parkedLease: make(map[string]lease),
 		types: make(map[string]map[string]int64), sweepLease: make(map[string]int64),
+		wmLease: make(map[string]int64), watermark: make(map[string]int64),
 	}
 }
 
@@ -521,4 +524,49 @@ func (v *tlView) LeaseSweep(_ context.Context, datastoreID string, ttl time.Dura
 	}
 	v.f.sweepLease[datastoreID] = now + ttl.Milliseconds()
 	return true, nil
+}
+
+func (v *tlView) LeaseWatermark(_ context.Context, datastoreID string, ttl time.Duration) (bool, error) {
+	unlock, err := v.enter("watermark-lease")
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	now := v.f.nowMS()
+	if v.f.wmLease[datastoreID] > now {
+		return false, nil
+	}
+	v.f.wmLease[datastoreID] = now + ttl.Milliseconds()
+	return true, nil
+}
+
+func (v *tlView) Final(_ context.Context, k coalesce.Key) (time.Time, error) {
+	unlock, err := v.enter("final")
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer unlock()
+	fk := v.f.key(k)
+	final := fk.frontier
+	for m := range fk.verify {
+		var from, to int64
+		fmt.Sscanf(m, "%d-%d", &from, &to)
+		if from < final {
+			final = from
+		}
+	}
+	return fromMS(final), nil
+}
+
+func (v *tlView) RaiseWatermark(_ context.Context, datastoreID string, t time.Time) (time.Time, error) {
+	unlock, err := v.enter("watermark")
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer unlock()
+	if cur := v.f.watermark[datastoreID]; cur >= ms(t) {
+		return fromMS(cur), nil
+	}
+	v.f.watermark[datastoreID] = ms(t)
+	return t, nil
 }

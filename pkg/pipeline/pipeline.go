@@ -68,6 +68,9 @@ type Timelines interface {
 	KnownTypes(ctx context.Context, datastoreID string, now time.Time) ([]string, error)
 	KnownDatastores(ctx context.Context, now time.Time) ([]string, error)
 	LeaseSweep(ctx context.Context, datastoreID string, ttl time.Duration) (bool, error)
+	LeaseWatermark(ctx context.Context, datastoreID string, ttl time.Duration) (bool, error)
+	Final(ctx context.Context, k coalesce.Key) (time.Time, error)
+	RaiseWatermark(ctx context.Context, datastoreID string, t time.Time) (time.Time, error)
 }
 
 // ImportJobs reads an import job's times (HealthLake's DescribeFHIRImportJob). end is zero
@@ -134,6 +137,8 @@ type Pipeline struct {
 	failures map[coalesce.Key]*failure
 	// parkedTail is the last range parked per key, which a failure of the next chunk grows.
 	parkedTail map[coalesce.Key]timeline.Parked
+	// watermarks are the last ones this worker published, for the age gauge.
+	watermarks watermarks
 	// countIgnored is set once the server ignored a count request (logged once).
 	countIgnored atomic.Bool
 	// busy are the keys a goroutine of this worker is running or verifying. The search
@@ -190,6 +195,9 @@ func New(cfg Config, parts Parts) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline metrics: %w", err)
 	}
 	p.met = met
+	if err := p.watermarkGauge(cfg.MeterProvider.Meter(instrumentationName)); err != nil {
+		return nil, fmt.Errorf("pipeline metrics: %w", err)
+	}
 	return p, nil
 }
 
@@ -241,6 +249,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	wg.Go(func() { p.verifyLoop(ctx) })
 	if p.cfg.SweepInterval > 0 {
 		wg.Go(func() { p.sweepLoop(ctx) })
+	}
+	if p.cfg.WatermarkInterval > 0 {
+		wg.Go(func() { p.watermarkLoop(ctx) })
 	}
 	if p.cfg.ParkedRetry > 0 {
 		wg.Go(func() { p.retryParkedLoop(ctx) })

@@ -374,9 +374,67 @@ func (s *Store) KnownDatastores(ctx context.Context, now time.Time) ([]string, e
 
 // LeaseSweep takes the datastore's sweep for ttl: one worker marks its keys per interval.
 func (s *Store) LeaseSweep(ctx context.Context, datastoreID string, ttl time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, s.opts.Prefix+"sweep:{"+datastoreID+"}", s.opts.Owner, ttl).Result()
+	return s.leaseDatastore(ctx, "sweep", datastoreID, ttl)
+}
+
+// LeaseWatermark takes the datastore's watermark for ttl: one worker publishes it per
+// interval.
+func (s *Store) LeaseWatermark(ctx context.Context, datastoreID string, ttl time.Duration) (bool, error) {
+	return s.leaseDatastore(ctx, "watermark", datastoreID, ttl)
+}
+
+func (s *Store) leaseDatastore(ctx context.Context, what, datastoreID string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.opts.Prefix+what+"-lease:{"+datastoreID+"}", s.opts.Owner, ttl).Result()
 	if err != nil {
-		return false, fmt.Errorf("timeline: sweep lease: %w", err)
+		return false, fmt.Errorf("timeline: %s lease: %w", what, err)
 	}
 	return ok, nil
+}
+
+// Final is the time before which everything of k was searched and verified: the frontier,
+// or the start of the oldest range still waiting for its verification. Zero when nothing was
+// searched.
+func (s *Store) Final(ctx context.Context, k coalesce.Key) (time.Time, error) {
+	pipe := s.rdb.Pipeline()
+	f := pipe.HGet(ctx, s.key(k, ""), "f")
+	due := pipe.ZRange(ctx, s.key(k, ":verify"), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return time.Time{}, fmt.Errorf("timeline: final %s: %w", k.ResourceType, err)
+	}
+	final, err := fromMS(f.Val())
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, m := range due.Val() {
+		iv, err := parseMember(m)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if iv.From.Before(final) {
+			final = iv.From
+		}
+	}
+	return final, nil
+}
+
+// watermarkScript keeps a datastore's published watermark monotonic: it stores ARGV[1]
+// only if it is later, and returns the stored value.
+var watermarkScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]))
+local new = tonumber(ARGV[1])
+if not cur or new > cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return ARGV[1] end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return tostring(cur)
+`)
+
+// RaiseWatermark records t as the datastore's watermark unless a later one was published
+// (by any worker, before any restart), and returns the watermark to publish: never earlier
+// than one published before.
+func (s *Store) RaiseWatermark(ctx context.Context, datastoreID string, t time.Time) (time.Time, error) {
+	v, err := watermarkScript.Run(ctx, s.rdb, []string{s.opts.Prefix + "watermark:{" + datastoreID + "}"},
+		ms(t), s.opts.StateTTL.Milliseconds()).Text()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("timeline: watermark: %w", err)
+	}
+	return fromMS(v)
 }

@@ -243,3 +243,35 @@ func TestSweepTargetAndLease(t *testing.T) {
 		t.Fatal("two workers hold one datastore's sweep")
 	}
 }
+
+func TestFinalAndWatermark(t *testing.T) {
+	ctx := context.Background()
+	s := stores(t, 1, time.Minute)[0]
+	if f, err := s.Final(ctx, key); err != nil || !f.IsZero() {
+		t.Fatalf("final of an unknown key = %v %v, want zero", f, err)
+	}
+	st, _ := s.Sync(ctx, key, timeline.Want{Range: iv(0, 30)}, true)
+	tl := st.Timeline
+	for _, c := range []coalesce.Interval{iv(0, 10), iv(10, 20), iv(20, 30)} {
+		_ = s.Advance(ctx, key, tl, c, c.To.Add(time.Minute))
+		tl = tl.Extend(c)
+	}
+	if f, _ := s.Final(ctx, key); !f.Equal(at(0)) {
+		t.Fatalf("final with every chunk unverified = %v, want its start", f)
+	}
+	due, _ := s.Due(ctx, key, at(75)) // the first chunk
+	_ = s.Verified(ctx, key, due)
+	if f, _ := s.Final(ctx, key); !f.Equal(at(10)) {
+		t.Fatalf("final after the first verification = %v, want 10s", f)
+	}
+	// The watermark only rises.
+	for _, tt := range []struct{ set, want int }{{10, 10}, {20, 20}, {15, 20}, {30, 30}} {
+		got, err := s.RaiseWatermark(ctx, key.DatastoreID, at(tt.set))
+		if err != nil || !got.Equal(at(tt.want)) {
+			t.Fatalf("raise to %ds = %v %v, want %ds", tt.set, got, err, tt.want)
+		}
+	}
+	if ok, _ := s.LeaseWatermark(ctx, key.DatastoreID, time.Minute); !ok {
+		t.Fatal("no watermark lease")
+	}
+}
