@@ -26,6 +26,8 @@ const (
 	// DetailTypeWatermark says, per datastore, that every change before its lowWatermark is
 	// on the bus (or was reported as a Range Failed).
 	DetailTypeWatermark = "HealthLake CDC Watermark"
+	// DetailTypeDeletesUnresolved reports deletes that history could not name.
+	DetailTypeDeletesUnresolved = "HealthLake CDC Deletes Unresolved"
 )
 
 // DefaultSource is the Source of every entry unless Options.Source says otherwise.

@@ -129,18 +129,19 @@ type fakeBus struct {
 type busEvent struct {
 	DetailType string
 	D          struct {
-		DatastoreID  string `json:"datastoreId"`
-		ResourceType string `json:"resourceType"`
-		ID           string `json:"id"`
-		VersionID    string `json:"versionId"`
-		Action       string `json:"action"`
-		From         string `json:"from"`
-		To           string `json:"to"`
+		DatastoreID  string    `json:"datastoreId"`
+		ResourceType string    `json:"resourceType"`
+		ID           string    `json:"id"`
+		VersionID    string    `json:"versionId"`
+		Action       string    `json:"action"`
+		From         string    `json:"from"`
+		To           string    `json:"to"`
 		Reason       string    `json:"reason"`
 		Attempts     int       `json:"attempts"`
 		LastUpdated  time.Time `json:"lastUpdated"`
 		LowWatermark string    `json:"lowWatermark"`
 		HeldBy       string    `json:"heldBy"`
+		Count        int       `json:"count"`
 	}
 }
 

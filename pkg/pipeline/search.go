@@ -146,10 +146,7 @@ func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.
 		return p.parts.Timelines.Gone(ctx, k, gone)
 	})
 	if err != nil && fhir.IsPermanent(err) {
-		p.stats.DeletesUnresolved.Add(1)
-		p.cfg.Logger.WarnContext(ctx, "deletes unresolved: history unavailable", "datastoreId", k.DatastoreID,
-			"resourceType", k.ResourceType, "error", err)
-		return nil
+		return p.unresolvedDeletes(ctx, k, r, err)
 	}
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
@@ -258,4 +255,26 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// unresolvedDeletes reports, as "HealthLake CDC Deletes Unresolved", the delete hints reaching
+// into r that history cannot name (the server has no type-level history, or refuses it), so
+// consumers can reconcile; then forgets them, so each is reported once.
+func (p *Pipeline) unresolvedDeletes(ctx context.Context, k coalesce.Key, r coalesce.Interval, cause error) error {
+	ds, err := p.parts.Timelines.Deletes(ctx, k, r)
+	if err != nil {
+		return err
+	}
+	n := max(len(ds), 1) // a delete range read on its own (late) was looked up already
+	if err := p.report(ctx, p.parts.Events.DeletesUnresolved(event.DeletesUnresolved{
+		DatastoreID: k.DatastoreID, ResourceType: k.ResourceType,
+		From: r.From.UTC().Format(timeMillis), To: r.To.UTC().Format(timeMillis),
+		Count: n, Reason: fhir.Reason(cause),
+	}, p.cfg.Clock.Now())); err != nil {
+		return err
+	}
+	p.stats.DeletesUnresolved.Add(int64(n))
+	p.cfg.Logger.WarnContext(ctx, "deletes unresolved: history unavailable; reported", "datastoreId", k.DatastoreID,
+		"resourceType", k.ResourceType, "deletes", n, "reason", fhir.Reason(cause))
+	return p.parts.Timelines.ForgetDeletes(ctx, k, ds)
 }

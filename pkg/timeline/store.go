@@ -228,7 +228,7 @@ func (s *Store) Sync(ctx context.Context, k coalesce.Key, w Want, tryLease bool)
 		Want:     coalesce.Interval{From: t[2], To: t[3]},
 		Leased:   leased == 1,
 		Region:   region, Account: account,
-		SweepTo:  sweepTo,
+		SweepTo: sweepTo,
 	}, nil
 }
 

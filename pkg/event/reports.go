@@ -22,3 +22,21 @@ type Watermark struct {
 func (b Builder) Watermark(d Watermark, at time.Time) types.PutEventsRequestEntry {
 	return b.operational(DetailTypeWatermark, d, at)
 }
+
+// DeletesUnresolved is the detail of a "HealthLake CDC Deletes Unresolved" event: Count
+// DeleteResource hints of the type in [From, To) whose resources history could not name
+// (Reason: e.g. "history-unsupported"). Consumers reconcile them, e.g. by reading the ids
+// they hold for that type.
+type DeletesUnresolved struct {
+	DatastoreID  string `json:"datastoreId"`
+	ResourceType string `json:"resourceType"`
+	From         string `json:"from"`
+	To           string `json:"to"`
+	Count        int    `json:"count"`
+	Reason       string `json:"reason"`
+}
+
+// DeletesUnresolved builds the "HealthLake CDC Deletes Unresolved" entry, at time at.
+func (b Builder) DeletesUnresolved(d DeletesUnresolved, at time.Time) types.PutEventsRequestEntry {
+	return b.operational(DetailTypeDeletesUnresolved, d, at)
+}
