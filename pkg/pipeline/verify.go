@@ -58,7 +58,9 @@ func (p *Pipeline) verifyKey(ctx context.Context, k coalesce.Key, src source) er
 // False when the server cannot count (it ignored the request, said once in the log).
 func (p *Pipeline) countMatches(ctx context.Context, k coalesce.Key, iv coalesce.Interval) (bool, error) {
 	c, ok := p.parts.FHIR.(Counter)
-	if !ok {
+	if !ok || p.countIgnored.Load() {
+		// A server that ignored one count request answers them with whole pages: asking
+		// again would read the range twice. Re-read it once instead.
 		return false, nil
 	}
 	n, counted, err := c.Count(ctx, k.DatastoreID, k.ResourceType, iv.From, iv.To)
