@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -34,24 +35,36 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
-// pagedSearcher answers every search with the same pages, built once: the benchmark measures
-// our path (decode, coalesce, dedup on Redis, emit to the recorder), not the FHIR server.
+// pagedSearcher answers a search with perSecond resources for every whole second of its
+// range (the hints' seconds), in pages of 100, built from one resource body: the benchmark
+// measures our path (decode, timeline, dedup on Redis, emit), not the FHIR server. Each
+// resource is found once, so each hint of a second becomes one event.
 type pagedSearcher struct {
-	pages   []fhir.Page
-	version atomic.Int64 // bumped per search, so every search finds new versions
+	raw       json.RawMessage
+	perSecond int
 }
 
-func (s *pagedSearcher) Search(ctx context.Context, _, _ string, _, _ time.Time, visit func(fhir.Page) error) error {
-	v := fmt.Sprint(s.version.Add(1))
-	for _, p := range s.pages {
-		page := fhir.Page{Number: p.Number, Resources: make([]fhir.Resource, len(p.Resources))}
-		for i, r := range p.Resources {
-			r.VersionID = v
-			page.Resources[i] = r
+func (s *pagedSearcher) Search(ctx context.Context, _, _ string, from, to time.Time, visit func(fhir.Page) error) error {
+	page := fhir.Page{Number: 1}
+	for sec := from.Truncate(time.Second); sec.Before(to); sec = sec.Add(time.Second) {
+		if sec.Before(from) {
+			continue
 		}
-		if err := visit(page); err != nil {
-			return err
+		for i := range s.perSecond {
+			page.Resources = append(page.Resources, fhir.Resource{
+				ResourceType: "Observation", ID: fmt.Sprintf("obs-%d-%03d", sec.Unix(), i), VersionID: "1",
+				LastUpdated: sec.Add(time.Duration(i) * time.Millisecond), Raw: s.raw,
+			})
+			if len(page.Resources) == 100 {
+				if err := visit(page); err != nil {
+					return err
+				}
+				page = fhir.Page{Number: page.Number + 1}
+			}
 		}
+	}
+	if len(page.Resources) > 0 {
+		return visit(page)
 	}
 	return nil
 }
@@ -118,7 +131,11 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Our own transport, its idle connections closed at the end (goleak would see them).
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
 	ebOpts := eventbridge.Options{
+		HTTPClient:   &http.Client{Transport: tr},
 		BaseEndpoint: aws.String(recorder), Region: "us-east-1", Retryer: aws.NopRetryer{},
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
 	}
@@ -140,15 +157,7 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 	const perWindow = 100
 	ds := stack.RandomHex(16)
 	body := []byte(`{"resourceType":"Observation","id":"ID","meta":{"versionId":"1","lastUpdated":"2026-11-20T09:15:03.123Z"},"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/p-1"},"effectiveDateTime":"2026-11-20T09:15:00Z","valueQuantity":{"value":72,"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"},"note":[{"text":"synthetic benchmark data, no real person"}]}`)
-	searcher := &pagedSearcher{}
-	page := fhir.Page{Number: 1}
-	for i := range perWindow {
-		page.Resources = append(page.Resources, fhir.Resource{
-			ResourceType: "Observation", ID: fmt.Sprintf("obs-%03d", i),
-			LastUpdated: time.Date(2026, 11, 20, 9, 15, 3, 0, time.UTC), Raw: json.RawMessage(body),
-		})
-	}
-	searcher.pages = []fhir.Page{page}
+	searcher := &pagedSearcher{raw: json.RawMessage(body), perSecond: perWindow}
 
 	tls, err := timeline.New(rdb, timeline.Options{Prefix: "bench:tl:" + stack.RandomHex(4) + ":", Owner: dedup.RandomOwner()})
 	if err != nil {
