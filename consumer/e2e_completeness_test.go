@@ -127,6 +127,8 @@ func TestE2EBundles(t *testing.T) {
 				t.Fatalf("writes per type %v, want all of %v", perType, types)
 			}
 			e.completeThenNoDups(90 * time.Second)
+			f := e.readFigures([]string{ds})
+			t.Logf("%d writes (%d resources): %d searches, %d counts, %d resources returned", f.writes, f.distinct, f.searches, f.counts, f.resources)
 		})
 	}
 }
@@ -187,11 +189,10 @@ func TestE2EImport(t *testing.T) {
 				t.Fatalf("summary %+v; want 2,000 imported in one job, one record", sum)
 			}
 			e.completeThenNoDups(90 * time.Second)
+			f := e.readFigures([]string{ds})
+			t.Logf("%d imported: %d searches, %d counts, %d resources returned", f.writes, f.searches, f.counts, f.resources)
 			if tc.describe && calls.Load() == 0 {
 				t.Errorf("no DescribeFHIRImportJob call answered: the range came from the event")
-			}
-			if st := stack.FHIRAdmin(t).Stats(ds); st.Requests["search"] == 0 {
-				t.Errorf("no search of the datastore")
 			}
 		})
 	}
