@@ -50,7 +50,8 @@ type planner struct {
 	keys []typeKey
 	live map[typeKey][]*resource // resources that exist (as planned) and may be updated or deleted
 	n    int                     // ops planned
-	// limit is the ops to plan: Writes, or every entry of the Bundles; 0 for a Duration run.
+	// limit is the ops to plan: Writes (0 for an import alone), or every entry of the Bundles;
+	// a Duration run has none.
 	limit int
 
 	// While a Bundle is planned: its datastore's keys, and the resources its entries touch.
@@ -122,7 +123,7 @@ func (p *planner) nextBundle() *op {
 // next returns the next write, or nil when a run of cfg.Writes writes is fully planned. A run
 // bounded by Duration never ends here: the dispatcher stops at the deadline.
 func (p *planner) next() *op {
-	if p.limit > 0 && p.n >= p.limit {
+	if p.cfg.Duration == 0 && p.n >= p.limit {
 		return nil
 	}
 	var o *op

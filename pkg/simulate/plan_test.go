@@ -272,3 +272,17 @@ func TestPlanBundles(t *testing.T) {
 		t.Errorf("%d entries in %d bundles over %d datastores, %d updates, %d patches", n, p.bundles, len(dss), updates, patches)
 	}
 }
+
+// An import alone (no writes, duration or Bundles) plans no single write: the run is the
+// import only, not single writes without end.
+func TestPlanImportAloneHasNoWrites(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Datastores = []string{ds1}
+	cfg.Writes, cfg.Import = 0, 100
+	if ops := planAll(cfg, 1, 10); len(ops) != 0 {
+		t.Errorf("%d single writes planned besides the import, want none", len(ops))
+	}
+	if got := expectedWrites(cfg.withDefaults()); got != 100 {
+		t.Errorf("expectedWrites %d, want the 100 imported", got)
+	}
+}
