@@ -359,7 +359,11 @@ func (e *e2e) waitComplete(timeout time.Duration) {
 }
 
 // leaseOwners reads the lease table: shard → owner.
-func (e *e2e) leaseOwners() map[string]string {
+func (e *e2e) leaseOwners() map[string]string { return e.leaseAttr("AssignedTo") }
+
+// leaseAttr reads the lease table: shard → the item's string attribute attr (absent: left
+// out).
+func (e *e2e) leaseAttr(attr string) map[string]string {
 	e.t.Helper()
 	out, err := e.ddb.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(e.application)})
 	var notFound *ddbtypes.ResourceNotFoundException
@@ -369,13 +373,13 @@ func (e *e2e) leaseOwners() map[string]string {
 	if err != nil {
 		e.t.Fatalf("scan lease table: %v", err)
 	}
-	owners := map[string]string{}
+	m := map[string]string{}
 	for _, item := range out.Items {
 		shard, _ := item["ShardID"].(*ddbtypes.AttributeValueMemberS)
-		owner, _ := item["AssignedTo"].(*ddbtypes.AttributeValueMemberS)
-		if shard != nil && owner != nil {
-			owners[shard.Value] = owner.Value
+		v, _ := item[attr].(*ddbtypes.AttributeValueMemberS)
+		if shard != nil && v != nil {
+			m[shard.Value] = v.Value
 		}
 	}
-	return owners
+	return m
 }

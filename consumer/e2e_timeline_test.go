@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/redis/go-redis/v9"
@@ -415,22 +413,7 @@ func waitReady(t *testing.T, addr string, ready bool, timeout time.Duration) {
 }
 
 // checkpoints reads the lease table: shard → checkpoint.
-func (e *e2e) checkpoints() map[string]string {
-	e.t.Helper()
-	out, err := e.ddb.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(e.application)})
-	if err != nil {
-		e.t.Fatalf("scan lease table: %v", err)
-	}
-	cps := map[string]string{}
-	for _, item := range out.Items {
-		shard, _ := item["ShardID"].(*ddbtypes.AttributeValueMemberS)
-		cp, _ := item["Checkpoint"].(*ddbtypes.AttributeValueMemberS)
-		if shard != nil && cp != nil {
-			cps[shard.Value] = cp.Value
-		}
-	}
-	return cps
-}
+func (e *e2e) checkpoints() map[string]string { return e.leaseAttr("Checkpoint") }
 
 // TestE2ESigkillBetweenSearchAndVerification: two workers under steady traffic with writes
 // reaching the search index late; one is SIGKILLed while ranges it searched wait for their
