@@ -10,6 +10,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
@@ -77,6 +78,9 @@ func flags() []cli.Flag {
 			Usage: "FHIR base URL with {datastoreId}; default https://healthlake.{region}.amazonaws.com/datastore/{datastoreId}/r4/"},
 		&cli.StringFlag{Name: "fhir-auth", Sources: cli.EnvVars("CDC_FHIR_AUTH"), Value: "sigv4", Category: "FHIR",
 			Usage: "sigv4 (service healthlake, the AWS credential chain) or none", Validator: oneOf("sigv4", "none")},
+		&cli.StringFlag{Name: "fhir-count", Sources: cli.EnvVars("CDC_FHIR_COUNT"), Value: string(fhir.CountSummary), Category: "FHIR",
+			Usage:     "how verification counts a range: summary (_summary=count), total-accurate (_total=accurate&_count=0) or count-zero (_count=0); a server that ignores or refuses it has every range re-read",
+			Validator: oneOf(string(fhir.CountSummary), string(fhir.CountTotalAccurate), string(fhir.CountZero))},
 		&cli.IntFlag{Name: "fhir-concurrency", Sources: cli.EnvVars("CDC_FHIR_CONCURRENCY"), Value: 8, Category: "FHIR",
 			Usage: "keys searching at once (bounds concurrent FHIR requests)"},
 

@@ -254,7 +254,8 @@ func newFHIR(cmd *cli.Command, awsCfg aws.Config, m *clientMetrics, tel *telemet
 		endpoint = "https://healthlake." + awsCfg.Region + ".amazonaws.com/datastore/{datastoreId}/r4/"
 	}
 	hc := &http.Client{Timeout: time.Minute, Transport: fhirTransport(cmd.String("fhir-auth"), awsCfg, tel)}
-	c, err := fhir.New(fhir.Config{Endpoint: endpoint, HTTPClient: hc, OnRequest: m.onFHIRRequest})
+	c, err := fhir.New(fhir.Config{Endpoint: endpoint, HTTPClient: hc, OnRequest: m.onFHIRRequest,
+		CountMode: fhir.CountMode(cmd.String("fhir-count"))})
 	if err != nil {
 		return nil, fmt.Errorf("--fhir-endpoint: %w", err)
 	}

@@ -102,12 +102,38 @@ func TestUnitVerifyCountIgnored(t *testing.T) {
 		if s.Rereads < 2 || s.Rereads != s.Verified {
 			t.Errorf("%d re-reads for %d verified ranges: every range should be re-read", s.Rereads, s.Verified)
 		}
-		if n := r.logs.count("ignored a count request"); n != 1 {
+		if n := r.logs.count("ignored or refused a count request"); n != 1 {
 			t.Errorf("logged %d times that counts are ignored, want once", n)
 		}
 		if s.FoundByVerify != 0 {
 			t.Errorf("re-reads found %d changes; there were none to find", s.FoundByVerify)
 		}
 		r.emittedOnce(4)
+	})
+}
+
+// TestUnitVerifyCountRefused: a server that answers the count request with a permanent error
+// (HealthLake may refuse _summary it does not support) cannot count: verification re-reads
+// the ranges instead of failing, and obligations are met.
+func TestUnitVerifyCountRefused(t *testing.T) {
+	refused := realFHIRErrors(t)["not-found"]
+	unit(t, nil, func(t *testing.T, r *rig) {
+		r.fhir.fail = func(op string, _ coalesce.Key) error {
+			if op == "count" {
+				return refused
+			}
+			return nil
+		}
+		w := r.start("w1")
+		w.write(obsKey, "")
+		r.advance(time.Minute)
+		s := w.pipe.Stats().Snapshot()
+		if s.Verified == 0 || s.Rereads != s.Verified {
+			t.Errorf("%d re-reads for %d verified ranges; want every range re-read", s.Rereads, s.Verified)
+		}
+		if due := r.tl.obligations(obsKey); len(due) != 0 {
+			t.Errorf("obligations left: %v", due)
+		}
+		r.emittedOnce(1)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
@@ -64,12 +65,17 @@ func (p *Pipeline) countMatches(ctx context.Context, k coalesce.Key, iv coalesce
 		return false, nil
 	}
 	n, counted, err := c.Count(ctx, k.DatastoreID, k.ResourceType, iv.From, iv.To)
+	if err != nil && fhir.IsPermanent(err) {
+		// A server that refuses the count request (a 400 for a parameter it does not
+		// know) cannot count: re-read, as for one that ignores it.
+		counted, err = false, nil
+	}
 	if err != nil {
 		return false, err
 	}
 	if !counted {
 		if p.countIgnored.CompareAndSwap(false, true) {
-			p.cfg.Logger.WarnContext(ctx, "the FHIR server ignored a count request; verification re-reads every range instead")
+			p.cfg.Logger.WarnContext(ctx, "the FHIR server ignored or refused a count request; verification re-reads every range instead (see --fhir-count)")
 		}
 		return false, nil
 	}
