@@ -43,6 +43,12 @@ func run(ctx context.Context, cmd *cli.Command) error {
 			return cli.Exit(fmt.Sprintf("consumer: --%s (or CDC_%s) is required", name, strings.ToUpper(name)), 2)
 		}
 	}
+	// Settings are checked before any AWS or Redis client is built: a bad flag is a usage
+	// error (exit 2) naming the flag, not a connection failure.
+	pcfg, err := pipelineConfig(cmd)
+	if err != nil {
+		return cli.Exit("consumer: "+err.Error(), 2)
+	}
 	log := newLogger(cmd.String("log-level"))
 	slog.SetDefault(log)
 	workerID := cmd.String("worker-id")
@@ -142,27 +148,10 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 
-	pcfg := pipeline.DefaultConfig()
-	pcfg.Timeline = coalesce.Config{
-		Window: cmd.Duration("window"), Settle: cmd.Duration("settle"), Lead: cmd.Duration("lead"),
-		Lag: cmd.Duration("lag"), MaxSpan: cmd.Duration("max-span"), VerifyAfter: cmd.Duration("verify-after"),
-	}
-	pcfg.ParkAttempts = int(cmd.Int("park-attempts"))
-	pcfg.ParkAfter = cmd.Duration("park-after")
-	pcfg.ParkedRetry = cmd.Duration("parked-retry")
-	pcfg.SweepInterval = cmd.Duration("sweep-interval")
-	pcfg.WatermarkInterval = cmd.Duration("watermark-interval")
-	for _, t := range nonEmpty(cmd.StringSlice("types")) {
-		if !cloudtrail.IsResourceType(t) {
-			return cli.Exit(fmt.Sprintf("consumer: --types: %q is not a FHIR R4 resource type", t), 2)
-		}
-		pcfg.Types = append(pcfg.Types, t)
-	}
 	var imports pipeline.ImportJobs
 	if cmd.Bool("describe-import-jobs") {
 		imports = importJobs{api: healthlake.NewFromConfig(awsCfg)}
 	}
-	pcfg.FHIRConcurrency = int(cmd.Int("fhir-concurrency"))
 	pcfg.NoDedup = cmd.Bool("no-dedup")
 	pcfg.Logger = log
 	pcfg.TracerProvider = tel.TracerProvider
@@ -292,4 +281,30 @@ func nonEmpty(in []string) []string {
 		}
 	}
 	return out
+}
+
+// pipelineConfig maps the timeline and pipeline flags into the pipeline's Config and checks
+// it; the error names the flags in their own words (window, settle, park attempts, …).
+func pipelineConfig(cmd *cli.Command) (pipeline.Config, error) {
+	pcfg := pipeline.DefaultConfig()
+	pcfg.Timeline = coalesce.Config{
+		Window: cmd.Duration("window"), Settle: cmd.Duration("settle"), Lead: cmd.Duration("lead"),
+		Lag: cmd.Duration("lag"), MaxSpan: cmd.Duration("max-span"), VerifyAfter: cmd.Duration("verify-after"),
+	}
+	pcfg.ParkAttempts = int(cmd.Int("park-attempts"))
+	pcfg.ParkAfter = cmd.Duration("park-after")
+	pcfg.ParkedRetry = cmd.Duration("parked-retry")
+	pcfg.SweepInterval = cmd.Duration("sweep-interval")
+	pcfg.WatermarkInterval = cmd.Duration("watermark-interval")
+	pcfg.FHIRConcurrency = int(cmd.Int("fhir-concurrency"))
+	for _, t := range nonEmpty(cmd.StringSlice("types")) {
+		if !cloudtrail.IsResourceType(t) {
+			return pcfg, fmt.Errorf("--types: %q is not a FHIR R4 resource type", t)
+		}
+		pcfg.Types = append(pcfg.Types, t)
+	}
+	if err := pcfg.Validate(); err != nil {
+		return pcfg, fmt.Errorf("invalid settings: %w", err)
+	}
+	return pcfg, nil
 }
