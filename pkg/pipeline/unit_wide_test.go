@@ -104,3 +104,20 @@ func TestUnitRejectedRecordReported(t *testing.T) {
 		}
 	})
 }
+
+// TestUnitUntypedHintReported: a Bundle hint for a datastore with no known type cannot be
+// searched; it is reported on the bus as a Range Failed ("no-known-type") and then acked.
+func TestUnitUntypedHintReported(t *testing.T) {
+	unit(t, nil, func(t *testing.T, r *rig) {
+		w := r.start("w1")
+		b := w.hint(coalesce.Key{DatastoreID: testDS}, cloudtrail.Mixed)
+		r.advanceUntil("ack", 100*time.Millisecond, 10*time.Second, b.done)
+		failed := r.bus.events(event.DetailTypeRangeFailed)
+		if len(failed) != 1 || failed[0].D.Reason != "no-known-type" || failed[0].D.DatastoreID != testDS {
+			t.Errorf("Range Failed reports %+v, want one no-known-type for the datastore", failed)
+		}
+		if s := w.pipe.Stats().Snapshot(); s.UntypedHints != 1 {
+			t.Errorf("untyped hints %d, want 1", s.UntypedHints)
+		}
+	})
+}

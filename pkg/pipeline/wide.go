@@ -10,6 +10,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // resolveWide turns hints that name no single type into the types to look at — every type
@@ -46,6 +47,21 @@ func (p *Pipeline) resolveWide(ctx context.Context, hs []wideHint) []wideResolve
 		}
 		rng, err := p.importRange(ctx, ch)
 		out[i].rng, out[i].err = rng, err
+	}
+	// No type known for the datastore: nothing can be searched. Say so on the bus (a range
+	// that could not be searched) before the record is acked, never in silence.
+	for i := range out {
+		r := &out[i]
+		if r.err != nil || len(r.types) > 0 {
+			continue
+		}
+		ch := r.hint.msg.change
+		r.err = p.report(ctx, p.parts.Events.RangeFailed(event.RangeFailed{
+			DatastoreID: ch.DatastoreID,
+			From:        r.rng.From.UTC().Format(timeMillis), To: r.rng.To.UTC().Format(timeMillis),
+			Reason: "no-known-type",
+			Detail: "a " + ch.EventName + " hint names no resource type and none is known for the datastore; set CDC_TYPES",
+		}, p.cfg.Clock.Now()))
 	}
 	return out
 }
