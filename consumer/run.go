@@ -296,6 +296,7 @@ func pipelineConfig(cmd *cli.Command) (pipeline.Config, error) {
 	pcfg.ParkedRetry = cmd.Duration("parked-retry")
 	pcfg.SweepInterval = cmd.Duration("sweep-interval")
 	pcfg.WatermarkInterval = cmd.Duration("watermark-interval")
+	pcfg.AllVersions = cmd.String("versions") == "all"
 	pcfg.FHIRConcurrency = int(cmd.Int("fhir-concurrency"))
 	for _, t := range nonEmpty(cmd.StringSlice("types")) {
 		if !cloudtrail.IsResourceType(t) {

@@ -52,6 +52,11 @@ type Config struct {
 	ImportLookback time.Duration
 	// RejectBatchDelay is how long rejections gather before they are reported together.
 	RejectBatchDelay time.Duration
+	// AllVersions emits every version of a resource, not only the one a search shows: where
+	// a found versionId jumped past the last one emitted, the skipped versions are read from
+	// the resource's history and emitted first, oldest first (CDC_VERSIONS=all). Off, two
+	// writes to a resource before its range settles give one event, for the later.
+	AllVersions bool
 	// NoDedup emits without Redis claims (opt-in, for when Redis is down and duplicates are
 	// acceptable). Never the default.
 	NoDedup bool
