@@ -297,6 +297,7 @@ func pipelineConfig(cmd *cli.Command) (pipeline.Config, error) {
 	pcfg.SweepInterval = cmd.Duration("sweep-interval")
 	pcfg.WatermarkInterval = cmd.Duration("watermark-interval")
 	pcfg.AllVersions = cmd.String("versions") == "all"
+	pcfg.VersionsLookback = cmd.Duration("dedup-ttl")
 	pcfg.FHIRConcurrency = int(cmd.Int("fhir-concurrency"))
 	for _, t := range nonEmpty(cmd.StringSlice("types")) {
 		if !cloudtrail.IsResourceType(t) {

@@ -450,7 +450,7 @@ func TestIntegrationInstanceHistoryAndVRead(t *testing.T) {
 
 	c := localClient(t, base, hc, func(c *Config) { c.PageSize = 2 })
 	var got []string
-	err := c.InstanceHistory(t.Context(), ds, "Observation", first.ID, func(p HistoryPage) error {
+	err := c.InstanceHistory(t.Context(), ds, "Observation", first.ID, time.Time{}, func(p HistoryPage) error {
 		for _, e := range p.Entries {
 			got = append(got, e.VersionID)
 		}
@@ -467,7 +467,7 @@ func TestIntegrationInstanceHistoryAndVRead(t *testing.T) {
 	if _, err := c.VRead(t.Context(), ds, "Observation", "no-such-id", "1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("vread of nothing: %v", err)
 	}
-	if err := c.InstanceHistory(t.Context(), ds, "Observation", "no-such-id", func(HistoryPage) error { return nil }); !errors.Is(err, ErrNotFound) {
+	if err := c.InstanceHistory(t.Context(), ds, "Observation", "no-such-id", time.Time{}, func(HistoryPage) error { return nil }); !errors.Is(err, ErrNotFound) {
 		t.Errorf("instance history of nothing: %v", err)
 	}
 }

@@ -135,10 +135,12 @@ func (o *orderTracker) order() HistoryOrder {
 	}
 }
 
-// InstanceHistory reads every version of one resource (deletes included), following next
-// links, and calls visit once per page. Entries naming another resource are skipped. A
-// resource the server does not know fails with ErrNotFound. id never appears in an error.
-func (c *Client) InstanceHistory(ctx context.Context, datastoreID, resourceType, id string, visit func(HistoryPage) error) error {
+// InstanceHistory reads the versions of one resource (deletes included) last updated at or
+// after since (every version for a zero since), newest first as FHIR orders history,
+// following next links, and calls visit once per page; an error from visit ends the walk and
+// is returned. Entries naming another resource are skipped. A resource the server does not
+// know fails with ErrNotFound. id never appears in an error.
+func (c *Client) InstanceHistory(ctx context.Context, datastoreID, resourceType, id string, since time.Time, visit func(HistoryPage) error) error {
 	if err := validateTarget(datastoreID, resourceType); err != nil {
 		return err
 	}
@@ -146,6 +148,9 @@ func (c *Client) InstanceHistory(ctx context.Context, datastoreID, resourceType,
 		return permanent(ErrInvalidResourceID)
 	}
 	q := url.Values{}
+	if !since.IsZero() {
+		q.Set("_since", since.UTC().Format(instantFormat))
+	}
 	q.Set("_count", strconv.Itoa(c.cfg.PageSize))
 	first := c.url(datastoreID, resourceType+"/"+id+"/_history", q)
 	return c.walk(ctx, "instance-history", datastoreID, first, func(n int, body []byte) (string, error) {

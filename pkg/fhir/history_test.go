@@ -147,7 +147,7 @@ func TestInstanceHistory(t *testing.T) {
 	c, rec := newTestClient(t, f, nil)
 	var versions []string
 	skipped := 0
-	err := c.InstanceHistory(t.Context(), testDS, "Observation", "o-1", func(p HistoryPage) error {
+	err := c.InstanceHistory(t.Context(), testDS, "Observation", "o-1", time.Time{}, func(p HistoryPage) error {
 		for _, e := range p.Entries {
 			versions = append(versions, e.VersionID)
 		}
@@ -161,7 +161,7 @@ func TestInstanceHistory(t *testing.T) {
 		t.Errorf("OnRequest calls %d", len(rec.statuses))
 	}
 	for _, id := range []string{"", "a/b", "../Patient/x", "a b", strings.Repeat("x", 65)} {
-		err := c.InstanceHistory(t.Context(), testDS, "Observation", id, nil)
+		err := c.InstanceHistory(t.Context(), testDS, "Observation", id, time.Time{}, nil)
 		if !errors.Is(err, ErrInvalidResourceID) || (id != "" && strings.Contains(err.Error(), id)) {
 			t.Errorf("id %q: %v", id, err)
 		}

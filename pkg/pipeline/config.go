@@ -57,6 +57,9 @@ type Config struct {
 	// the resource's history and emitted first, oldest first (CDC_VERSIONS=all). Off, two
 	// writes to a resource before its range settles give one event, for the later.
 	AllVersions bool
+	// VersionsLookback is how far back skipped versions are read (the dedup TTL: an older
+	// version's claim may have expired, so emitted and never emitted look alike there).
+	VersionsLookback time.Duration
 	// NoDedup emits without Redis claims (opt-in, for when Redis is down and duplicates are
 	// acceptable). Never the default.
 	NoDedup bool
@@ -87,6 +90,7 @@ func DefaultConfig() Config {
 		ImportLookback:    24 * time.Hour,
 		SweepInterval:     5 * time.Minute,
 		WatermarkInterval: time.Minute,
+		VersionsLookback:  24 * time.Hour,
 		RejectBatchDelay:  100 * time.Millisecond,
 		Clock:             RealClock{},
 		Logger:            slog.Default(),
@@ -118,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval < 0 {
 		errs = append(errs, fmt.Errorf("sweep interval must not be negative, got %v", c.SweepInterval))
+	}
+	if c.AllVersions && c.VersionsLookback <= 0 {
+		errs = append(errs, fmt.Errorf("versions lookback must be positive, got %v", c.VersionsLookback))
 	}
 	if c.ParkedRetry < 0 {
 		errs = append(errs, fmt.Errorf("parked retry must not be negative, got %v", c.ParkedRetry))

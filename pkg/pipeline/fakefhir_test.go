@@ -341,3 +341,52 @@ func (f *fakeFHIR) writesBefore(t time.Time) []string {
 	}
 	return out
 }
+
+// InstanceHistory serves one resource's versions since since, newest first (history sees
+// every version at once, as HealthLake's instance history is read from the store).
+func (f *fakeFHIR) InstanceHistory(_ context.Context, ds, rt, id string, since time.Time, visit func(fhir.HistoryPage) error) error {
+	k := coalesce.Key{DatastoreID: ds, ResourceType: rt}
+	f.mu.Lock()
+	if err := f.enter("instance-history", k); err != nil {
+		f.mu.Unlock()
+		return err
+	}
+	vs, ok := f.resources[k][id]
+	var es []fhir.HistoryEntry
+	for i := len(vs) - 1; i >= 0; i-- {
+		v := vs[i]
+		if v.at.Before(since) {
+			break
+		}
+		e := fhir.HistoryEntry{ID: id, VersionID: strconv.Itoa(v.n), LastUpdated: v.at, Deleted: v.deleted}
+		if !v.deleted {
+			r := resourceOf(k, id, v)
+			e.Resource = &r
+		}
+		es = append(es, e)
+	}
+	f.mu.Unlock()
+	if !ok {
+		return fhir.ErrNotFound
+	}
+	return visit(fhir.HistoryPage{Number: 1, Entries: es})
+}
+
+// VRead reads one version.
+func (f *fakeFHIR) VRead(_ context.Context, ds, rt, id, version string) (fhir.Resource, error) {
+	k := coalesce.Key{DatastoreID: ds, ResourceType: rt}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("vread", k); err != nil {
+		return fhir.Resource{}, err
+	}
+	for _, v := range f.resources[k][id] {
+		if strconv.Itoa(v.n) == version {
+			if v.deleted {
+				return fhir.Resource{}, fhir.ErrGone
+			}
+			return resourceOf(k, id, v), nil
+		}
+	}
+	return fhir.Resource{}, fhir.ErrNotFound
+}

@@ -52,7 +52,7 @@ type fakeKey struct {
 	sw              int64 // sweep target (ms)
 	region, account string
 	lease           lease
-	dels            map[string]int64 // member "from-to" → score (to)
+	dels            map[string]int   // member "from-to" → delete hints with that range
 	verify          map[string]int64 // member → due (ms)
 	latest          map[string]int64 // resource id → lastUpdated (ms)
 }
@@ -111,7 +111,7 @@ func (f *fakeTimelines) enter(op string) (func(), error) {
 func (f *fakeTimelines) key(k coalesce.Key) *fakeKey {
 	fk := f.keys[k]
 	if fk == nil {
-		fk = &fakeKey{dels: map[string]int64{}, verify: map[string]int64{}, latest: map[string]int64{}}
+		fk = &fakeKey{dels: map[string]int{}, verify: map[string]int64{}, latest: map[string]int64{}}
 		f.keys[k] = fk
 	}
 	return fk
@@ -182,7 +182,7 @@ func (v *tlView) Sync(_ context.Context, k coalesce.Key, w timeline.Want, tryLea
 	}
 	for _, d := range w.Deletes {
 		if !d.Empty() {
-			fk.dels[member(d)] = ms(d.To)
+			fk.dels[member(d)]++ // one per hint, as the store counts them
 		}
 	}
 	leased := false
@@ -253,10 +253,12 @@ func (v *tlView) Deletes(_ context.Context, k coalesce.Key, iv coalesce.Interval
 	}
 	defer unlock()
 	var out []coalesce.Interval
-	for m, score := range v.f.key(k).dels {
+	for m, n := range v.f.key(k).dels {
 		d := parseMember(m)
-		if score > ms(iv.From) && d.From.Before(iv.To) {
-			out = append(out, d)
+		if ms(d.To) > ms(iv.From) && d.From.Before(iv.To) {
+			for range n {
+				out = append(out, d)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b coalesce.Interval) int { return cmp.Or(a.To.Compare(b.To), a.From.Compare(b.From)) })

@@ -63,6 +63,12 @@ func (p *Pipeline) searchChunk(ctx context.Context, k coalesce.Key, chunk coales
 			})
 			seen = append(seen, timeline.Latest{ID: r.ID, LastUpdated: r.LastUpdated})
 		}
+		if p.cfg.AllVersions {
+			// Before the page's own: each resource's versions reach the bus in order.
+			if err := p.skippedVersions(ctx, claims, k, changes, &o); err != nil {
+				return err
+			}
+		}
 		if err := p.emit(ctx, claims, changes, &o); err != nil {
 			return err
 		}

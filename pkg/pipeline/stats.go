@@ -31,22 +31,27 @@ type Stats struct {
 	// of them whose count matched, so they were not read; SweepFound the changes they held
 	// (a direct measure of hints CloudTrail lost).
 	SweepRanges, SweepSkipped, SweepFound atomic.Int64
+	// With Config.AllVersions: SkippedVersions are the older versions a search skipped that
+	// were read back and emitted; VersionReads the instance-history reads that took; and
+	// VersionsUnreadable the versions the server could not give (history off for the type).
+	SkippedVersions, VersionReads, VersionsUnreadable atomic.Int64
 }
 
 // Snapshot is a copy of Stats at one moment.
 type Snapshot struct {
-	RecordsAct, RecordsSkipped, RecordsRejected int64
-	Runs, RunRetries                            int64
-	ResourcesRead                               int64
-	Searches, SearchPagesMin                    int64
-	Verified, Rereads, FoundByVerify            int64
-	Parked, Unparked                            int64
-	DedupNew, DedupDuplicate, DedupPending      int64
-	Emitted, EmitFailed                         int64
-	RejectsReported                             int64
-	DeletesUnresolved                           int64
-	WideHints, UntypedHints, Unrecognised       int64
-	SweepRanges, SweepSkipped, SweepFound       int64
+	RecordsAct, RecordsSkipped, RecordsRejected       int64
+	Runs, RunRetries                                  int64
+	ResourcesRead                                     int64
+	Searches, SearchPagesMin                          int64
+	Verified, Rereads, FoundByVerify                  int64
+	Parked, Unparked                                  int64
+	DedupNew, DedupDuplicate, DedupPending            int64
+	Emitted, EmitFailed                               int64
+	RejectsReported                                   int64
+	DeletesUnresolved                                 int64
+	WideHints, UntypedHints, Unrecognised             int64
+	SweepRanges, SweepSkipped, SweepFound             int64
+	SkippedVersions, VersionReads, VersionsUnreadable int64
 }
 
 // Snapshot reads every counter.
@@ -64,5 +69,6 @@ func (s *Stats) Snapshot() Snapshot {
 		DeletesUnresolved: s.DeletesUnresolved.Load(),
 		WideHints:         s.WideHints.Load(), UntypedHints: s.UntypedHints.Load(), Unrecognised: s.Unrecognised.Load(),
 		SweepRanges: s.SweepRanges.Load(), SweepSkipped: s.SweepSkipped.Load(), SweepFound: s.SweepFound.Load(),
+		SkippedVersions: s.SkippedVersions.Load(), VersionReads: s.VersionReads.Load(), VersionsUnreadable: s.VersionsUnreadable.Load(),
 	}
 }

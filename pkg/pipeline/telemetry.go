@@ -86,6 +86,9 @@ func newInstruments(m metric.Meter, s *Stats) (instruments, error) {
 		{"hlcdc.events.failed", "Events EventBridge refused for good (reported, not retried).", noAttrs, func(s Snapshot) int64 { return s.EmitFailed }},
 		{"hlcdc.rejects.reported", "Rejected records reported on the bus.", noAttrs, func(s Snapshot) int64 { return s.RejectsReported }},
 		{"hlcdc.deletes.unresolved", "Delete hints that history could not resolve.", noAttrs, func(s Snapshot) int64 { return s.DeletesUnresolved }},
+		{"hlcdc.versions.skipped", "Older versions a search skipped, read back and emitted (CDC_VERSIONS=all).", noAttrs, func(s Snapshot) int64 { return s.SkippedVersions }},
+		{"hlcdc.versions.history_reads", "Instance-history reads for skipped versions (CDC_VERSIONS=all).", noAttrs, func(s Snapshot) int64 { return s.VersionReads }},
+		{"hlcdc.versions.unreadable", "Skipped versions the server could not give (history off for the type).", noAttrs, func(s Snapshot) int64 { return s.VersionsUnreadable }},
 	}
 	counters := make(map[string]metric.Int64ObservableCounter)
 	var all []metric.Observable

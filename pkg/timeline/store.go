@@ -96,6 +96,8 @@ func fromMS(v string) (time.Time, error) {
 func member(iv coalesce.Interval) string { return ms(iv.From) + "-" + ms(iv.To) }
 
 func parseMember(m string) (coalesce.Interval, error) {
+	// A delete hint's member is "from-to#n": n tells hints with the same range apart.
+	m, _, _ = strings.Cut(m, "#")
 	a, b, ok := strings.Cut(m, "-")
 	if !ok {
 		return coalesce.Interval{}, fmt.Errorf("timeline: bad range %q in Redis", m)
@@ -155,7 +157,9 @@ if sw then
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 for i = 10, #ARGV, 2 do
-  redis.call('ZADD', KEYS[3], ARGV[i+1], ARGV[i] .. '-' .. ARGV[i+1])
+  -- One member per hint, so that two deletes in the same second are counted as two.
+  local n = redis.call('HINCRBY', KEYS[1], 'dn', 1)
+  redis.call('ZADD', KEYS[3], ARGV[i+1], ARGV[i] .. '-' .. ARGV[i+1] .. '#' .. n)
 end
 if #ARGV >= 10 then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
 local leased = 0
@@ -297,7 +301,8 @@ func (s *Store) Release(ctx context.Context, k coalesce.Key) error {
 	return nil
 }
 
-// Deletes returns the delete ranges recorded for k that reach into iv.
+// Deletes returns the delete ranges recorded for k that reach into iv, one per delete hint
+// (two hints with the same range are two elements).
 func (s *Store) Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interval) ([]coalesce.Interval, error) {
 	members, err := s.rdb.ZRangeByScore(ctx, s.key(k, ":dels"), &redis.ZRangeBy{Min: "(" + ms(iv.From), Max: "+inf"}).Result()
 	if err != nil {
@@ -316,20 +321,38 @@ func (s *Store) Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interva
 	return out, nil
 }
 
-// ForgetDeletes drops delete ranges the timeline covers now (their history was read).
+// ForgetDeletes drops delete ranges the timeline covers now (their history was read): every
+// hint recorded with one of those ranges.
 func (s *Store) ForgetDeletes(ctx context.Context, k coalesce.Key, ds []coalesce.Interval) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	members := make([]any, len(ds))
-	for i, d := range ds {
-		members[i] = member(d)
+	args := make([]any, 0, 2*len(ds))
+	for _, d := range ds {
+		args = append(args, ms(d.From), ms(d.To))
 	}
-	if err := s.rdb.ZRem(ctx, s.key(k, ":dels"), members...).Err(); err != nil {
+	if err := forgetDeletesScript.Run(ctx, s.rdb, []string{s.key(k, ":dels")}, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("timeline: forget deletes %s: %w", k.ResourceType, err)
 	}
 	return nil
 }
+
+// forgetDeletesScript removes the members of each (from, to) range, whatever their hint
+// number.
+//
+//	KEYS: dels
+//	ARGV: (from, to) pairs
+var forgetDeletesScript = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  local prefix = ARGV[i] .. '-' .. ARGV[i+1]
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[i+1], ARGV[i+1])) do
+    if m == prefix or string.sub(m, 1, #prefix + 1) == prefix .. '#' then
+      redis.call('ZREM', KEYS[1], m)
+    end
+  end
+end
+return 0
+`)
 
 // NoteTypes records that the datastore has resources of these types (seen in a hint or a
 // search), for the hints that name no type: a Bundle, a mutation without a resourceType, an

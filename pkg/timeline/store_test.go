@@ -275,3 +275,29 @@ func TestFinalAndWatermark(t *testing.T) {
 		t.Fatal("no watermark lease")
 	}
 }
+
+// TestDeletesCountedPerHint: two delete hints in the same second have the same range; both
+// are kept (a "Deletes Unresolved" report counts hints), and forgetting the range drops both
+// but not a neighbour.
+func TestDeletesCountedPerHint(t *testing.T) {
+	ctx := context.Background()
+	s := stores(t, 1, time.Minute)[0]
+	k := coalesce.Key{DatastoreID: key.DatastoreID, ResourceType: "Condition"}
+	if _, err := s.Sync(ctx, k, timeline.Want{Range: iv(0, 20), Deletes: []coalesce.Interval{iv(3, 5), iv(3, 5)}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sync(ctx, k, timeline.Want{Deletes: []coalesce.Interval{iv(3, 5), iv(4, 6)}}, true); err != nil {
+		t.Fatal(err)
+	}
+	dels, err := s.Deletes(ctx, k, iv(0, 20))
+	if err != nil || len(dels) != 4 {
+		t.Fatalf("deletes = %v %v; want 4 (three hints of [3,5), one of [4,6))", dels, err)
+	}
+	if err := s.ForgetDeletes(ctx, k, []coalesce.Interval{iv(3, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	dels, err = s.Deletes(ctx, k, iv(0, 20))
+	if err != nil || len(dels) != 1 || dels[0] != iv(4, 6) {
+		t.Fatalf("after forgetting [3,5): %v %v; want [4,6) only", dels, err)
+	}
+}
