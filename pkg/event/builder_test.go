@@ -425,7 +425,7 @@ func TestRangeFailed(t *testing.T) {
 // writes UTC, and reads back what it wrote; "" is the zero time both ways.
 func TestTimestampJSON(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.FixedZone("x", 3600))
-	b, err := json.Marshal(event.Timestamp{at})
+	b, err := json.Marshal(event.Timestamp{Time: at})
 	if err != nil || string(b) != `"2026-03-04T04:06:07.000Z"` {
 		t.Fatalf("marshal: %s %v", b, err)
 	}
@@ -436,7 +436,7 @@ func TestTimestampJSON(t *testing.T) {
 	if b, _ := json.Marshal(event.Timestamp{}); string(b) != `""` {
 		t.Errorf("zero time: %s, want \"\"", b)
 	}
-	back = event.Timestamp{at}
+	back = event.Timestamp{Time: at}
 	if err := json.Unmarshal([]byte(`""`), &back); err != nil || !back.IsZero() {
 		t.Errorf(`"" decodes to %v %v, want the zero time`, back, err)
 	}
