@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
 )
 
 // testContext is a context that ends with the test or after d, whichever comes first.
