@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // TestE2ELoad: 3 datastores × 4 resource types, 2,000 writes — creates and repeated
@@ -95,7 +96,7 @@ func TestE2ELoad(t *testing.T) {
 
 	e.waitComplete(3 * time.Minute)
 	// The hostile records went in last; their reports may still be on the way.
-	var rejected []recorded
+	var rejected []event.Rejected
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		if _, rejected = e.events(); len(rejected) >= 4 {
 			break

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
 
@@ -92,22 +91,18 @@ func newE2E(t *testing.T, shards int32) *e2e {
 	e := &e2e{
 		t:           t,
 		bin:         consumerBinary(t),
-		stream:      "e2e-" + stack.RandomHex(4),
 		application: "e2e-app-" + stack.RandomHex(4),
 		source:      "test.e2e." + stack.RandomHex(4),
 		fhir:        stack.URL(t, stack.FHIR),
 		recorder:    stack.URL(t, stack.EventBridge),
 	}
-	kinesisURL, ddbURL := stack.URL(t, stack.Kinesis), stack.URL(t, stack.DynamoDB)
+	kinesisURL, ddbURL := stack.Endpoint(t, stack.Kinesis), stack.Endpoint(t, stack.DynamoDB)
 	redisURL := "redis://" + stack.Addr(t, stack.Redis) + "/0"
-	creds := credentials.NewStaticCredentialsProvider("local", "local", "")
-	// One transport for the test's own AWS clients, its idle connections closed at the end
-	// (goleak would see them).
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	hc := &http.Client{Transport: tr}
-	e.kc = kinesis.New(kinesis.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(kinesisURL), HTTPClient: hc})
-	e.ddb = dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(ddbURL), HTTPClient: hc})
+	e.kc, e.ddb = stack.KinesisClient(t), stack.DynamoDBClient(t)
+	e.stream = stack.CreateStream(t, e.kc, "e2e", shards)
+	t.Cleanup(func() {
+		e.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(e.application)})
+	})
 	e.env = append(os.Environ(),
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"AWS_ENDPOINT_URL_KINESIS="+kinesisURL, "AWS_ENDPOINT_URL_DYNAMODB="+ddbURL,
@@ -119,28 +114,12 @@ func newE2E(t *testing.T, shards int32) *e2e {
 		"CDC_KEY_LEASE_TTL=5s", "CDC_PARKED_RETRY=2s", "CDC_PUTEVENTS_TIMEOUT=1s",
 		"CDC_CLAIM_TTL=10s", "CDC_SHUTDOWN_GRACE=20s", "CDC_HTTP_ADDR=", "CDC_LOG_LEVEL=warn",
 	)
-	ctx := context.Background()
-	if _, err := e.kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(e.stream), ShardCount: aws.Int32(shards)}); err != nil {
-		t.Fatalf("create stream: %v", err)
-	}
-	t.Cleanup(func() {
-		e.kc.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String(e.stream), EnforceConsumerDeletion: aws.Bool(true)})
-		e.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(e.application)})
-	})
-	e.waitStreamActive()
 	return e
 }
 
 func (e *e2e) waitStreamActive() {
 	e.t.Helper()
-	for i := 0; i < 100; i++ {
-		out, err := e.kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.stream)})
-		if err == nil && out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	e.t.Fatalf("stream %s not active", e.stream)
+	stack.WaitStreamActive(e.t, e.kc, e.stream)
 }
 
 // consumerProc is one running consumer process.
@@ -280,32 +259,15 @@ func (e *e2e) put(records ...[]byte) {
 	}
 }
 
-// recorded reads this test's change events from the recorder's file.
-type recorded struct {
-	DatastoreID  string    `json:"datastoreId"`
-	ResourceType string    `json:"resourceType"`
-	ID           string    `json:"id"`
-	VersionID    string    `json:"versionId"`
-	LastUpdated  time.Time `json:"lastUpdated"`
-	Action       string    `json:"action"`
-	Reason       string    `json:"reason"`
-}
-
-func (e *e2e) events() (changes []recorded, rejected []recorded) {
+// events reads this test's change events and rejected-record reports from the recorder's file.
+func (e *e2e) events() (changes []event.ChangeDetail, rejected []event.Rejected) {
 	e.t.Helper()
-	for _, raw := range stack.RecorderLines(e.t, e.source) {
-		var line struct {
-			DetailType string   `json:"detailType"`
-			Detail     recorded `json:"detail"`
-		}
-		if err := json.Unmarshal(raw, &line); err != nil {
-			e.t.Fatalf("recorder line: %v", err)
-		}
-		switch {
-		case line.DetailType == "HealthLake CDC Record Rejected":
-			rejected = append(rejected, line.Detail)
-		case strings.HasPrefix(line.DetailType, "FHIR Resource "):
-			changes = append(changes, line.Detail)
+	for _, l := range stack.Recorded(e.t, e.source) {
+		switch l.DetailType {
+		case event.DetailTypeRejected:
+			rejected = append(rejected, stack.Detail[event.Rejected](e.t, l))
+		case event.DetailTypeCreated, event.DetailTypeUpdated, event.DetailTypeDeleted:
+			changes = append(changes, stack.Detail[event.ChangeDetail](e.t, l))
 		}
 	}
 	return changes, rejected
@@ -320,7 +282,7 @@ func (e *e2e) check() (missing []e2eWrite, dups []string) {
 	for _, c := range changes {
 		k := c.DatastoreID + "/" + c.ResourceType + "/" + c.ID
 		if c.LastUpdated.After(latest[k]) {
-			latest[k] = c.LastUpdated
+			latest[k] = c.LastUpdated.Time
 		}
 		count[k+"/"+c.VersionID]++
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
@@ -217,17 +218,13 @@ func (e *e2e) lags() []time.Duration {
 		lu, at time.Time
 	}
 	byRes := map[string][]ev{}
-	for _, raw := range stack.RecorderLines(e.t, e.source) {
-		var line struct {
-			DetailType string    `json:"detailType"`
-			Received   time.Time `json:"received"`
-			Detail     recorded  `json:"detail"`
-		}
-		if err := json.Unmarshal(raw, &line); err != nil || !strings.HasPrefix(line.DetailType, "FHIR Resource ") {
+	for _, l := range stack.Recorded(e.t, e.source) {
+		if !strings.HasPrefix(l.DetailType, "FHIR Resource ") {
 			continue
 		}
-		k := line.Detail.DatastoreID + "/" + line.Detail.ResourceType + "/" + line.Detail.ID
-		byRes[k] = append(byRes[k], ev{line.Detail.LastUpdated, line.Received})
+		d := stack.Detail[event.ChangeDetail](e.t, l)
+		k := d.DatastoreID + "/" + d.ResourceType + "/" + d.ID
+		byRes[k] = append(byRes[k], ev{d.LastUpdated.Time, l.Received})
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -1,7 +1,6 @@
 package bus_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -39,13 +37,8 @@ func recorderURL(t testing.TB) string {
 // the SDK's backoff of up to 20 s). Its idle connections are closed when the test ends (goleak
 // would see their goroutines).
 func recorderClient(t testing.TB, url string) *eventbridge.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	return eventbridge.NewFromConfig(aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-		HTTPClient:  &http.Client{Transport: tr},
-	}, func(o *eventbridge.Options) {
+	t.Helper()
+	return stack.EventBridgeClient(t, func(o *eventbridge.Options) {
 		o.BaseEndpoint = aws.String(url)
 		o.Retryer = aws.NopRetryer{}
 	})
@@ -100,20 +93,16 @@ func TestEmitThroughRecorder(t *testing.T) {
 	admin(t, http.MethodPost, url+"/_recorder/config", []byte(`{"failRate":0.3,"throttleRate":0.2,"failNextIndexes":[0,3,7]}`), nil)
 	var before recorderStats
 	admin(t, http.MethodGet, url+"/_recorder/stats", nil, &before)
-	// Read only what is appended from here on: the file is shared and may be large.
-	var offset int64
-	if fi, err := os.Stat(before.Out); err == nil {
-		offset = fi.Size()
-	}
-
+	// The recorder is shared: this run's own Source picks out its lines.
 	run := stack.RandomHex(8)
+	source := "healthlake.cdc.test." + run
 	const n = 25
 	arn := "arn:aws:healthlake:us-east-1:123456789012:datastore/fhir/0123456789abcdef0123456789abcdef"
 	when := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	in := make([]types.PutEventsRequestEntry, n)
 	for i := range in {
 		in[i] = types.PutEventsRequestEntry{
-			Source:     aws.String("healthlake.cdc.test"),
+			Source:     aws.String(source),
 			DetailType: aws.String("Bus Integration Test"),
 			Detail:     aws.String(`{"run":"` + run + `","marker":` + strconv.Itoa(i) + `}`),
 			Resources:  []string{arn},
@@ -146,42 +135,20 @@ func TestEmitThroughRecorder(t *testing.T) {
 	}
 
 	// The output file holds each of this run's entries exactly once, as sent.
-	f, err := os.Open(after.Out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() >= offset { // else someone reset the recorder
-		if _, err := f.Seek(offset, io.SeekStart); err != nil {
-			t.Fatal(err)
-		}
-	}
 	seen := map[int]int{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 4<<20)
-	for sc.Scan() {
-		if !bytes.Contains(sc.Bytes(), []byte(run)) {
+	for _, rec := range stack.Recorded(t, source) {
+		d := stack.Detail[struct {
+			Run    string `json:"run"`
+			Marker int    `json:"marker"`
+		}](t, rec)
+		if d.Run != run {
+			t.Errorf("recorded detail %s is not one sent by this run", rec.Detail)
 			continue
 		}
-		var rec struct {
-			Source, DetailType, Time string
-			Resources                []string
-			Detail                   struct {
-				Run    string
-				Marker int
-			}
+		seen[d.Marker]++
+		if rec.DetailType != "Bus Integration Test" || len(rec.Resources) != 1 || rec.Resources[0] != arn || !rec.Time.Equal(when) {
+			t.Errorf("entry %d recorded as %+v", d.Marker, rec)
 		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Detail.Run != run {
-			continue
-		}
-		seen[rec.Detail.Marker]++
-		if rec.Source != "healthlake.cdc.test" || rec.DetailType != "Bus Integration Test" ||
-			len(rec.Resources) != 1 || rec.Resources[0] != arn || rec.Time != "2026-03-04T05:06:07Z" {
-			t.Errorf("entry %d recorded as %+v", rec.Detail.Marker, rec)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	if len(seen) != n {
 		t.Errorf("recorded %d distinct markers of this run, want %d", len(seen), n)

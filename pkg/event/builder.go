@@ -75,7 +75,7 @@ type Change struct {
 }
 
 // Trigger is what made the pipeline look: the window's CloudTrail events and the
-// _lastUpdated range it searched.
+// _lastUpdated range it searched. Its wire form, in the detail, is TriggerDetail.
 type Trigger struct {
 	EventIDs []string
 	From, To time.Time
@@ -158,27 +158,6 @@ func (b Builder) where(c Change) (region, account string, err error) {
 
 func validRegion(r string) bool { return r != "" && !strings.ContainsAny(r, ": /") }
 
-// detail is the Detail of a change entry; the field order is the JSON order.
-type detail struct {
-	DatastoreID    string          `json:"datastoreId"`
-	ResourceType   string          `json:"resourceType"`
-	ID             string          `json:"id"`
-	VersionID      string          `json:"versionId"`
-	LastUpdated    string          `json:"lastUpdated"`
-	Action         Action          `json:"action"`
-	Resource       json.RawMessage `json:"resource,omitempty"`
-	ContentOmitted string          `json:"contentOmitted,omitempty"`
-	Trigger        trigger         `json:"trigger"`
-	TraceParent    string          `json:"traceparent,omitempty"`
-}
-
-type trigger struct {
-	EventIDs   []string `json:"eventIds"`
-	EventCount int      `json:"eventCount"`
-	From       string   `json:"from,omitempty"`
-	To         string   `json:"to,omitempty"`
-}
-
 // Entry builds the entry announcing c. The resource is embedded as JSON (not as a string)
 // unless the content is IDOnly, the change is a delete, or the entry would then exceed
 // bus.MaxRequestBytes — in the last case it is built again without it and with
@@ -196,12 +175,12 @@ func (b Builder) Entry(c Change) (types.PutEventsRequestEntry, error) {
 		return types.PutEventsRequestEntry{}, err
 	}
 	arn := DatastoreARN(region, account, c.DatastoreID)
-	d := detail{
+	d := ChangeDetail{
 		DatastoreID:  c.DatastoreID,
 		ResourceType: c.ResourceType,
 		ID:           c.ID,
 		VersionID:    c.VersionID,
-		LastUpdated:  formatTime(c.LastUpdated),
+		LastUpdated:  Timestamp{c.LastUpdated},
 		Action:       c.Action,
 		Trigger:      boundTrigger(c.Trigger),
 		TraceParent:  c.TraceParent,
@@ -226,7 +205,7 @@ func (b Builder) Entry(c Change) (types.PutEventsRequestEntry, error) {
 	return e, nil
 }
 
-func (b Builder) entry(c Change, d detail, arn string) (types.PutEventsRequestEntry, error) {
+func (b Builder) entry(c Change, d ChangeDetail, arn string) (types.PutEventsRequestEntry, error) {
 	js, err := marshal(d)
 	if err != nil {
 		return types.PutEventsRequestEntry{}, fmt.Errorf("event: %s/%s/_history/%s: resource is not valid JSON: %w",
@@ -278,7 +257,7 @@ func (c Change) validate(content Content) error {
 	return nil
 }
 
-func boundTrigger(t Trigger) trigger {
+func boundTrigger(t Trigger) TriggerDetail {
 	ids := t.EventIDs
 	if len(ids) > MaxTriggerEventIDs {
 		ids = ids[:MaxTriggerEventIDs]
@@ -286,7 +265,7 @@ func boundTrigger(t Trigger) trigger {
 	if ids == nil {
 		ids = []string{}
 	}
-	return trigger{EventIDs: ids, EventCount: len(t.EventIDs), From: formatTime(t.From), To: formatTime(t.To)}
+	return TriggerDetail{EventIDs: ids, EventCount: len(t.EventIDs), From: Timestamp{t.From}, To: Timestamp{t.To}}
 }
 
 // formatTime is RFC 3339 in UTC with milliseconds, like HealthLake's meta.lastUpdated; empty for

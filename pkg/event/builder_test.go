@@ -420,3 +420,27 @@ func TestRangeFailed(t *testing.T) {
 		t.Errorf("detail %+v (detail text %d bytes)", d, len(d.Detail))
 	}
 }
+
+// Timestamp keeps milliseconds even when they are zero (time.Time's encoding would drop them),
+// writes UTC, and reads back what it wrote; "" is the zero time both ways.
+func TestTimestampJSON(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.FixedZone("x", 3600))
+	b, err := json.Marshal(event.Timestamp{Time: at})
+	if err != nil || string(b) != `"2026-03-04T04:06:07.000Z"` {
+		t.Fatalf("marshal: %s %v", b, err)
+	}
+	var back event.Timestamp
+	if err := json.Unmarshal(b, &back); err != nil || !back.Equal(at) {
+		t.Fatalf("unmarshal %s: %v %v", b, back, err)
+	}
+	if b, _ := json.Marshal(event.Timestamp{}); string(b) != `""` {
+		t.Errorf("zero time: %s, want \"\"", b)
+	}
+	back = event.Timestamp{Time: at}
+	if err := json.Unmarshal([]byte(`""`), &back); err != nil || !back.IsZero() {
+		t.Errorf(`"" decodes to %v %v, want the zero time`, back, err)
+	}
+	if err := json.Unmarshal([]byte(`"yesterday"`), &back); err == nil {
+		t.Error(`"yesterday" decoded without an error`)
+	}
+}

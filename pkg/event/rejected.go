@@ -11,20 +11,13 @@ import (
 // MaxRejectedDetailBytes bounds the free text of a rejected-record entry.
 const MaxRejectedDetailBytes = 1024
 
-type rejectedDetail struct {
-	Reason         string `json:"reason"`
-	Detail         string `json:"detail,omitempty"`
-	ShardID        string `json:"shardId"`
-	SequenceNumber string `json:"sequenceNumber"`
-}
-
 // Rejected builds the "HealthLake CDC Record Rejected" entry for an input record the pipeline
 // acked without acting on it, so operators can route reports to any dead-letter target with a
 // rule. It carries where the record is (shard, sequence number) and why it was rejected (a
 // reason code and a short text, cut to MaxRejectedDetailBytes) — never the record's data, which
 // may hold PHI: the detail text must not quote it. Time is at (when it was rejected).
 func (b Builder) Rejected(reason, detail, shardID, sequenceNumber string, at time.Time) types.PutEventsRequestEntry {
-	return b.operational(DetailTypeRejected, rejectedDetail{
+	return b.operational(DetailTypeRejected, Rejected{
 		Reason:         reason,
 		Detail:         truncate(detail, MaxRejectedDetailBytes),
 		ShardID:        shardID,

@@ -22,6 +22,8 @@ import (
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
 // The tests in this file reproduce the defects of vmware-go-kcl-v2 v1.0.0 listed in issue
@@ -87,8 +89,8 @@ func testKPLLookalike(t *testing.T, hostile []byte, kpl bool) {
 	cfg := testConfig(t, stream, app, "worker-1")
 	cfg.KPLAggregation = kpl
 	startConsumer(t, cfg, kc, db, c)
-	waitFor(t, 20*time.Second, "the plain records around the hostile one", func() bool { return c.has(0, 10) })
-	waitFor(t, 5*time.Second, "the hostile record", func() bool {
+	stack.Eventually(t, 20*time.Second, "the plain records around the hostile one", func() bool { return c.has(0, 10) })
+	stack.Eventually(t, 5*time.Second, "the hostile record", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.count[string(hostile)] > 0
@@ -143,7 +145,7 @@ func TestKPLAggregationEnabled(t *testing.T) {
 	cfg := testConfig(t, stream, app, "worker-1")
 	cfg.KPLAggregation = true
 	startConsumer(t, cfg, kc, db, c)
-	waitFor(t, 20*time.Second, "the 4 user records", func() bool { return c.has(0, 4) })
+	stack.Eventually(t, 20*time.Second, "the 4 user records", func() bool { return c.has(0, 4) })
 	ds := c.deliveries()
 	if len(ds) != 4 || ds[1].seq != ds[2].seq {
 		t.Errorf("deliveries %+v, want 4 with rec-1 and rec-2 sharing the aggregate's sequence number", ds)
@@ -165,10 +167,10 @@ func TestLatestMeansApplicationStart(t *testing.T) {
 	cfg := testConfig(t, stream, app, "worker-1")
 	cfg.InitialPosition = Latest
 	w1 := startConsumer(t, cfg, kc, db, c)
-	waitFor(t, 20*time.Second, "the lease", func() bool { return w1.LeasesHeld() == 1 })
+	stack.Eventually(t, 20*time.Second, "the lease", func() bool { return w1.LeasesHeld() == 1 })
 	time.Sleep(500 * time.Millisecond) // the reader has its iterator
 	put(t, kc, stream, 0, 10, nil)
-	waitFor(t, 20*time.Second, "10 records", func() bool { return c.has(0, 10) })
+	stack.Eventually(t, 20*time.Second, "10 records", func() bool { return c.has(0, 10) })
 	if err := w1.stop(t); err != nil {
 		t.FailNow()
 	}
@@ -177,7 +179,7 @@ func TestLatestMeansApplicationStart(t *testing.T) {
 	put(t, kc, stream, 10, 20, nil) // to the children, while no worker runs
 	cfg.WorkerID = "worker-2"
 	startConsumer(t, cfg, kc, db, c)
-	waitFor(t, 30*time.Second, "the 20 records put to the children", func() bool { return c.has(10, 20) })
+	stack.Eventually(t, 30*time.Second, "the 20 records put to the children", func() bool { return c.has(10, 20) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.count["old-0"]+c.count["old-1"] > 0 {
@@ -203,7 +205,7 @@ func splitOnly(t *testing.T, kc *kinesis.Client, stream string) string {
 	}); err != nil {
 		t.Fatalf("SplitShard: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the split", func() bool {
+	stack.Eventually(t, 10*time.Second, "the split", func() bool {
 		d, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
 		return err == nil && d.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive
 	})
@@ -354,12 +356,12 @@ func TestLeaseLostWhileBlocked(t *testing.T) {
 	cfg := testConfig(t, stream, app, "worker-a")
 	cfg.MaxInFlightPerShard = 5
 	w := startConsumer(t, cfg, kc, db, h)
-	waitFor(t, 20*time.Second, "5 records in flight", func() bool { return w.InFlight()[firstShard(t, kc, stream)] == 5 })
+	stack.Eventually(t, 20*time.Second, "5 records in flight", func() bool { return w.InFlight()[firstShard(t, kc, stream)] == 5 })
 	shard := firstShard(t, kc, stream)
 
 	takeOver(t, db, app, shard, "worker-b")
-	waitFor(t, 5*time.Second, "the shard's tracker released", func() bool { _, ok := w.InFlight()[shard]; return !ok })
-	waitFor(t, 5*time.Second, "the reader ended", func() bool { return w.LeasesHeld() == 0 })
+	stack.Eventually(t, 5*time.Second, "the shard's tracker released", func() bool { _, ok := w.InFlight()[shard]; return !ok })
+	stack.Eventually(t, 5*time.Second, "the reader ended", func() bool { return w.LeasesHeld() == 0 })
 
 	heldMu.Lock()
 	for _, done := range held {
@@ -418,9 +420,9 @@ func TestExpiredIteratorKeepsLease(t *testing.T) {
 	cfg.MaxRecords = 10
 	cfg.CheckpointInterval = time.Minute // re-reading from the checkpoint would repeat everything
 	w := startConsumer(t, cfg, kcExpiring, db, c)
-	waitFor(t, 20*time.Second, "30 records", func() bool { return c.has(0, 30) })
+	stack.Eventually(t, 20*time.Second, "30 records", func() bool { return c.has(0, 30) })
 	put(t, kc, stream, 30, 10, nil)
-	waitFor(t, 20*time.Second, "10 more records", func() bool { return c.has(30, 10) })
+	stack.Eventually(t, 20*time.Second, "10 more records", func() bool { return c.has(30, 10) })
 	time.Sleep(time.Second)
 	if n := len(c.deliveries()); n != 40 {
 		t.Errorf("%d deliveries of 40 records: the expired iterator cost a re-read", n)
@@ -470,8 +472,8 @@ func TestStealWhileBlocked(t *testing.T) {
 	cfgA.MaxInFlightPerShard = 3
 	cfgA.CheckpointInterval = 10 * time.Second // only the hand-over checkpoints in time
 	a := startConsumer(t, cfgA, kc, db, h)
-	waitFor(t, 20*time.Second, "a holding both leases", func() bool { return a.LeasesHeld() == 2 })
-	waitFor(t, 20*time.Second, "checkpoints on both leases", func() bool {
+	stack.Eventually(t, 20*time.Second, "a holding both leases", func() bool { return a.LeasesHeld() == 2 })
+	stack.Eventually(t, 20*time.Second, "checkpoints on both leases", func() bool {
 		items := leaseTable_(t, db, app)
 		n := 0
 		for id, it := range items {
@@ -486,7 +488,7 @@ func TestStealWhileBlocked(t *testing.T) {
 	b := startConsumer(t, cfgB, kc, db, h)
 	var claimed time.Time
 	shards := a.Shards()
-	waitFor(t, 30*time.Second, "b's claim", func() bool {
+	stack.Eventually(t, 30*time.Second, "b's claim", func() bool {
 		for _, s := range shards {
 			if claimOf(t, db, app, s) == "worker-b" {
 				claimed = time.Now()
@@ -495,12 +497,12 @@ func TestStealWhileBlocked(t *testing.T) {
 		}
 		return b.LeasesHeld() > 0
 	})
-	waitFor(t, 30*time.Second, "b holding a lease", func() bool { return b.LeasesHeld() == 1 })
+	stack.Eventually(t, 30*time.Second, "b holding a lease", func() bool { return b.LeasesHeld() == 1 })
 	t.Logf("claimed %v, b got it after %s", claimed, time.Since(claimed))
 	if d := time.Since(claimed); !claimed.IsZero() && d > 5*time.Second {
 		t.Errorf("the steal took %s after the claim (lease 8s)", d.Round(time.Millisecond))
 	}
-	waitFor(t, 90*time.Second, "every record", func() bool { return h.has(0, n) })
+	stack.Eventually(t, 90*time.Second, "every record", func() bool { return h.has(0, n) })
 	a.stop(t)
 	b.stop(t)
 	h.wg.Wait()

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -36,20 +35,10 @@ import (
 // reachable, except under -short, where they are skipped.
 
 // stackClients are the clients a program builds from one aws.Config, pointed at the local
-// stack. Their idle connections are closed when the test ends (goleak would see them).
+// stack.
 func stackClients(t *testing.T) (*kinesis.Client, *dynamodb.Client) {
 	t.Helper()
-	kURL, dURL := stack.URL(t, stack.Kinesis), stack.URL(t, stack.DynamoDB)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	cfg := aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-		HTTPClient:  &http.Client{Transport: tr},
-	}
-	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(kURL) })
-	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(dURL) })
-	return kc, db
+	return stack.KinesisClient(t), stack.DynamoDBClient(t)
 }
 
 func uniqueName(prefix string) string {
@@ -68,19 +57,10 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 // end of the test.
 func createStream(t *testing.T, kc *kinesis.Client, db *dynamodb.Client, n int32) (stream, app string) {
 	t.Helper()
-	stream, app = uniqueName("kcl-it"), uniqueName("kcl-it-leases")
-	ctx := ctxFor(t, 30*time.Second)
-	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(n)}); err != nil {
-		t.Fatalf("CreateStream: %v", err)
-	}
-	w := kinesis.NewStreamExistsWaiter(kc, func(o *kinesis.StreamExistsWaiterOptions) { o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second })
-	if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(stream)}, 20*time.Second); err != nil {
-		t.Fatalf("stream %s not ACTIVE: %v", stream, err)
-	}
+	stream, app = stack.CreateStream(t, kc, "kcl-it", n), uniqueName("kcl-it-leases")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, _ = kc.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(stream), EnforceConsumerDeletion: aws.Bool(true)})
 		_, _ = db.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(app)})
 	})
 	return stream, app
@@ -160,17 +140,6 @@ func (c *collector) deliveries() []delivery {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]delivery(nil), c.got...)
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // testWriter sends log lines to t.Log until the test ends (library goroutines must not call
@@ -296,8 +265,8 @@ func TestConsumeStopResume(t *testing.T) {
 
 	first := newCollector()
 	w1 := startConsumer(t, testConfig(t, stream, app, "worker-1"), kc, db, first)
-	waitFor(t, 30*time.Second, "200 records", func() bool { return first.has(0, 200) })
-	waitFor(t, 10*time.Second, "both leases held", func() bool { return w1.LeasesHeld() == 2 })
+	stack.Eventually(t, 30*time.Second, "200 records", func() bool { return first.has(0, 200) })
+	stack.Eventually(t, 10*time.Second, "both leases held", func() bool { return w1.LeasesHeld() == 2 })
 	if !w1.Running() {
 		t.Error("Running() = false while running")
 	}
@@ -336,7 +305,7 @@ func TestConsumeStopResume(t *testing.T) {
 	second := newCollector()
 	startConsumer(t, testConfig(t, stream, app, "worker-2"), kc, db, second)
 	put(t, kc, stream, 200, 50, nil)
-	waitFor(t, 30*time.Second, "the 50 new records", func() bool { return second.has(200, 50) })
+	stack.Eventually(t, 30*time.Second, "the 50 new records", func() bool { return second.has(200, 50) })
 	time.Sleep(500 * time.Millisecond) // would any old record come late?
 	for _, d := range second.deliveries() {
 		var n int
@@ -356,7 +325,7 @@ func TestUnackedRecordRedelivered(t *testing.T) {
 	first := newCollector()
 	first.hold = func(d string) bool { return d == "rec-7" }
 	w1 := startConsumer(t, testConfig(t, stream, app, "worker-1"), kc, db, first)
-	waitFor(t, 30*time.Second, "20 records", func() bool { return first.has(0, 20) })
+	stack.Eventually(t, 30*time.Second, "20 records", func() bool { return first.has(0, 20) })
 	time.Sleep(500 * time.Millisecond) // a few checkpoint intervals
 	if err := w1.stop(t); err != nil {
 		t.FailNow()
@@ -378,7 +347,7 @@ func TestUnackedRecordRedelivered(t *testing.T) {
 
 	second := newCollector()
 	startConsumer(t, testConfig(t, stream, app, "worker-2"), kc, db, second)
-	waitFor(t, 30*time.Second, "rec-7 again", func() bool { return second.has(7, 13) })
+	stack.Eventually(t, 30*time.Second, "rec-7 again", func() bool { return second.has(7, 13) })
 	if second.has(0, 7) {
 		t.Error("records before the un-acked one were delivered again")
 	}
@@ -393,7 +362,7 @@ func TestSplitShard(t *testing.T) {
 
 	c := newCollector()
 	w := startConsumer(t, testConfig(t, stream, app, "worker-1"), kc, db, c)
-	waitFor(t, 30*time.Second, "30 records", func() bool { return c.has(0, 30) })
+	stack.Eventually(t, 30*time.Second, "30 records", func() bool { return c.has(0, 30) })
 
 	ctx := ctxFor(t, 10*time.Second)
 	shards, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
@@ -407,7 +376,7 @@ func TestSplitShard(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("SplitShard: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the split", func() bool {
+	stack.Eventually(t, 10*time.Second, "the split", func() bool {
 		d, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
 		return err == nil && d.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive
 	})
@@ -418,8 +387,8 @@ func TestSplitShard(t *testing.T) {
 		}
 		return high
 	})
-	waitFor(t, 40*time.Second, "the 40 records put after the split", func() bool { return c.has(30, 40) })
-	waitFor(t, 10*time.Second, "SHARD_END on the parent", func() bool {
+	stack.Eventually(t, 40*time.Second, "the 40 records put after the split", func() bool { return c.has(30, 40) })
+	stack.Eventually(t, 10*time.Second, "SHARD_END on the parent", func() bool {
 		return leaseTable_(t, db, app)[parent].checkpoint == chk.ShardEnd
 	})
 
@@ -470,18 +439,18 @@ func TestTwoWorkersShareShards(t *testing.T) {
 
 	c := newCollector()
 	a := startConsumer(t, testConfig(t, stream, app, "worker-a"), kc, db, c)
-	waitFor(t, 30*time.Second, "100 records", func() bool { return c.has(0, 100) })
-	waitFor(t, 10*time.Second, "worker a holding both leases", func() bool { return a.LeasesHeld() == 2 })
+	stack.Eventually(t, 30*time.Second, "100 records", func() bool { return c.has(0, 100) })
+	stack.Eventually(t, 10*time.Second, "worker a holding both leases", func() bool { return a.LeasesHeld() == 2 })
 	// Stealing needs a checkpoint on every lease (the library skips leases without one).
-	waitFor(t, 10*time.Second, "checkpoints", func() bool {
+	stack.Eventually(t, 10*time.Second, "checkpoints", func() bool {
 		items := leaseTable_(t, db, app)
 		return len(items) == 2 && ack.Valid(items[a.Shards()[0]].checkpoint) && ack.Valid(items[a.Shards()[1]].checkpoint)
 	})
 
 	b := startConsumer(t, testConfig(t, stream, app, "worker-b"), kc, db, c)
-	waitFor(t, 40*time.Second, "one lease each", func() bool { return a.LeasesHeld() == 1 && b.LeasesHeld() == 1 })
+	stack.Eventually(t, 40*time.Second, "one lease each", func() bool { return a.LeasesHeld() == 1 && b.LeasesHeld() == 1 })
 	put(t, kc, stream, 100, 100, nil)
-	waitFor(t, 30*time.Second, "the next 100 records", func() bool { return c.has(100, 100) })
+	stack.Eventually(t, 30*time.Second, "the next 100 records", func() bool { return c.has(100, 100) })
 	t.Logf("a reads %v, b reads %v", a.Shards(), b.Shards())
 	byShard := map[string]bool{}
 	for _, d := range c.deliveries() {
@@ -546,8 +515,8 @@ func TestShutdownWhileChildWaitsForParent(t *testing.T) {
 	c := newCollector()
 	c.hold = func(d string) bool { return d == "rec-4" }
 	w := startConsumer(t, testConfig(t, stream, app, "worker-1"), kc, db, c)
-	waitFor(t, 30*time.Second, "10 records", func() bool { return c.has(0, 10) })
-	waitFor(t, 20*time.Second, "the children's leases", func() bool { return w.LeasesHeld() == 3 })
+	stack.Eventually(t, 30*time.Second, "10 records", func() bool { return c.has(0, 10) })
+	stack.Eventually(t, 20*time.Second, "the children's leases", func() bool { return w.LeasesHeld() == 3 })
 
 	start := time.Now()
 	if err := w.stop(t); err != nil {
@@ -660,10 +629,10 @@ func TestStealWithIdleShard(t *testing.T) {
 
 	c := newCollector()
 	a := startConsumer(t, testConfig(t, stream, app, "worker-a"), kc, db, c)
-	waitFor(t, 30*time.Second, "20 records", func() bool { return c.has(0, 20) })
-	waitFor(t, 10*time.Second, "worker a holding both leases", func() bool { return a.LeasesHeld() == 2 })
+	stack.Eventually(t, 30*time.Second, "20 records", func() bool { return c.has(0, 20) })
+	stack.Eventually(t, 10*time.Second, "worker a holding both leases", func() bool { return a.LeasesHeld() == 2 })
 	b := startConsumer(t, testConfig(t, stream, app, "worker-b"), kc, db, c)
-	waitFor(t, 30*time.Second, "one lease each", func() bool { return a.LeasesHeld() == 1 && b.LeasesHeld() == 1 })
+	stack.Eventually(t, 30*time.Second, "one lease each", func() bool { return a.LeasesHeld() == 1 && b.LeasesHeld() == 1 })
 }
 
 // TestLeaseTableCreatedByWorkersStartingTogether: several workers starting at once on a new

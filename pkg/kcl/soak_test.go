@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/ack"
 )
 
@@ -154,7 +155,7 @@ func TestSoak(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	// Parents end once their tail is acked: give the checkpoints a moment.
-	waitFor(t, 30*time.Second, "SHARD_END on every parent", func() bool {
+	stack.Eventually(t, 30*time.Second, "SHARD_END on every parent", func() bool {
 		items := leaseTable_(t, db, app)
 		for _, p := range parents {
 			if items[p].checkpoint != ShardEnd {
@@ -292,10 +293,8 @@ func openShards(t *testing.T, kc *kinesis.Client, stream string) []ktypes.Shard 
 }
 
 func waitActive(t *testing.T, kc *kinesis.Client, stream string) {
-	waitFor(t, 20*time.Second, "the stream ACTIVE", func() bool {
-		d, err := kc.DescribeStreamSummary(ctxFor(t, 5*time.Second), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
-		return err == nil && d.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive
-	})
+	t.Helper()
+	stack.WaitStreamActive(t, kc, stream)
 }
 
 // soakDeliveries is what the workers' files say was delivered.

@@ -28,6 +28,7 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/recorded"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/telemetry"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
@@ -330,40 +331,20 @@ func (h *harness) waitAcked(timeout time.Duration) {
 	}
 }
 
-// emitted is one event the recorder received from this harness.
+// emitted is one event the recorder received from this harness, its detail decoded both as a
+// change (d) and as a Record Rejected report (r): the fields that do not apply stay empty.
 type emitted struct {
-	DetailType string          `json:"detailType"`
-	Detail     json.RawMessage `json:"detail"`
-	Resources  []string        `json:"resources"`
-	d          struct {
-		DatastoreID    string          `json:"datastoreId"`
-		ResourceType   string          `json:"resourceType"`
-		ID             string          `json:"id"`
-		VersionID      string          `json:"versionId"`
-		LastUpdated    time.Time       `json:"lastUpdated"`
-		Action         string          `json:"action"`
-		Resource       json.RawMessage `json:"resource"`
-		ContentOmitted string          `json:"contentOmitted"`
-		Reason         string          `json:"reason"`
-		ShardID        string          `json:"shardId"`
-		SequenceNumber string          `json:"sequenceNumber"`
-		TraceParent    string          `json:"traceparent"`
-	}
+	recorded.Line
+	d event.ChangeDetail
+	r event.Rejected
 }
 
 // events reads what the recorder wrote for this harness's Source.
 func (h *harness) events() []emitted {
 	h.t.Helper()
 	var out []emitted
-	for _, raw := range stack.RecorderLines(h.t, h.source) {
-		var e emitted
-		if err := json.Unmarshal(raw, &e); err != nil {
-			h.t.Fatalf("recorder line: %v", err)
-		}
-		if err := json.Unmarshal(e.Detail, &e.d); err != nil {
-			h.t.Fatalf("event detail: %v", err)
-		}
-		out = append(out, e)
+	for _, l := range stack.Recorded(h.t, h.source) {
+		out = append(out, emitted{Line: l, d: stack.Detail[event.ChangeDetail](h.t, l), r: stack.Detail[event.Rejected](h.t, l)})
 	}
 	return out
 }
@@ -425,7 +406,7 @@ func (h *harness) missing(evs []emitted) []string {
 		if e.d.Action == "delete" {
 			deleted[k] = true
 		} else if e.d.LastUpdated.After(latest[k]) {
-			latest[k] = e.d.LastUpdated
+			latest[k] = e.d.LastUpdated.Time
 		}
 	}
 	h.mu.Lock()
@@ -458,7 +439,7 @@ func (h *harness) checkDelivered(evs []emitted) {
 		if e.DetailType == event.DetailTypeRejected || e.DetailType == event.DetailTypeRangeFailed {
 			continue
 		}
-		seen[e.d.DatastoreID+"/"+e.d.ResourceType+"/"+e.d.ID+"/"+e.d.VersionID+"/"+e.d.Action]++
+		seen[e.d.DatastoreID+"/"+e.d.ResourceType+"/"+e.d.ID+"/"+e.d.VersionID+"/"+string(e.d.Action)]++
 	}
 	for v, n := range seen {
 		if n > 1 {

@@ -130,8 +130,8 @@ func TestHostileRecordsAreRejectedAndReported(t *testing.T) {
 	reasons := map[string]int{}
 	for _, e := range evs {
 		if e.DetailType == event.DetailTypeRejected {
-			reasons[e.d.Reason]++
-			if e.d.ShardID == "" || e.d.SequenceNumber == "" {
+			reasons[e.r.Reason]++
+			if e.r.ShardID == "" || e.r.SequenceNumber == "" {
 				t.Errorf("rejected report without shard or sequence number: %s", e.Detail)
 			}
 		}

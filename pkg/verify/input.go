@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
@@ -23,37 +22,6 @@ func keyOf(w Write) resourceKey { return resourceKey{w.DatastoreID, w.ResourceTy
 func via(w Write) string { return cmp.Or(w.Via, simulate.ViaREST) }
 
 type resourceKey struct{ datastore, resourceType, id string }
-
-// Detail types of the output contract.
-const (
-	detailCreated  = "FHIR Resource Created"
-	detailUpdated  = "FHIR Resource Updated"
-	detailDeleted  = "FHIR Resource Deleted"
-	detailRejected = "HealthLake CDC Record Rejected"
-)
-
-// recorded is one line of the recorder's file, decoded only as far as verification needs.
-type recorded struct {
-	Received   time.Time       `json:"received"`
-	Source     string          `json:"source"`
-	DetailType string          `json:"detailType"`
-	Detail     json.RawMessage `json:"detail"`
-}
-
-// changeDetail holds the identifying fields of a change event's detail; the resource body is
-// never decoded.
-type changeDetail struct {
-	DatastoreID  string    `json:"datastoreId"`
-	ResourceType string    `json:"resourceType"`
-	ID           string    `json:"id"`
-	VersionID    string    `json:"versionId"`
-	LastUpdated  time.Time `json:"lastUpdated"`
-	Action       string    `json:"action"`
-}
-
-type rejectedDetail struct {
-	Reason string `json:"reason"`
-}
 
 // readManifest decodes every manifest line. A bad line is an error: the manifest is ours, and
 // verifying half of it would report a wrong result.

@@ -6,10 +6,13 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/recorded"
 )
 
 // DefaultSource is the Source the consumer emits with unless configured otherwise.
-const DefaultSource = "healthlake.cdc"
+const DefaultSource = event.DefaultSource
 
 // DefaultMaxExamples is how many missing writes a Report lists.
 const DefaultMaxExamples = 5
@@ -127,7 +130,7 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 	byKey := map[resourceKey][]seen{}
 	identities := map[identity]int{}
 	err = eachLine(events, func(_ int, line []byte) error {
-		var ev recorded
+		var ev recorded.Line
 		if json.Unmarshal(line, &ev) != nil || ev.Received.IsZero() {
 			rep.BadEventLines++
 			return nil
@@ -136,19 +139,20 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 			return nil
 		}
 		switch ev.DetailType {
-		case detailRejected:
-			var d rejectedDetail
+		case event.DetailTypeRejected:
+			var d event.Rejected
 			if json.Unmarshal(ev.Detail, &d) != nil {
 				rep.BadEventLines++
 				return nil
 			}
 			rep.Rejected[d.Reason]++
 			return nil
-		case detailCreated, detailUpdated, detailDeleted:
+		case event.DetailTypeCreated, event.DetailTypeUpdated, event.DetailTypeDeleted:
 		default:
 			return nil
 		}
-		var d changeDetail
+		// The resource is copied raw, never parsed: verification needs only the identity.
+		var d event.ChangeDetail
 		if json.Unmarshal(ev.Detail, &d) != nil || d.LastUpdated.IsZero() {
 			rep.BadEventLines++
 			return nil
@@ -158,7 +162,7 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 		}
 		rep.EventsEmitted++
 		k := resourceKey{d.DatastoreID, d.ResourceType, d.ID}
-		id := identity{k, d.VersionID, d.Action}
+		id := identity{k, d.VersionID, string(d.Action)}
 		if identities[id]++; identities[id] > 1 {
 			rep.Duplicates++
 		}
@@ -167,8 +171,8 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 			return nil
 		}
 		byKey[k] = append(byKey[k], seen{
-			lastUpdated: d.LastUpdated, received: ev.Received,
-			delete: ev.DetailType == detailDeleted || d.Action == "delete",
+			lastUpdated: d.LastUpdated.Time, received: ev.Received,
+			delete: ev.DetailType == event.DetailTypeDeleted || d.Action == event.Delete,
 		})
 		return nil
 	})

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/recorded"
 )
 
 const (
@@ -45,15 +48,16 @@ func events(es ...ev) string {
 		if src == "" {
 			src = DefaultSource
 		}
-		dt := map[string]string{"create": detailCreated, "update": detailUpdated, "delete": detailDeleted}[e.action]
-		detail := map[string]any{
-			"datastoreId": e.ds, "resourceType": e.typ, "id": e.id, "versionId": e.vid,
-			"lastUpdated": e.lastUpdated.Format("2006-01-02T15:04:05.000Z07:00"), "action": e.action,
-			"resource": map[string]any{"resourceType": e.typ, "id": e.id}, "trigger": map[string]any{"eventIds": []string{}},
-		}
-		line, _ := json.Marshal(map[string]any{
-			"received": e.received.Format(time.RFC3339Nano), "eventId": "eb-1", "eventBusName": "bus",
-			"source": src, "detailType": dt, "time": e.lastUpdated, "resources": []string{}, "detail": detail,
+		dt := map[string]string{"create": event.DetailTypeCreated, "update": event.DetailTypeUpdated, "delete": event.DetailTypeDeleted}[e.action]
+		detail, _ := json.Marshal(event.ChangeDetail{
+			DatastoreID: e.ds, ResourceType: e.typ, ID: e.id, VersionID: e.vid,
+			LastUpdated: event.Timestamp{Time: e.lastUpdated}, Action: event.Action(e.action),
+			Resource: json.RawMessage(fmt.Sprintf(`{"resourceType":%q,"id":%q}`, e.typ, e.id)),
+			Trigger:  event.TriggerDetail{EventIDs: []string{}},
+		})
+		line, _ := json.Marshal(recorded.Line{
+			Received: e.received, EventID: "eb-1", EventBusName: "bus",
+			Source: src, DetailType: dt, Time: e.lastUpdated, Resources: []string{}, Detail: detail,
 		})
 		b.Write(line)
 		b.WriteByte('\n')
@@ -62,10 +66,8 @@ func events(es ...ev) string {
 }
 
 func rejectedLine(source, reason string) string {
-	line, _ := json.Marshal(map[string]any{
-		"received": t0.Format(time.RFC3339Nano), "source": source, "detailType": detailRejected,
-		"detail": map[string]any{"reason": reason, "detail": "x", "shardId": "shardId-000000000000", "sequenceNumber": "1"},
-	})
+	detail, _ := json.Marshal(event.Rejected{Reason: reason, Detail: "x", ShardID: "shardId-000000000000", SequenceNumber: "1"})
+	line, _ := json.Marshal(recorded.Line{Received: t0, Source: source, DetailType: event.DetailTypeRejected, Resources: []string{}, Detail: detail})
 	return string(line) + "\n"
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkPutEvents is the recorder's cost per PutEvents call of 10 entries of 1–2 KB,
@@ -62,8 +63,8 @@ func TestAppendLineMatchesEncoder(t *testing.T) {
 				t.Fatalf("%s: %v", detail, err)
 			}
 			rec := record{
-				Received: "2026-03-04T05:06:07.123Z", EventID: "id", EventBusName: "bus<&>",
-				Source: "healthlake.cdc\u2028", DetailType: "FHIR \"Resource\" Updated", Time: "2026-03-04T05:06:07Z",
+				Received: time.Date(2026, 3, 4, 5, 6, 7, 123_000_000, time.UTC), EventID: "id", EventBusName: "bus<&>",
+				Source: "healthlake.cdc\u2028", DetailType: "FHIR \"Resource\" Updated", Time: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC),
 				Resources: []string{"arn:a", "arn:<b>"}, Detail: compact, TraceHeader: trace,
 			}
 			var want, got bytes.Buffer

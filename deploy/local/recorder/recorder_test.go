@@ -386,19 +386,18 @@ func TestEventBridgeFileContent(t *testing.T) {
 	r := recs[0]
 	if r.EventID != aws.ToString(out.Entries[0].EventId) || r.EventBusName != "cdc-bus" ||
 		r.Source != "healthlake.cdc" || r.DetailType != "FHIR Resource Created" ||
-		r.Time != "2025-03-04T05:06:07.891Z" || len(r.Resources) != 1 ||
+		!r.Time.Equal(time.Date(2025, 3, 4, 5, 6, 7, 891_000_000, time.UTC)) || r.Time.Location() != time.UTC || len(r.Resources) != 1 ||
 		r.TraceHeader != "Root=1-5759e988-bd862e3fe1be46a994272793" {
 		t.Errorf("record %+v does not match the entry", r)
 	}
 	if string(r.Detail) != `{"resourceType":"Patient","id":"p1"}` {
 		t.Errorf("detail %s, want the JSON object", r.Detail)
 	}
-	received, err := time.Parse(time.RFC3339Nano, r.Received)
-	if err != nil || received.Before(before.Add(-time.Second)) || received.After(time.Now()) {
-		t.Errorf("received %q (%v), want the time of the call", r.Received, err)
+	if r.Received.Before(before.Add(-time.Second)) || r.Received.After(time.Now()) || r.Received.Location() != time.UTC {
+		t.Errorf("received %v, want the time of the call in UTC", r.Received)
 	}
 	r = recs[1]
-	if r.EventBusName != "default" || r.Time != r.Received || r.Resources == nil || string(r.Detail) != "{}" {
+	if r.EventBusName != "default" || !r.Time.Equal(r.Received) || r.Resources == nil || string(r.Detail) != "{}" {
 		t.Errorf("record without optional fields: %+v", r)
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/recorded"
 )
 
 // The servers of the local stack.
@@ -100,6 +103,46 @@ func RecorderLines(t testing.TB, source string) [][]byte {
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("recorder output: %v", err)
+	}
+	return out
+}
+
+// Recorded returns the events the running EventBridge recorder wrote for source, decoded, in
+// the order it received them (see RecorderLines).
+func Recorded(t testing.TB, source string) []recorded.Line {
+	t.Helper()
+	raw := RecorderLines(t, source)
+	out := make([]recorded.Line, len(raw))
+	for i, b := range raw {
+		if err := json.Unmarshal(b, &out[i]); err != nil {
+			t.Fatalf("recorder line: %v", err)
+		}
+	}
+	return out
+}
+
+// Detail decodes a recorded event's detail as T: event.ChangeDetail for the FHIR Resource
+// events, event.Rejected, event.RangeFailed, event.Watermark or event.DeletesUnresolved for the
+// consumer's reports (the DetailType says which).
+func Detail[T any](t testing.TB, l recorded.Line) T {
+	t.Helper()
+	var d T
+	if err := json.Unmarshal(l.Detail, &d); err != nil {
+		t.Fatalf("recorded %q detail: %v", l.DetailType, err)
+	}
+	return d
+}
+
+// Changes returns the details of the change events (FHIR Resource Created, Updated, Deleted)
+// the recorder wrote for source, in the order it received them.
+func Changes(t testing.TB, source string) []event.ChangeDetail {
+	t.Helper()
+	var out []event.ChangeDetail
+	for _, l := range Recorded(t, source) {
+		switch l.DetailType {
+		case event.DetailTypeCreated, event.DetailTypeUpdated, event.DetailTypeDeleted:
+			out = append(out, Detail[event.ChangeDetail](t, l))
+		}
 	}
 	return out
 }

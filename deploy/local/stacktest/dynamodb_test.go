@@ -14,18 +14,11 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
-func stackDynamoDBClient(t *testing.T) *dynamodb.Client {
-	t.Helper()
-	return dynamodb.NewFromConfig(awsConfig(t), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(stack.URL(t, "DYNAMODB"))
-	})
-}
-
 // TestDynamoDBConditionalWrites exercises what KCL leases rely on: create-if-absent and
 // compare-and-set on a counter.
 func TestDynamoDBConditionalWrites(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
-	db := stackDynamoDBClient(t)
+	db := stack.DynamoDBClient(t)
 	table := stackUniqueName("stacktest-dynamodb")
 
 	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{

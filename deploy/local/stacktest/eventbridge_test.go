@@ -1,13 +1,11 @@
 package stacktest
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,13 +18,6 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
-
-func stackEventBridgeClient(t *testing.T) *eventbridge.Client {
-	t.Helper()
-	return eventbridge.NewFromConfig(awsConfig(t), func(o *eventbridge.Options) {
-		o.BaseEndpoint = aws.String(stack.URL(t, "EVENTBRIDGE"))
-	})
-}
 
 // recorderStats is the part of GET /_recorder/stats these tests read.
 type recorderStats struct {
@@ -60,41 +51,6 @@ func recorderAdmin(t *testing.T, method, path, body string, out any) {
 	}
 }
 
-// recordedLine is the part of an output line these tests read.
-type recordedLine struct {
-	EventID    string          `json:"eventId"`
-	Source     string          `json:"source"`
-	DetailType string          `json:"detailType"`
-	Detail     json.RawMessage `json:"detail"`
-}
-
-// recordedWithSource returns the lines of the recorder's output file with the given source;
-// other tests may share the recorder, so a unique source picks out this test's events.
-func recordedWithSource(t *testing.T, path, source string) []recordedLine {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("recorder output: %v", err)
-	}
-	defer f.Close()
-	var lines []recordedLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 4<<20)
-	for sc.Scan() {
-		var l recordedLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("recorder output: bad line %q: %v", sc.Text(), err)
-		}
-		if l.Source == source {
-			lines = append(lines, l)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("recorder output: %v", err)
-	}
-	return lines
-}
-
 func stackEvents(source string, n int) []types.PutEventsRequestEntry {
 	es := make([]types.PutEventsRequestEntry, n)
 	for i := range es {
@@ -110,7 +66,7 @@ func stackEvents(source string, n int) []types.PutEventsRequestEntry {
 
 func TestEventBridgeRecorderPartialFailure(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
-	eb := stackEventBridgeClient(t)
+	eb := stack.EventBridgeClient(t)
 	source := fmt.Sprintf("stacktest.eventbridge.%d", time.Now().UnixNano())
 
 	var stats recorderStats
@@ -142,7 +98,7 @@ func TestEventBridgeRecorderPartialFailure(t *testing.T) {
 		ids = append(ids, *e.EventId)
 	}
 
-	lines := recordedWithSource(t, stats.Out, source)
+	lines := stack.Recorded(t, source)
 	var gotIDs []string
 	var gotN []int
 	for _, l := range lines {
@@ -169,7 +125,7 @@ func TestEventBridgeRecorderPartialFailure(t *testing.T) {
 
 func TestEventBridgeRecorderRejectsElevenEntries(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
-	eb := stackEventBridgeClient(t)
+	eb := stack.EventBridgeClient(t)
 	source := fmt.Sprintf("stacktest.eventbridge.%d", time.Now().UnixNano())
 
 	_, err := eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: stackEvents(source, 11)})
@@ -180,7 +136,7 @@ func TestEventBridgeRecorderRejectsElevenEntries(t *testing.T) {
 
 	var stats recorderStats
 	recorderAdmin(t, http.MethodGet, "/_recorder/stats", "", &stats)
-	if lines := recordedWithSource(t, stats.Out, source); len(lines) != 0 {
+	if lines := stack.Recorded(t, source); len(lines) != 0 {
 		t.Errorf("%d entries of a rejected call were recorded", len(lines))
 	}
 }

@@ -1083,7 +1083,7 @@ func TestFHIRImportAndDescribeFHIRImportJob(t *testing.T) {
 	}
 
 	// The real SDK client, pointed at the FHIR server as AWS_ENDPOINT_URL_HEALTHLAKE would point it.
-	client := healthlake.NewFromConfig(awsConfig(t), func(o *healthlake.Options) { o.BaseEndpoint = aws.String(admin.Root()) })
+	client := healthlake.NewFromConfig(stack.AWSConfig(t), func(o *healthlake.Options) { o.BaseEndpoint = aws.String(admin.Root()) })
 	out, err := client.DescribeFHIRImportJob(f.ctx, &healthlake.DescribeFHIRImportJobInput{DatastoreId: aws.String(f.ds), JobId: aws.String(job.JobID)})
 	if err != nil {
 		t.Fatalf("DescribeFHIRImportJob: %v", err)

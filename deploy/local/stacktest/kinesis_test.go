@@ -14,13 +14,6 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 )
 
-func stackKinesisClient(t *testing.T) *kinesis.Client {
-	t.Helper()
-	return kinesis.NewFromConfig(awsConfig(t), func(o *kinesis.Options) {
-		o.BaseEndpoint = aws.String(stack.URL(t, "KINESIS"))
-	})
-}
-
 // stackUniqueName keeps tests that share a long-running server from seeing each other's resources.
 func stackUniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
@@ -28,25 +21,9 @@ func stackUniqueName(prefix string) string {
 
 func TestKinesisPutAndReadAllShards(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
-	kc := stackKinesisClient(t)
-	stream := stackUniqueName("stacktest-kinesis")
+	kc := stack.KinesisClient(t)
 	const shards, records = 4, 400
-
-	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(shards)}); err != nil {
-		t.Fatalf("CreateStream: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx := testContext(t, 10*time.Second)
-		if _, err := kc.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(stream)}); err != nil {
-			t.Errorf("DeleteStream: %v", err)
-		}
-	})
-	waiter := kinesis.NewStreamExistsWaiter(kc, func(o *kinesis.StreamExistsWaiterOptions) {
-		o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
-	})
-	if err := waiter.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(stream)}, 30*time.Second); err != nil {
-		t.Fatalf("stream %s did not become ACTIVE: %v", stream, err)
-	}
+	stream := stack.CreateStream(t, kc, "stacktest-kinesis", shards)
 
 	want := make([]string, records)
 	for start := 0; start < records; start += 100 {
