@@ -84,18 +84,15 @@ func TestEmitThroughRecorder(t *testing.T) {
 	url := recorderURL(t)
 	client := recorderClient(t, url)
 
-	// The recorder is shared: put its failure injection back as it was, and count only this
-	// run's entries (by a run id in the detail).
-	var prev json.RawMessage
-	admin(t, http.MethodGet, url+"/_recorder/config", nil, &prev)
-	t.Cleanup(func() { admin(t, http.MethodPost, url+"/_recorder/config", prev, nil) })
-	// failNextIndexes makes sure the next call has failures even if the random ones miss.
-	admin(t, http.MethodPost, url+"/_recorder/config", []byte(`{"failRate":0.3,"throttleRate":0.2,"failNextIndexes":[0,3,7]}`), nil)
-	var before recorderStats
-	admin(t, http.MethodGet, url+"/_recorder/stats", nil, &before)
-	// The recorder is shared: this run's own Source picks out its lines.
+	// The recorder is shared: this run's own Source picks out its lines, and the failure
+	// injection is set for that Source only, so tests running at the same time in other
+	// packages see none of it.
 	run := stack.RandomHex(8)
 	source := "healthlake.cdc.test." + run
+	// failNextIndexes makes sure the next call has failures even if the random ones miss.
+	admin(t, http.MethodPost, url+"/_recorder/config", []byte(`{"source":"`+source+`","failRate":0.3,"throttleRate":0.2,"failNextIndexes":[0,3,7]}`), nil)
+	var before recorderStats
+	admin(t, http.MethodGet, url+"/_recorder/stats", nil, &before)
 	const n = 25
 	arn := "arn:aws:healthlake:us-east-1:123456789012:datastore/fhir/0123456789abcdef0123456789abcdef"
 	when := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -120,7 +117,6 @@ func TestEmitThroughRecorder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	allNil(t, e.Emit(ctx, in))
-	admin(t, http.MethodPost, url+"/_recorder/config", prev, nil)
 
 	var after recorderStats
 	admin(t, http.MethodGet, url+"/_recorder/stats", nil, &after)

@@ -71,7 +71,10 @@ func URL(t testing.TB, name string) string {
 // Source, so they see only their own events.
 func RecorderLines(t testing.TB, source string) [][]byte {
 	t.Helper()
-	res, err := http.Get(URL(t, EventBridge) + "/_recorder/stats")
+	// A client of its own that keeps no connection: goleak in the caller's package would see
+	// an idle one of the default client.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	res, err := hc.Get(URL(t, EventBridge) + "/_recorder/stats")
 	if err != nil {
 		t.Fatalf("recorder stats: %v", err)
 	}
