@@ -80,11 +80,7 @@ func runConfig(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("--datastores: %w", err)
 	}
-	metrics, err := newClientMetrics(tel.MeterProvider.Meter("github.com/healthlake-cdc/healthlake-cdc/consumer"))
-	if err != nil {
-		return err
-	}
-	fhirClient, err := newFHIR(cfg, awsCfg, metrics, tel)
+	fhirClient, err := newFHIR(cfg, awsCfg, tel)
 	if err != nil {
 		return err
 	}
@@ -107,7 +103,7 @@ func runConfig(ctx context.Context, cfg Config) error {
 	// and DynamoDB calls (polls, lease renewals) carry no context of ours and would each be
 	// a root span, several a second per shard.
 	busOpts := cfg.busOptions()
-	busOpts.OnCall = metrics.onPutEvents
+	busOpts.MeterProvider = tel.MeterProvider
 	eb := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
 		o.Retryer = aws.NopRetryer{}
 		// As many idle connections as calls in flight, or each extra call dials again.
@@ -211,9 +207,9 @@ func runConfig(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-func newFHIR(cfg Config, awsCfg aws.Config, m *clientMetrics, tel *telemetry.Telemetry) (*fhir.Client, error) {
+func newFHIR(cfg Config, awsCfg aws.Config, tel *telemetry.Telemetry) (*fhir.Client, error) {
 	hc := &http.Client{Timeout: time.Minute, Transport: fhirTransport(cfg.FHIRAuth, awsCfg, tel)}
-	c, err := fhir.New(fhir.Config{Endpoint: cfg.fhirEndpoint(awsCfg.Region), HTTPClient: hc, OnRequest: m.onFHIRRequest,
+	c, err := fhir.New(fhir.Config{Endpoint: cfg.fhirEndpoint(awsCfg.Region), HTTPClient: hc, MeterProvider: tel.MeterProvider,
 		CountMode: cfg.FHIRCount})
 	if err != nil {
 		return nil, fmt.Errorf("--fhir-endpoint: %w", err)
