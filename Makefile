@@ -42,8 +42,8 @@ tidy-check:
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-build: ## build the programs into bin/
-	$(GO) build -o bin/ ./consumer ./producer
+build: ## build the programs into bin/, stamped with VERSION (as the image is)
+	$(GO) build -ldflags="-X main.version=$(VERSION)" -o bin/ ./consumer ./producer
 
 IMAGE ?= healthlake-cdc
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -10,13 +10,17 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
 // Flag names double as the keys of settings; each falls back to its CDC_* variable. The
-// variable names are a public interface: keep them.
+// variable names are a public interface: keep them. configFromFlags reads them into a
+// Config. Required flags say "(required)" first in their usage: they are checked by
+// Config.Validate rather than with cli's Required, which would bind the parked
+// sub-commands too (cli checks a parent's required flags for its sub-commands).
 func flags() []cli.Flag {
 	d := coalesce.Defaults()
 	pd := pipeline.DefaultConfig()
@@ -40,8 +44,6 @@ func flags() []cli.Flag {
 			Usage: "a lease not renewed for this long is taken over by another worker"},
 		&cli.DurationFlag{Name: "shutdown-grace", Sources: cli.EnvVars("CDC_SHUTDOWN_GRACE"), Value: 30 * time.Second, Category: "Kinesis",
 			Usage: "on SIGTERM, how long in-flight searches may finish before the last checkpoint"},
-		&cli.StringSliceFlag{Name: "datastores", Sources: cli.EnvVars("CDC_DATASTORES"), Category: "Kinesis",
-			Usage: "allow-list of datastore ids (comma separated); records for others are rejected. Empty: any"},
 
 		// Timeline
 		&cli.DurationFlag{Name: "window", Sources: cli.EnvVars("CDC_WINDOW"), Value: d.Window, Category: "Timeline",
@@ -77,6 +79,8 @@ func flags() []cli.Flag {
 			Usage: "how often parked ranges are searched again (0: only by consumer parked retry)"},
 
 		// FHIR
+		&cli.StringSliceFlag{Name: "datastores", Sources: cli.EnvVars("CDC_DATASTORES"), Category: "FHIR",
+			Usage: "allow-list of datastore ids (comma separated); records for others are rejected. Empty: any"},
 		&cli.StringFlag{Name: "fhir-endpoint", Sources: cli.EnvVars("CDC_FHIR_ENDPOINT"), Category: "FHIR",
 			Usage: "FHIR base URL with {datastoreId}; default https://healthlake.{region}.amazonaws.com/datastore/{datastoreId}/r4/"},
 		&cli.StringFlag{Name: "fhir-auth", Sources: cli.EnvVars("CDC_FHIR_AUTH"), Value: "sigv4", Category: "FHIR",
@@ -106,9 +110,9 @@ func flags() []cli.Flag {
 			Usage: "bound of one PutEvents call; all attempts of an emit must end within --claim-ttl"},
 		&cli.StringFlag{Name: "source", Sources: cli.EnvVars("CDC_SOURCE"), Value: "healthlake.cdc", Category: "Output",
 			Usage: "Source of the emitted events"},
-		&cli.StringFlag{Name: "content", Sources: cli.EnvVars("CDC_CONTENT"), Value: "full-resource", Category: "Output",
+		&cli.StringFlag{Name: "content", Sources: cli.EnvVars("CDC_CONTENT"), Value: string(event.FullResource), Category: "Output",
 			Usage:     "full-resource (the FHIR JSON in each event, unless too large) or id-only",
-			Validator: oneOf("full-resource", "id-only")},
+			Validator: oneOf(string(event.FullResource), string(event.IDOnly))},
 
 		// Operations
 		&cli.StringFlag{Name: "http-addr", Sources: cli.EnvVars("CDC_HTTP_ADDR"), Value: "127.0.0.1:9090", Category: "Operations",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -18,15 +19,22 @@ type health struct {
 	bus interface {
 		Unavailable() (since time.Time, code string, ok bool)
 	}
+	version string // the build's, as --version prints it
 }
 
-// newHandler serves /healthz (the process answers), /readyz (the KCL worker runs, Redis
+// newHandler serves /healthz (the process answers: 200 and {"status":"ok","version":…}; it
+// was the text "ok", and probes only look at the status), /readyz (the KCL worker runs, Redis
 // answers a PING within 2 s, and EventBridge is not refusing calls) and /metrics (the meter
 // provider's Prometheus handler).
 func newHandler(h health, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	healthz, _ := json.Marshal(struct {
+		Status  string `json:"status"`
+		Version string `json:"version"`
+	}{"ok", h.version})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(append(healthz, '\n'))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -46,9 +46,10 @@ func TestHealthAndReady(t *testing.T) {
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hlcdc_x_total 1\n") })
 
 	w := &fakeWorker{}
-	h := newHandler(health{worker: w, redis: live}, metrics)
-	if code, _ := get(t, h, "/healthz"); code != http.StatusOK {
-		t.Errorf("/healthz %d", code)
+	h := newHandler(health{worker: w, redis: live, version: "1.2.3-test"}, metrics)
+	// /healthz answers 200 whatever the worker does, with the build's version.
+	if code, body := get(t, h, "/healthz"); code != http.StatusOK || body != `{"status":"ok","version":"1.2.3-test"}`+"\n" {
+		t.Errorf("/healthz %d %q", code, body)
 	}
 	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "kcl worker") {
 		t.Errorf("/readyz with the worker stopped: %d %q", code, body)

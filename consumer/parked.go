@@ -31,7 +31,7 @@ func parkedCommand() *cli.Command {
 				Name:  "list",
 				Usage: "print every parked range, oldest first",
 				Flags: append(redisFlags, &cli.BoolFlag{Name: "json", Usage: "one JSON object per line"}),
-				Action: func(ctx context.Context, cmd *cli.Command) error {
+				Action: runFailure(func(ctx context.Context, cmd *cli.Command) error {
 					return withTimelines(ctx, cmd, func(ctx context.Context, s *timeline.Store) error {
 						ps, err := s.ListParked(ctx)
 						if err != nil {
@@ -39,13 +39,13 @@ func parkedCommand() *cli.Command {
 						}
 						return printParked(cmd.Root().Writer, ps, cmd.Bool("json"))
 					})
-				},
+				}),
 			},
 			{
 				Name:  "retry",
 				Usage: "make every parked range due for a retry now (a running consumer retries it within seconds)",
 				Flags: redisFlags,
-				Action: func(ctx context.Context, cmd *cli.Command) error {
+				Action: runFailure(func(ctx context.Context, cmd *cli.Command) error {
 					return withTimelines(ctx, cmd, func(ctx context.Context, s *timeline.Store) error {
 						n, err := s.RetryParkedNow(ctx)
 						if err != nil {
@@ -54,7 +54,7 @@ func parkedCommand() *cli.Command {
 						fmt.Fprintf(cmd.Root().Writer, "%d parked ranges due for a retry\n", n)
 						return nil
 					})
-				},
+				}),
 			},
 		},
 	}

@@ -23,7 +23,6 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
@@ -37,24 +36,30 @@ import (
 // stops taking records and drains within the grace period, the pipeline stops, and the HTTP
 // server closes — upstream first.
 func run(ctx context.Context, cmd *cli.Command) error {
-	// Checked here rather than with Required, which would bind the sub-commands too.
-	for _, name := range []string{"stream", "bus"} {
-		if cmd.String(name) == "" {
-			return cli.Exit(fmt.Sprintf("consumer: --%s (or CDC_%s) is required", name, strings.ToUpper(name)), 2)
-		}
-	}
-	// Settings are checked before any AWS or Redis client is built: a bad flag is a usage
+	// Every setting is checked before any AWS or Redis client is built: a bad flag is a usage
 	// error (exit 2) naming the flag, not a connection failure.
-	pcfg, err := pipelineConfig(cmd)
-	if err != nil {
-		return cli.Exit("consumer: "+err.Error(), 2)
+	cfg := configFromFlags(cmd)
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
 	}
-	log := newLogger(cmd.String("log-level"))
-	slog.SetDefault(log)
-	workerID := cmd.String("worker-id")
-	stream := cmd.String("stream")
+	return runConfig(ctx, cfg)
+}
 
-	tel, err := telemetry.Setup(ctx, telemetry.Config{WorkerID: workerID, Stream: stream})
+// runConfig builds every client from cfg, which Validate accepted, and runs.
+func runConfig(ctx context.Context, cfg Config) error {
+	// The region is read from the AWS SDK's configuration (environment, shared config
+	// files), which needs no network; a missing one is a usage error like a missing flag.
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("aws config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return usageError{errors.New("no AWS region: set AWS_REGION (or a region in the AWS_PROFILE's config file)")}
+	}
+
+	log := newLogger(cfg.LogLevel)
+	slog.SetDefault(log)
+	tel, err := telemetry.Setup(ctx, telemetry.Config{WorkerID: cfg.WorkerID, Stream: cfg.Stream})
 	if err != nil {
 		return err
 	}
@@ -71,27 +76,15 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	otel.SetTextMapPropagator(tel.Propagator)
 	prov := tel.Providers()
 
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("aws config: %w", err)
-	}
-	if awsCfg.Region == "" {
-		return errors.New("no AWS region: set AWS_REGION")
-	}
-
-	validator, err := cloudtrail.NewValidator(nonEmpty(cmd.StringSlice("datastores")))
+	validator, err := cloudtrail.NewValidator(cfg.Datastores)
 	if err != nil {
 		return fmt.Errorf("--datastores: %w", err)
 	}
-	metrics, err := newClientMetrics(tel.MeterProvider.Meter("github.com/healthlake-cdc/healthlake-cdc/consumer"))
+	fhirClient, err := newFHIR(cfg, awsCfg, tel)
 	if err != nil {
 		return err
 	}
-	fhirClient, err := newFHIR(cmd, awsCfg, metrics, tel)
-	if err != nil {
-		return err
-	}
-	rdb, err := newRedis(cmd.String("redis-url"))
+	rdb, err := newRedis(cfg.RedisURL)
 	if err != nil {
 		return err
 	}
@@ -101,9 +94,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 			return err
 		}
 	}
-	store, err := dedup.NewStore(rdb, dedup.Options{
-		Prefix: cmd.String("dedup-prefix"), ClaimTTL: cmd.Duration("claim-ttl"), DoneTTL: cmd.Duration("dedup-ttl"),
-	})
+	store, err := dedup.NewStore(rdb, cfg.dedupOptions())
 	if err != nil {
 		return err
 	}
@@ -111,7 +102,8 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	// multiply the attempts. Only EventBridge calls are traced: the KCL library's Kinesis
 	// and DynamoDB calls (polls, lease renewals) carry no context of ours and would each be
 	// a root span, several a second per shard.
-	busOpts := bus.Options{OnCall: metrics.onPutEvents, CallTimeout: cmd.Duration("putevents-timeout")}
+	busOpts := cfg.busOptions()
+	busOpts.MeterProvider = tel.MeterProvider
 	eb := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
 		o.Retryer = aws.NopRetryer{}
 		// As many idle connections as calls in flight, or each extra call dials again.
@@ -124,16 +116,8 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	// A claim must outlive the emit it guards, or a slow emit is claimed and sent twice.
-	if d, ttl := emitter.Options().MaxEmitDuration(), cmd.Duration("claim-ttl"); d >= ttl {
-		return fmt.Errorf("--claim-ttl %s must exceed the longest PutEvents emit (%s: --putevents-timeout × attempts + backoff)", ttl, d)
-	}
-	content := event.FullResource
-	if cmd.String("content") == "id-only" {
-		content = event.IDOnly
-	}
 	builder, err := event.NewBuilder(event.Options{
-		Source: cmd.String("source"), BusName: cmd.String("bus"), Region: awsCfg.Region, Content: content,
+		Source: cfg.Source, BusName: cfg.Bus, Region: awsCfg.Region, Content: cfg.Content,
 	})
 	if err != nil {
 		return err
@@ -141,18 +125,18 @@ func run(ctx context.Context, cmd *cli.Command) error {
 
 	timelines, err := timeline.New(rdb, timeline.Options{
 		// The timelines live next to the dedup keys, under the same deployment prefix.
-		Prefix: cmd.String("dedup-prefix") + "tl:", Owner: workerID + "/" + dedup.RandomOwner(),
-		LeaseTTL: cmd.Duration("key-lease-ttl"), StateTTL: cmd.Duration("dedup-ttl"),
+		Prefix: cfg.DedupPrefix + "tl:", Owner: cfg.WorkerID + "/" + dedup.RandomOwner(),
+		LeaseTTL: cfg.KeyLeaseTTL, StateTTL: cfg.DedupTTL,
 	})
 	if err != nil {
 		return err
 	}
 
 	var imports pipeline.ImportJobs
-	if cmd.Bool("describe-import-jobs") {
+	if cfg.DescribeImportJobs {
 		imports = importJobs{api: healthlake.NewFromConfig(awsCfg)}
 	}
-	pcfg.NoDedup = cmd.Bool("no-dedup")
+	pcfg := cfg.Pipeline
 	pcfg.Logger = log
 	pcfg.TracerProvider = tel.TracerProvider
 	pcfg.MeterProvider = tel.MeterProvider
@@ -161,7 +145,7 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		FHIR:       fhirClient,
 		Timelines:  timelines,
 		ImportJobs: imports,
-		NewClaims:  func() pipeline.Claims { return store.WithOwner(workerID + "/" + dedup.RandomOwner()) },
+		NewClaims:  func() pipeline.Claims { return store.WithOwner(cfg.WorkerID + "/" + dedup.RandomOwner()) },
 		Emitter:    emitter,
 		Events:     builder,
 	})
@@ -169,44 +153,30 @@ func run(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 
-	grace := cmd.Duration("shutdown-grace")
-	var hooks kcl.Hooks
+	kcfg := cfg.kclConfig(awsCfg.Region)
+	kcfg.Logger = log
+	kcfg.MeterProvider = tel.MeterProvider
 	if tel.Tracing {
-		hooks.OnBatch = kcl.BatchSpans(tel.TracerProvider, stream)
+		kcfg.Hooks.OnBatch = kcl.BatchSpans(tel.TracerProvider, cfg.Stream)
 	}
-	worker, err := kcl.New(kcl.Config{
-		Stream:              stream,
-		Application:         cmd.String("application"),
-		WorkerID:            workerID,
-		Region:              awsCfg.Region,
-		InitialPosition:     kcl.InitialPosition(cmd.String("initial-position")),
-		KPLAggregation:      cmd.Bool("kpl-aggregation"),
-		FailoverTime:        cmd.Duration("lease-failover"),
-		MaxInFlightPerShard: int(cmd.Int("max-in-flight")),
-		ShutdownGrace:       grace,
-		// The library's Shutdown has no timeout of its own; give it the grace and a margin.
-		ShutdownTimeout: grace + 10*time.Second,
-		Logger:          log,
-		Hooks:           hooks,
-		MeterProvider:   tel.MeterProvider,
-	}, kinesis.NewFromConfig(awsCfg), dynamodb.NewFromConfig(awsCfg), kcl.HandlerFunc(func(ctx context.Context, r kcl.Record, done func()) error {
+	worker, err := kcl.New(kcfg, kinesis.NewFromConfig(awsCfg), dynamodb.NewFromConfig(awsCfg), kcl.HandlerFunc(func(ctx context.Context, r kcl.Record, done func()) error {
 		return pipe.Handle(ctx, pipeline.Record{ShardID: r.ShardID, SequenceNumber: r.SequenceNumber, Data: r.Data}, done)
 	}))
 	if err != nil {
 		return err
 	}
 
-	log.Info("consumer starting", "stream", stream, "tracing", tel.Tracing, "application", cmd.String("application"),
-		"workerId", workerID, "bus", cmd.String("bus"), "region", awsCfg.Region)
+	log.Info("consumer starting", "version", version, "stream", cfg.Stream, "tracing", tel.Tracing, "application", cfg.Application,
+		"workerId", cfg.WorkerID, "bus", cfg.Bus, "region", awsCfg.Region)
 
 	// Listen before anything starts, so a taken port fails the start instead of going unseen.
 	var srv *http.Server
 	var ln net.Listener
-	if addr := cmd.String("http-addr"); addr != "" {
+	if addr := cfg.HTTPAddr; addr != "" {
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return fmt.Errorf("--http-addr: %w", err)
 		}
-		srv = newHTTPServer(addr, health{worker: worker, redis: rdb, bus: emitter.Health()}, tel.Metrics)
+		srv = newHTTPServer(addr, health{worker: worker, redis: rdb, bus: emitter.Health(), version: version}, tel.Metrics)
 	}
 
 	// The pipeline outlives the worker so that windows can finish during the worker's drain.
@@ -237,14 +207,10 @@ func run(ctx context.Context, cmd *cli.Command) error {
 	return nil
 }
 
-func newFHIR(cmd *cli.Command, awsCfg aws.Config, m *clientMetrics, tel *telemetry.Telemetry) (*fhir.Client, error) {
-	endpoint := cmd.String("fhir-endpoint")
-	if endpoint == "" {
-		endpoint = "https://healthlake." + awsCfg.Region + ".amazonaws.com/datastore/{datastoreId}/r4/"
-	}
-	hc := &http.Client{Timeout: time.Minute, Transport: fhirTransport(cmd.String("fhir-auth"), awsCfg, tel)}
-	c, err := fhir.New(fhir.Config{Endpoint: endpoint, HTTPClient: hc, OnRequest: m.onFHIRRequest,
-		CountMode: fhir.CountMode(cmd.String("fhir-count"))})
+func newFHIR(cfg Config, awsCfg aws.Config, tel *telemetry.Telemetry) (*fhir.Client, error) {
+	hc := &http.Client{Timeout: time.Minute, Transport: fhirTransport(cfg.FHIRAuth, awsCfg, tel)}
+	c, err := fhir.New(fhir.Config{Endpoint: cfg.fhirEndpoint(awsCfg.Region), HTTPClient: hc, MeterProvider: tel.MeterProvider,
+		CountMode: cfg.FHIRCount})
 	if err != nil {
 		return nil, fmt.Errorf("--fhir-endpoint: %w", err)
 	}
@@ -281,32 +247,4 @@ func nonEmpty(in []string) []string {
 		}
 	}
 	return out
-}
-
-// pipelineConfig maps the timeline and pipeline flags into the pipeline's Config and checks
-// it; the error names the flags in their own words (window, settle, park attempts, …).
-func pipelineConfig(cmd *cli.Command) (pipeline.Config, error) {
-	pcfg := pipeline.DefaultConfig()
-	pcfg.Timeline = coalesce.Config{
-		Window: cmd.Duration("window"), Settle: cmd.Duration("settle"), Lead: cmd.Duration("lead"),
-		Lag: cmd.Duration("lag"), MaxSpan: cmd.Duration("max-span"), VerifyAfter: cmd.Duration("verify-after"),
-	}
-	pcfg.ParkAttempts = int(cmd.Int("park-attempts"))
-	pcfg.ParkAfter = cmd.Duration("park-after")
-	pcfg.ParkedRetry = cmd.Duration("parked-retry")
-	pcfg.SweepInterval = cmd.Duration("sweep-interval")
-	pcfg.WatermarkInterval = cmd.Duration("watermark-interval")
-	pcfg.AllVersions = cmd.String("versions") == "all"
-	pcfg.VersionsLookback = cmd.Duration("dedup-ttl")
-	pcfg.FHIRConcurrency = int(cmd.Int("fhir-concurrency"))
-	for _, t := range nonEmpty(cmd.StringSlice("types")) {
-		if !cloudtrail.IsResourceType(t) {
-			return pcfg, fmt.Errorf("--types: %q is not a FHIR R4 resource type", t)
-		}
-		pcfg.Types = append(pcfg.Types, t)
-	}
-	if err := pcfg.Validate(); err != nil {
-		return pcfg, fmt.Errorf("invalid settings: %w", err)
-	}
-	return pcfg, nil
 }

@@ -17,7 +17,7 @@ const (
 )
 
 func newApp() *cli.Command {
-	return &cli.Command{
+	app := &cli.Command{
 		Name:    "producer",
 		Version: version,
 		Usage:   "drive traffic into healthlake-cdc and check what comes out",
@@ -31,10 +31,21 @@ func newApp() *cli.Command {
 		Commands:        []*cli.Command{simulateCommand(), replayCommand(), verifyCommand(), createStreamCommand()},
 		HideHelpCommand: true,
 	}
+	// A flag that does not parse, an unknown flag, a value a validator refuses: the error
+	// alone (it names the flag) and exit status 2, as the consumer does — not the help after it.
+	usage := func(_ context.Context, _ *cli.Command, err error, _ bool) error { return err }
+	app.OnUsageError = usage
+	for _, c := range app.Commands {
+		c.OnUsageError = usage
+	}
+	return app
 }
 
-// loadAWS loads the standard AWS configuration; region, when set, overrides the chain's.
-func loadAWS(ctx context.Context, region string) (aws.Config, error) {
+// loadAWS loads the standard AWS configuration; region, when set, overrides the chain's. No
+// region at all is an error, as in the consumer: a region guessed here would sign for, and
+// write CloudTrail records naming, a region the user never chose. regionFlag names the
+// command's flag that can set one ("" if none).
+func loadAWS(ctx context.Context, region, regionFlag string) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
@@ -44,7 +55,11 @@ func loadAWS(ctx context.Context, region string) (aws.Config, error) {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
+		hint := ""
+		if regionFlag != "" {
+			hint = " or " + regionFlag
+		}
+		return aws.Config{}, fmt.Errorf("no AWS region: set AWS_REGION%s (or a region in the AWS_PROFILE's config file)", hint)
 	}
 	return cfg, nil
 }

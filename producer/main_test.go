@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -302,5 +303,51 @@ func TestSimulateOnLocalFHIR(t *testing.T) {
 	}
 	if n := strings.Count(string(b), "\n"); n != 30 || !strings.Contains(out, "writes       30 (") || !strings.Contains(out, "seed         5") {
 		t.Errorf("%d manifest lines; output:\n%s", n, out)
+	}
+}
+
+// TestExitStatus runs the built producer with no AWS settings and nothing listening: a usage
+// error (a bad flag value, a missing required flag, no AWS region) exits 2 with a message
+// naming what to fix and no help after it; verify's missing writes exit 1.
+func TestExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "producer")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	manifest := filepath.Join(dir, "manifest.jsonl")
+	line := `{"datastoreId":"0123456789abcdef0123456789abcdef","resourceType":"Patient","id":"p1","versionId":"1","lastUpdated":"2026-01-01T00:00:00.000Z","operation":"create","eventId":"e1"}` + "\n"
+	if err := os.WriteFile(manifest, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "events.jsonl")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"simulate", "--manifest", filepath.Join(dir, "m"), "--rate", "abc"}, 2, `invalid value "abc" for flag -rate`},
+		{[]string{"simulate", "--stream", "s"}, 2, `Required flag "manifest" not set`},
+		{[]string{"simulate", "--manifest", filepath.Join(dir, "m"), "--stream", "s", "--writes", "1"}, 2, "no AWS region: set AWS_REGION or --region"},
+		{[]string{"create-stream", "--stream", "s"}, 2, "no AWS region: set AWS_REGION"},
+		{[]string{"replay", "--stream", "s", "--from", "yesterday", manifest}, 2, "--from"},
+		{[]string{"verify", "--manifest", manifest, "--events", empty}, 1, "missing"},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		home := t.TempDir()
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_CONFIG_FILE=" + filepath.Join(home, "none"),
+			"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none")}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+			t.Errorf("%v: %v, want exit status %d\n%s", tc.args, err, tc.code, out)
+			continue
+		}
+		if !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "OPTIONS:") {
+			t.Errorf("%v: output %q, want %q and no help", tc.args, out, tc.want)
+		}
 	}
 }

@@ -86,7 +86,7 @@ func runReplay(ctx context.Context, cmd *cli.Command) error {
 		if cmd.String("stream") == "" {
 			return errors.New("--stream (or CDC_STREAM) is required unless --dry-run")
 		}
-		awsCfg, err := loadAWS(ctx, "")
+		awsCfg, err := loadAWS(ctx, "", "")
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func simulateCommand() *cli.Command {
 			&cli.StringFlag{Name: "stream", Sources: cli.EnvVars("CDC_STREAM"), Category: "Target",
 				Usage: "Kinesis stream (name or ARN) for the CloudTrail records; required unless --inject-events=false"},
 			&cli.StringFlag{Name: "manifest", Required: true, TakesFile: true, Category: "Target",
-				Usage: "write the manifest (one JSON line per FHIR write) to `FILE`"},
+				Usage: "(required) write the manifest (one JSON line per FHIR write) to `FILE`"},
 
 			// Traffic
 			&cli.StringSliceFlag{Name: "types", Value: d.Types, Category: "Traffic",
@@ -104,7 +104,7 @@ func simulateCommand() *cli.Command {
 				Usage:     "event-id (as a rule without PartitionKeyPath) or datastore",
 				Validator: oneOf(simulate.PartitionByEventID, simulate.PartitionByDatastore)},
 			&cli.StringFlag{Name: "region", Category: "Events",
-				Usage: "region of the CloudTrail records and of SigV4 signing; default the AWS configuration's, else us-east-1"},
+				Usage: "region of the CloudTrail records and of SigV4 signing; default the AWS configuration's (AWS_REGION); none at all is an error"},
 			&cli.StringFlag{Name: "account", Value: simulate.DefaultAccount, Category: "Events",
 				Usage: "account id of the CloudTrail records (12 digits)"},
 
@@ -206,7 +206,7 @@ func runSimulate(ctx context.Context, cmd *cli.Command) error {
 	auth := cmd.String("fhir-auth")
 	var awsCfg aws.Config
 	if cfg.InjectEvents || auth == "sigv4" {
-		if awsCfg, err = loadAWS(ctx, cmd.String("region")); err != nil {
+		if awsCfg, err = loadAWS(ctx, cmd.String("region"), "--region"); err != nil {
 			return err
 		}
 		cfg.Region = awsCfg.Region

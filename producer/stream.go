@@ -19,7 +19,7 @@ func createStreamCommand() *cli.Command {
 		Description: "For local runs and demos; in AWS the stream belongs to the deployment's stack.\n" +
 			"An existing stream is left as it is.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "stream", Sources: cli.EnvVars("CDC_STREAM"), Required: true, Usage: "stream name"},
+			&cli.StringFlag{Name: "stream", Sources: cli.EnvVars("CDC_STREAM"), Required: true, Usage: "(required) stream name"},
 			&cli.IntFlag{Name: "shards", Value: 4, Usage: "shard count of a new stream"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "how long to wait for ACTIVE"},
 		},
@@ -28,7 +28,7 @@ func createStreamCommand() *cli.Command {
 }
 
 func runCreateStream(ctx context.Context, cmd *cli.Command) error {
-	awsCfg, err := loadAWS(ctx, "")
+	awsCfg, err := loadAWS(ctx, "", "")
 	if err != nil {
 		return err
 	}

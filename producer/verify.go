@@ -37,7 +37,7 @@ func verifyCommand() *cli.Command {
 			"transaction, import) and by whether their hint was put. Prints a table (or JSON with\n" +
 			"--json); exits 1 when anything is missing, 0 otherwise.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "manifest", Required: true, TakesFile: true, Usage: "the manifest `FILE` simulate wrote"},
+			&cli.StringFlag{Name: "manifest", Required: true, TakesFile: true, Usage: "(required) the manifest `FILE` simulate wrote"},
 			&cli.StringFlag{Name: "events", TakesFile: true,
 				Usage: "the recorder's events `FILE` (JSON lines); default: the file the recorder at --recorder reports"},
 			&cli.StringFlag{Name: "recorder", Sources: cli.EnvVars("AWS_ENDPOINT_URL_EVENTBRIDGE"), Value: localRecorder,

@@ -26,6 +26,7 @@ type Emitter struct {
 	opts   Options
 	sem    chan struct{} // one token per call in flight
 	health *Health
+	met    *metrics
 }
 
 // New returns an Emitter calling api. Options are defaulted and validated.
@@ -37,7 +38,11 @@ func New(api PutEventsAPI, opts Options) (*Emitter, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	return &Emitter{api: api, opts: opts, sem: make(chan struct{}, opts.MaxInFlight), health: newHealth(opts.Now)}, nil
+	met, err := newMetrics(opts.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return &Emitter{api: api, opts: opts, sem: make(chan struct{}, opts.MaxInFlight), health: newHealth(opts.Now), met: met}, nil
 }
 
 // Health is the Emitter's view of whether EventBridge takes its events (for /readyz).
@@ -175,7 +180,7 @@ func (e *Emitter) call(ctx context.Context, b *batch, idx []int, attempt int) (r
 	timedOut := errors.Is(callCtx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err != nil && isContextError(ctx, err) {
-		e.onCall(len(idx), len(idx), err)
+		e.onCall(ctx, len(idx), len(idx), err)
 		stop(b.errs, idx, attempt, err)
 		return nil
 	}
@@ -188,7 +193,7 @@ func (e *Emitter) call(ctx context.Context, b *batch, idx []int, attempt int) (r
 		ce = &CallError{Kind: KindBadResponse, Err: fmt.Errorf("PutEvents answered %d results for %d entries", len(out.Entries), len(idx))}
 	}
 	if ce != nil {
-		e.onCall(len(idx), len(idx), ce)
+		e.onCall(ctx, len(idx), len(idx), ce)
 		if ce.unavailable() {
 			e.health.fail(ce.label())
 		}
@@ -235,11 +240,12 @@ func (e *Emitter) call(ctx context.Context, b *batch, idx []int, attempt int) (r
 	} else {
 		e.health.ok()
 	}
-	e.onCall(len(idx), failed, nil)
+	e.onCall(ctx, len(idx), failed, nil)
 	return retry
 }
 
-func (e *Emitter) onCall(entries, failed int, err error) {
+func (e *Emitter) onCall(ctx context.Context, entries, failed int, err error) {
+	e.met.call(ctx, entries, failed)
 	if e.opts.OnCall != nil {
 		e.opts.OnCall(entries, failed, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of Options.
@@ -69,6 +71,9 @@ type Options struct {
 	// *CallError, or the context's error when Emit's context ended during the call. It is
 	// called from several goroutines at once: it must be safe for concurrent use and fast.
 	OnCall func(entries, failed int, err error)
+	// MeterProvider gets the Emitter's instruments (hlcdc.putevents.calls, .entries and
+	// .failed_entries, recorded with the Emit's context). Default: none.
+	MeterProvider metric.MeterProvider
 }
 
 // Validate reports options that cannot work. Zero values are defaults, not errors.

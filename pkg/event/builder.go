@@ -49,7 +49,7 @@ type Content string
 const (
 	// FullResource embeds the FHIR resource in the event (the default), unless it would make
 	// the entry exceed the PutEvents limit.
-	FullResource Content = "full"
+	FullResource Content = "full-resource"
 	// IDOnly leaves every resource out; consumers read it from HealthLake.
 	IDOnly Content = "id-only"
 )

@@ -340,7 +340,7 @@ func TestOptions(t *testing.T) {
 	}{
 		{event.Options{Region: "us-east-1", Account: "123456789012"}, true},
 		{event.Options{Region: "us-east-1", Account: "123456789012", Content: event.IDOnly}, true},
-		{event.Options{Region: "us-east-1", Account: "123456789012", Content: "full"}, true},
+		{event.Options{Region: "us-east-1", Account: "123456789012", Content: "full-resource"}, true},
 		{event.Options{Region: "us-east-1", Account: "123456789012", Content: "none"}, false},
 		{event.Options{Account: "123456789012"}, true}, // region may come with each change
 		{event.Options{}, true},

@@ -22,6 +22,7 @@ type Client struct {
 	ep   endpoint
 	http *http.Client
 	now  func() time.Time // for Retry-After dates; replaced in tests
+	met  *metrics
 }
 
 // New returns a Client for cfg, or the error of cfg.Validate.
@@ -30,12 +31,16 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("fhir config: %w", err)
 	}
 	cfg = cfg.withDefaults()
+	met, err := newMetrics(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
 	ep, _ := parseEndpoint(cfg.Endpoint)
 	// A copy of the caller's client that never follows redirects: a 3xx to another host must
 	// not receive a signed request, and the caller's client stays untouched.
 	hc := *cfg.HTTPClient
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Client{cfg: cfg, ep: ep, http: &hc, now: time.Now}, nil
+	return &Client{cfg: cfg, ep: ep, http: &hc, now: time.Now, met: met}, nil
 }
 
 // Search reads every resource of resourceType in datastoreID whose meta.lastUpdated is in

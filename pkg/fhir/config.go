@@ -10,6 +10,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DatastorePlaceholder marks where the datastore id goes in Config.Endpoint.
@@ -87,6 +89,9 @@ type Config struct {
 	// "count", "history", "instance-history" or "vread"), the status code (0 when no response arrived) and the attempt's duration.
 	// It must be cheap and safe for concurrent use.
 	OnRequest func(op string, status int, dur time.Duration)
+	// MeterProvider gets the client's instruments (hlcdc.fhir.requests and
+	// hlcdc.fhir.request.duration, recorded with each request's context). Default: none.
+	MeterProvider metric.MeterProvider
 }
 
 // endpoint is a parsed Config.Endpoint: the datastore's base path is prefix + id + suffix.

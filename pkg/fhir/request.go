@@ -77,7 +77,7 @@ func (c *Client) attempt(ctx context.Context, op string, u *url.URL) (body []byt
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.observe(op, 0, start)
+		c.observe(ctx, op, 0, start)
 		// A *url.Error quotes the URL, which carries search values; keep only the cause.
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -90,14 +90,14 @@ func (c *Client) attempt(ctx context.Context, op string, u *url.URL) (body []byt
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
 		body, err = c.readPage(resp)
-		c.observe(op, code, start)
+		c.observe(ctx, op, code, start)
 		if err != nil {
 			return nil, 0, fmt.Errorf("fhir %s: %w", op, err)
 		}
 		return body, 0, nil
 	default:
 		issues := issueCodes(resp)
-		c.observe(op, code, start)
+		c.observe(ctx, op, code, start)
 		se := &StatusError{Op: op, StatusCode: code, Retryable: retryableStatus(code), Attempts: 1, IssueCodes: issues}
 		if se.Retryable {
 			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
@@ -106,9 +106,11 @@ func (c *Client) attempt(ctx context.Context, op string, u *url.URL) (body []byt
 	}
 }
 
-func (c *Client) observe(op string, status int, start time.Time) {
+func (c *Client) observe(ctx context.Context, op string, status int, start time.Time) {
+	d := time.Since(start)
+	c.met.request(ctx, op, status, d)
 	if c.cfg.OnRequest != nil {
-		c.cfg.OnRequest(op, status, time.Since(start))
+		c.cfg.OnRequest(op, status, d)
 	}
 }
 
