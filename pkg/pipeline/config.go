@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 )
 
@@ -63,9 +64,9 @@ type Config struct {
 	// NoDedup emits without Redis claims (opt-in, for when Redis is down and duplicates are
 	// acceptable). Never the default.
 	NoDedup bool
-	// Clock gives every time and wait the pipeline uses (RealClock by default); tests drive
+	// Clock gives every time and wait the pipeline uses (clock.Real by default); tests drive
 	// a fake one.
-	Clock Clock
+	Clock clock.Clock
 	// Logger gets the pipeline's logs; they never carry a resource body or a search result.
 	Logger *slog.Logger
 	// TracerProvider and MeterProvider get the pipeline's spans and metrics; the defaults
@@ -92,7 +93,7 @@ func DefaultConfig() Config {
 		WatermarkInterval: time.Minute,
 		VersionsLookback:  24 * time.Hour,
 		RejectBatchDelay:  100 * time.Millisecond,
-		Clock:             RealClock{},
+		Clock:             clock.Real{},
 		Logger:            slog.Default(),
 		TracerProvider:    tracenoop.NewTracerProvider(),
 		MeterProvider:     metricnoop.NewMeterProvider(),

@@ -10,6 +10,7 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
@@ -117,7 +118,7 @@ func (p *Pipeline) report(ctx context.Context, e ebtypes.PutEventsRequestEntry) 
 		}
 		wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
 		backoff = min(backoff*2, p.cfg.MaxBackoff)
-		if serr := sleep(ctx, p.cfg.Clock, wait); serr != nil {
+		if serr := clock.Sleep(ctx, p.cfg.Clock, wait); serr != nil {
 			return fmt.Errorf("report: %w", errors.Join(err, serr))
 		}
 	}
@@ -127,7 +128,7 @@ func (p *Pipeline) report(ctx context.Context, e ebtypes.PutEventsRequestEntry) 
 // emitted and unparked. A worker takes each range's retry lease, so one worker retries it.
 func (p *Pipeline) retryParkedLoop(ctx context.Context) {
 	tick := min(p.cfg.ParkedRetry, 10*time.Second)
-	for sleep(ctx, p.cfg.Clock, tick) == nil {
+	for clock.Sleep(ctx, p.cfg.Clock, tick) == nil {
 		ps, err := p.parts.Timelines.ListParked(ctx)
 		if err != nil {
 			continue

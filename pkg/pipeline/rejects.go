@@ -8,6 +8,7 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 )
 
 // reportRejects puts a "HealthLake CDC Record Rejected" event on the bus for every rejected
@@ -75,7 +76,7 @@ func (p *Pipeline) flushRejects(ctx context.Context, batch []rejectMsg) error {
 		if len(todo) > 0 {
 			wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
 			backoff = min(backoff*2, p.cfg.MaxBackoff)
-			if err := sleep(ctx, p.cfg.Clock, wait); err != nil {
+			if err := clock.Sleep(ctx, p.cfg.Clock, wait); err != nil {
 				return err
 			}
 		}

@@ -154,13 +154,13 @@ func (r *rig) advance(d time.Duration) {
 	end := r.clock.Now().Add(d)
 	for {
 		synctest.Wait()
-		at, ok := r.clock.nextDeadline()
+		at, ok := r.clock.NextDeadline()
 		if !ok || at.After(end) {
 			break
 		}
-		r.clock.set(at)
+		r.clock.Set(at)
 	}
-	r.clock.set(end)
+	r.clock.Set(end)
 	synctest.Wait()
 }
 

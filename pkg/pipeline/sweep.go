@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
@@ -15,7 +16,7 @@ import (
 // datastore's keys per interval (the datastore's sweep lease); the key's search lease holder
 // does the searching, counting such ranges first and reading only on a mismatch.
 func (p *Pipeline) sweepLoop(ctx context.Context) {
-	for sleep(ctx, p.cfg.Clock, p.cfg.SweepInterval) == nil {
+	for clock.Sleep(ctx, p.cfg.Clock, p.cfg.SweepInterval) == nil {
 		if err := p.sweep(ctx); err != nil && ctx.Err() == nil {
 			p.cfg.Logger.WarnContext(ctx, "sweep failed, will retry next interval", "error", err)
 		}

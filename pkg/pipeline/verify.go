@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
@@ -93,7 +94,7 @@ func (p *Pipeline) verifyLoop(ctx context.Context) {
 	if p.cfg.Timeline.VerifyAfter == 0 {
 		return
 	}
-	for sleep(ctx, p.cfg.Clock, p.cfg.Timeline.Window) == nil {
+	for clock.Sleep(ctx, p.cfg.Clock, p.cfg.Timeline.Window) == nil {
 		keys, err := p.parts.Timelines.DueKeys(ctx, p.cfg.Clock.Now(), verifyKeysPerTick)
 		if err != nil {
 			if ctx.Err() == nil {

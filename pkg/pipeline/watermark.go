@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
@@ -41,7 +42,7 @@ func (w *watermarks) each(f func(ds string, t time.Time)) {
 // parked and reported) and emitted. One worker publishes a datastore's per interval; the
 // value lives in Redis and only moves forward, across restarts and worker changes.
 func (p *Pipeline) watermarkLoop(ctx context.Context) {
-	for sleep(ctx, p.cfg.Clock, p.cfg.WatermarkInterval) == nil {
+	for clock.Sleep(ctx, p.cfg.Clock, p.cfg.WatermarkInterval) == nil {
 		if err := p.publishWatermarks(ctx); err != nil && ctx.Err() == nil {
 			p.cfg.Logger.WarnContext(ctx, "watermark failed, will retry next interval", "error", err)
 		}
