@@ -179,6 +179,16 @@ func resourceOf(k coalesce.Key, id string, v version) fhir.Resource {
 	return fhir.Resource{ResourceType: k.ResourceType, ID: id, VersionID: strconv.Itoa(v.n), LastUpdated: v.at, Raw: raw}
 }
 
+// historyEntryOf is version v of id as a history entry: its content, or a delete.
+func historyEntryOf(k coalesce.Key, id string, v version) fhir.HistoryEntry {
+	e := fhir.HistoryEntry{ID: id, VersionID: strconv.Itoa(v.n), LastUpdated: v.at, Deleted: v.deleted}
+	if !v.deleted {
+		r := resourceOf(k, id, v)
+		e.Resource = &r
+	}
+	return e
+}
+
 func (f *fakeFHIR) Search(ctx context.Context, ds, rt string, from, to time.Time, visit func(fhir.Page) error) error {
 	k := coalesce.Key{DatastoreID: ds, ResourceType: rt}
 	f.mu.Lock()
@@ -236,12 +246,7 @@ func (f *fakeFHIR) HistoryRange(_ context.Context, ds, rt string, from, to time.
 			if v.at.Before(from) || !v.at.Before(to) {
 				continue
 			}
-			e := fhir.HistoryEntry{ID: id, VersionID: strconv.Itoa(v.n), LastUpdated: v.at, Deleted: v.deleted}
-			if !v.deleted {
-				r := resourceOf(k, id, v)
-				e.Resource = &r
-			}
-			es = append(es, e)
+			es = append(es, historyEntryOf(k, id, v))
 		}
 	}
 	f.mu.Unlock()
@@ -358,12 +363,7 @@ func (f *fakeFHIR) InstanceHistory(_ context.Context, ds, rt, id string, since t
 		if v.at.Before(since) {
 			break
 		}
-		e := fhir.HistoryEntry{ID: id, VersionID: strconv.Itoa(v.n), LastUpdated: v.at, Deleted: v.deleted}
-		if !v.deleted {
-			r := resourceOf(k, id, v)
-			e.Resource = &r
-		}
-		es = append(es, e)
+		es = append(es, historyEntryOf(k, id, v))
 	}
 	f.mu.Unlock()
 	if !ok {
