@@ -67,9 +67,10 @@ func makeBuildPackages(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^build:.*\n\t\$\(GO\) build -o bin/ (.+)$`).FindSubmatch(mk)
+	// Flags (the version stamp) may come between "build" and "-o".
+	m := regexp.MustCompile(`(?m)^build:.*\n\t\$\(GO\) build (?:\S+ )*-o bin/ (.+)$`).FindSubmatch(mk)
 	if m == nil {
-		t.Fatal("no `build` target with `$(GO) build -o bin/ ...` in the Makefile")
+		t.Fatal("no `build` target with `$(GO) build [flags] -o bin/ ...` in the Makefile")
 	}
 	return strings.Fields(string(m[1]))
 }
