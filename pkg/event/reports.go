@@ -25,14 +25,18 @@ func (b Builder) Watermark(d Watermark, at time.Time) types.PutEventsRequestEntr
 
 // DeletesUnresolved is the detail of a "HealthLake CDC Deletes Unresolved" event: Count
 // DeleteResource hints of the type in [From, To) whose resources history could not name
-// (Reason: e.g. "history-unsupported"). Consumers reconcile them, e.g. by reading the ids
-// they hold for that type.
+// (Reason: "not-found" when history, read again at the verification horizon, holds fewer
+// deletes than there were hints; otherwise why history could not be read, e.g. "forbidden").
+// Bundles counts hints in the range that may have deleted any number of the type's resources
+// (Bundles, typeless writes) where history could not be read. Consumers reconcile them, e.g.
+// by reading the ids they hold for that type.
 type DeletesUnresolved struct {
 	DatastoreID  string `json:"datastoreId"`
 	ResourceType string `json:"resourceType"`
 	From         string `json:"from"`
 	To           string `json:"to"`
 	Count        int    `json:"count"`
+	Bundles      int    `json:"bundles,omitempty"`
 	Reason       string `json:"reason"`
 }
 

@@ -142,6 +142,7 @@ type busEvent struct {
 		LowWatermark string    `json:"lowWatermark"`
 		HeldBy       string    `json:"heldBy"`
 		Count        int       `json:"count"`
+		Bundles      int       `json:"bundles"`
 	}
 }
 

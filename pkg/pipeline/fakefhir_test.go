@@ -27,7 +27,10 @@ type fakeFHIR struct {
 	mu        sync.Mutex
 	resources map[coalesce.Key]map[string][]version // id → versions, oldest first
 	delay     time.Duration                         // search visibility delay of new writes
-	pageSize  int
+	// historyLags makes type-level history honour delay too, as the local FHIR server's
+	// does (it goes through the search index there); otherwise history sees writes at once.
+	historyLags bool
+	pageSize    int
 	// countIgnored makes Count answer as a server that ignores _summary=count does.
 	countIgnored bool
 	// repeat puts every resource twice on its page (an offset-paging server mid-write).
@@ -243,7 +246,7 @@ func (f *fakeFHIR) HistoryRange(_ context.Context, ds, rt string, from, to time.
 	var es []fhir.HistoryEntry
 	for id, vs := range f.resources[k] {
 		for _, v := range vs {
-			if v.at.Before(from) || !v.at.Before(to) {
+			if v.at.Before(from) || !v.at.Before(to) || (f.historyLags && v.visibleAt.After(f.clock.Now())) {
 				continue
 			}
 			es = append(es, historyEntryOf(k, id, v))

@@ -53,6 +53,7 @@ type fakeKey struct {
 	region, account string
 	lease           lease
 	dels            map[string]int   // member "from-to" → delete hints with that range
+	bundles         map[string]int   // member "from-to" → Bundle hints with that range
 	verify          map[string]int64 // member → due (ms)
 	latest          map[string]int64 // resource id → lastUpdated (ms)
 }
@@ -111,7 +112,7 @@ func (f *fakeTimelines) enter(op string) (func(), error) {
 func (f *fakeTimelines) key(k coalesce.Key) *fakeKey {
 	fk := f.keys[k]
 	if fk == nil {
-		fk = &fakeKey{dels: map[string]int{}, verify: map[string]int64{}, latest: map[string]int64{}}
+		fk = &fakeKey{dels: map[string]int{}, bundles: map[string]int{}, verify: map[string]int64{}, latest: map[string]int64{}}
 		f.keys[k] = fk
 	}
 	return fk
@@ -185,6 +186,11 @@ func (v *tlView) Sync(_ context.Context, k coalesce.Key, w timeline.Want, tryLea
 			fk.dels[member(d)]++ // one per hint, as the store counts them
 		}
 	}
+	for _, b := range w.Bundles {
+		if !b.Empty() {
+			fk.bundles[member(b)]++
+		}
+	}
 	leased := false
 	if tryLease {
 		now := v.f.nowMS()
@@ -246,22 +252,27 @@ func (v *tlView) Release(_ context.Context, k coalesce.Key) error {
 	return nil
 }
 
-func (v *tlView) Deletes(_ context.Context, k coalesce.Key, iv coalesce.Interval) ([]coalesce.Interval, error) {
+func (v *tlView) Deletes(_ context.Context, k coalesce.Key, iv coalesce.Interval) ([]timeline.HistoryHint, error) {
 	unlock, err := v.enter("deletes")
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	var out []coalesce.Interval
-	for m, n := range v.f.key(k).dels {
-		d := parseMember(m)
-		if ms(d.To) > ms(iv.From) && d.From.Before(iv.To) {
-			for range n {
-				out = append(out, d)
+	var out []timeline.HistoryHint
+	fk := v.f.key(k)
+	for bundle, members := range map[bool]map[string]int{false: fk.dels, true: fk.bundles} {
+		for m, n := range members {
+			d := parseMember(m)
+			if (iv.From.IsZero() || ms(d.To) > ms(iv.From)) && d.From.Before(iv.To) {
+				for range n {
+					out = append(out, timeline.HistoryHint{Range: d, Bundle: bundle})
+				}
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b coalesce.Interval) int { return cmp.Or(a.To.Compare(b.To), a.From.Compare(b.From)) })
+	slices.SortFunc(out, func(a, b timeline.HistoryHint) int {
+		return cmp.Or(a.Range.To.Compare(b.Range.To), a.Range.From.Compare(b.Range.From))
+	})
 	return out, nil
 }
 
@@ -276,6 +287,7 @@ func (v *tlView) ForgetDeletes(_ context.Context, k coalesce.Key, ds []coalesce.
 	defer unlock()
 	for _, d := range ds {
 		delete(v.f.key(k).dels, member(d))
+		delete(v.f.key(k).bundles, member(d))
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ type Timelines interface {
 	Sync(ctx context.Context, k coalesce.Key, w timeline.Want, tryLease bool) (timeline.State, error)
 	Advance(ctx context.Context, k coalesce.Key, old coalesce.Timeline, chunk coalesce.Interval, verifyAt time.Time) error
 	Release(ctx context.Context, k coalesce.Key) error
-	Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interval) ([]coalesce.Interval, error)
+	Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interval) ([]timeline.HistoryHint, error)
 	ForgetDeletes(ctx context.Context, k coalesce.Key, ds []coalesce.Interval) error
 	DueKeys(ctx context.Context, now time.Time, limit int) ([]coalesce.Key, error)
 	Due(ctx context.Context, k coalesce.Key, now time.Time) ([]timeline.Obligation, error)

@@ -65,18 +65,17 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 	defer span.End()
 	p.met.runHints.Record(ctx, int64(job.hints))
 
-	// Delete hints for ranges searched already need their history read on their own.
+	// Delete hints for ranges searched already need their history read on their own — unless
+	// they are old enough to be settled at the end of this run, which reads them anyway.
 	var late []coalesce.Interval
-	for _, d := range job.want.Deletes {
-		if st.Timeline.Covers(d) {
+	horizon := p.cfg.Clock.Now().Add(-p.cfg.Timeline.VerifyAfter)
+	for _, d := range append(job.want.Deletes, job.want.Bundles...) {
+		if st.Timeline.Covers(d) && d.To.After(horizon) {
 			late = append(late, d)
 		}
 	}
 	if len(late) > 0 {
 		if err := p.readDeletes(ctx, k, late, src); err != nil {
-			return p.endRun(ctx, span, res, err)
-		}
-		if err := tls.ForgetDeletes(ctx, k, late); err != nil {
 			return p.endRun(ctx, span, res, err)
 		}
 	}
@@ -137,13 +136,9 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 		p.clearFailure(k)
 		span.AddEvent("searched", chunkAttrs(c))
 		tl = tl.Extend(c)
-		if err := p.forgetCoveredDeletes(ctx, k, tl, c); err != nil {
-			res.tl = tl
-			return p.endRun(ctx, span, res, err)
-		}
 	}
 	res.tl = tl
-	if err := p.verifyKey(ctx, k, src); err != nil {
+	if err := p.verifyKey(ctx, k, tl, src); err != nil {
 		return p.endRun(ctx, span, res, err)
 	}
 	res.more = !tl.Covers(target)
@@ -179,20 +174,4 @@ func (p *Pipeline) endRun(ctx context.Context, span trace.Span, res runResult, e
 		"resourceType", res.key.ResourceType, "error", err)
 	res.err = err
 	return res
-}
-
-// forgetCoveredDeletes drops the delete ranges that the timeline covers now that chunk was
-// searched (searchChunk read their history).
-func (p *Pipeline) forgetCoveredDeletes(ctx context.Context, k coalesce.Key, tl coalesce.Timeline, chunk coalesce.Interval) error {
-	ds, err := p.parts.Timelines.Deletes(ctx, k, chunk)
-	if err != nil {
-		return err
-	}
-	var done []coalesce.Interval
-	for _, d := range ds {
-		if tl.Covers(d) {
-			done = append(done, d)
-		}
-	}
-	return p.parts.Timelines.ForgetDeletes(ctx, k, done)
 }

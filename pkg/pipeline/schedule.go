@@ -33,9 +33,9 @@ type keyState struct {
 	key     coalesce.Key
 	pending []pendingHint
 	// want and dels are what the hints asked for since the last sync.
-	want coalesce.Interval
-	dels []coalesce.Interval
-	src  source
+	want          coalesce.Interval
+	dels, bundles []coalesce.Interval
+	src           source
 	// tl is the timeline as last seen; more says the last run left work (for this worker or
 	// another): the want reaches past the timeline, or this worker holds the lease.
 	tl      coalesce.Timeline
@@ -146,10 +146,10 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			if !ks.next.After(now) {
 				ks.running = true
-				job := runJob{key: ks.key, want: timeline.Want{Range: ks.want, Deletes: ks.dels, Region: ks.src.region, Account: ks.src.account},
+				job := runJob{key: ks.key, want: timeline.Want{Range: ks.want, Deletes: ks.dels, Bundles: ks.bundles, Region: ks.src.region, Account: ks.src.account},
 					src: ks.src, hints: ks.hints, links: ks.links}
 				ks.src.eventIDs = nil
-				ks.want, ks.dels, ks.hints, ks.links, ks.linkSet = coalesce.Interval{}, nil, 0, nil, nil
+				ks.want, ks.dels, ks.bundles, ks.hints, ks.links, ks.linkSet = coalesce.Interval{}, nil, nil, 0, nil, nil
 				wg.Go(func() {
 					r := p.runKey(ctx, job)
 					select {
@@ -230,6 +230,7 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			case r.err != nil:
 				ks.want = ks.want.Hull(r.unsynced.Range)
 				ks.dels = append(ks.dels, r.unsynced.Deletes...)
+				ks.bundles = append(ks.bundles, r.unsynced.Bundles...)
 				ks.backoff = min(max(ks.backoff*2, p.cfg.MinBackoff), p.cfg.MaxBackoff)
 				// Full jitter keeps workers that failed together from retrying together.
 				ks.next = now.Add(time.Duration(rand.Int64N(int64(ks.backoff))) + time.Millisecond)
@@ -317,7 +318,7 @@ func (p *Pipeline) fileRange(keys map[coalesce.Key]*keyState, k coalesce.Key, m 
 	case cloudtrail.Mixed:
 		// A Bundle may create, update and delete.
 		ks.src.creates, ks.src.updates = true, true
-		ks.dels = append(ks.dels, rng)
+		ks.bundles = append(ks.bundles, rng)
 	default:
 		ks.src.updates = true
 	}

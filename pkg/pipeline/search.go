@@ -90,10 +90,10 @@ func (p *Pipeline) searchChunk(ctx context.Context, k coalesce.Key, chunk coales
 	// hint arrived): read its history whole, up to the chunk's end. Repeats are deduped.
 	var hist coalesce.Set
 	for _, d := range ds {
-		hist.Add(coalesce.Interval{From: d.From, To: minTime(d.To, chunk.To)})
+		hist.Add(coalesce.Interval{From: d.Range.From, To: minTime(d.Range.To, chunk.To)})
 	}
 	for _, r := range hist.Intervals() {
-		if err := p.readDeletesIn(ctx, claims, k, r, src, tp, &o); err != nil {
+		if _, _, err := p.readDeletesIn(ctx, claims, k, r, src, tp, &o); err != nil {
 			return o.emitted, err
 		}
 	}
@@ -117,7 +117,7 @@ func (p *Pipeline) readDeletes(ctx context.Context, k coalesce.Key, ranges []coa
 	}
 	var o outcome
 	for _, r := range s.Intervals() {
-		if err := p.readDeletesIn(ctx, claims, k, r, src, tp, &o); err != nil {
+		if _, _, err := p.readDeletesIn(ctx, claims, k, r, src, tp, &o); err != nil {
 			return err
 		}
 	}
@@ -128,10 +128,11 @@ func (p *Pipeline) readDeletes(ctx context.Context, k coalesce.Key, ranges []coa
 }
 
 // readDeletesIn resolves deletes through the type's history: a search cannot see a deleted
-// resource. Where the server has no history, the deletes are counted as unresolved.
-func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.Key, r coalesce.Interval, src source, tp string, o *outcome) error {
+// resource. found is the number of delete entries history holds in r. Where the server has
+// no history, the hints reaching into r are reported as unresolved (reported is true then).
+func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.Key, r coalesce.Interval, src source, tp string, o *outcome) (found int, reported bool, err error) {
 	trigger := event.Trigger{EventIDs: src.eventIDs, From: r.From, To: r.To}
-	err := p.parts.FHIR.HistoryRange(ctx, k.DatastoreID, k.ResourceType, r.From, r.To, func(hp fhir.HistoryPage) error {
+	err = p.parts.FHIR.HistoryRange(ctx, k.DatastoreID, k.ResourceType, r.From, r.To, func(hp fhir.HistoryPage) error {
 		var changes []event.Change
 		var gone []string
 		for _, e := range hp.Entries {
@@ -146,16 +147,92 @@ func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.
 			})
 			gone = append(gone, e.ID)
 		}
+		found += len(changes)
 		if err := p.emit(ctx, claims, changes, o); err != nil {
 			return err
 		}
 		return p.parts.Timelines.Gone(ctx, k, gone)
 	})
 	if err != nil && fhir.IsPermanent(err) {
-		return p.unresolvedDeletes(ctx, k, r, err)
+		return found, true, p.unresolvedDeletes(ctx, k, r, err)
 	}
 	if err != nil {
-		return fmt.Errorf("history: %w", err)
+		return found, false, fmt.Errorf("history: %w", err)
+	}
+	return found, false, nil
+}
+
+// settleDeletes makes the key's history hints final once they are old enough to be verified
+// (their range ended VerifyAfter ago, as a chunk's verification waits) and the timeline
+// covers them: history is read again over each group of overlapping hints, what the first
+// read missed is emitted (a delete the history index showed late), and where it still holds
+// fewer deletes than there were DeleteResource hints, the shortfall is reported as "HealthLake
+// CDC Deletes Unresolved" (reason not-found) — a delete hint is never acked in silence. Then
+// the hints are forgotten. Bundle hints are read too but expect nothing: a Bundle may delete
+// nothing.
+//
+// The shortfall over-reports where a DeleteResource call changed nothing (a second delete of
+// a deleted resource), and a delete and a re-create within one group still count as one
+// delete found per delete entry, which is what the hints count.
+func (p *Pipeline) settleDeletes(ctx context.Context, k coalesce.Key, tl coalesce.Timeline, src source) error {
+	horizon := minTime(tl.Frontier, p.cfg.Clock.Now().Add(-p.cfg.Timeline.VerifyAfter))
+	if tl.Frontier.IsZero() {
+		return nil
+	}
+	hints, err := p.parts.Timelines.Deletes(ctx, k, coalesce.Interval{To: horizon})
+	if err != nil {
+		return err
+	}
+	var groups coalesce.Set
+	ready := hints[:0]
+	for _, h := range hints {
+		if !h.Range.To.After(horizon) && tl.Covers(h.Range) {
+			ready = append(ready, h)
+			groups.Add(h.Range)
+		}
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+	var claims Claims
+	if !p.cfg.NoDedup {
+		claims = p.parts.NewClaims()
+	}
+	tp := traceParent(trace.SpanContextFromContext(ctx))
+	for _, g := range groups.Intervals() {
+		var o outcome
+		found, reported, err := p.readDeletesIn(ctx, claims, k, g, src, tp, &o)
+		if err != nil {
+			return err
+		}
+		if o.pending > 0 {
+			return errPendingClaims
+		}
+		p.stats.DeletesSettled.Add(1)
+		if claims != nil { // without dedup every delete found is emitted again
+			p.stats.DeletesFoundLate.Add(int64(o.emitted))
+		}
+		if reported {
+			continue // history refused: reported and forgotten as unresolved
+		}
+		var expected int
+		var ranges []coalesce.Interval
+		for _, h := range ready {
+			if g.Contains(h.Range) {
+				ranges = append(ranges, h.Range)
+				if !h.Bundle {
+					expected++
+				}
+			}
+		}
+		if short := expected - found; short > 0 {
+			if err := p.reportUnresolved(ctx, k, g, short, 0, reasonDeleteNotFound); err != nil {
+				return err
+			}
+		}
+		if err := p.parts.Timelines.ForgetDeletes(ctx, k, ranges); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -263,24 +340,49 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-// unresolvedDeletes reports, as "HealthLake CDC Deletes Unresolved", the delete hints reaching
+// reasonDeleteNotFound is the reason of a "Deletes Unresolved" report for delete hints that
+// history, read again at the verification horizon, does not hold.
+const reasonDeleteNotFound = "not-found"
+
+// unresolvedDeletes reports, as "HealthLake CDC Deletes Unresolved", the history hints reaching
 // into r that history cannot name (the server has no type-level history, or refuses it), so
 // consumers can reconcile; then forgets them, so each is reported once.
 func (p *Pipeline) unresolvedDeletes(ctx context.Context, k coalesce.Key, r coalesce.Interval, cause error) error {
-	ds, err := p.parts.Timelines.Deletes(ctx, k, r)
+	hints, err := p.parts.Timelines.Deletes(ctx, k, r)
 	if err != nil {
 		return err
 	}
-	n := max(len(ds), 1) // a delete range read on its own (late) was looked up already
+	var deletes, bundles int
+	ranges := make([]coalesce.Interval, len(hints))
+	for i, h := range hints {
+		ranges[i] = h.Range
+		if h.Bundle {
+			bundles++
+		} else {
+			deletes++
+		}
+	}
+	if deletes+bundles == 0 {
+		deletes = 1 // a delete range read on its own (late) whose hint was settled meanwhile
+	}
+	if err := p.reportUnresolved(ctx, k, r, deletes, bundles, fhir.Reason(cause)); err != nil {
+		return err
+	}
+	return p.parts.Timelines.ForgetDeletes(ctx, k, ranges)
+}
+
+// reportUnresolved puts one "Deletes Unresolved" report on the bus: count DeleteResource
+// hints, and bundles hints that may have deleted any number, in r.
+func (p *Pipeline) reportUnresolved(ctx context.Context, k coalesce.Key, r coalesce.Interval, count, bundles int, reason string) error {
 	if err := p.report(ctx, p.parts.Events.DeletesUnresolved(event.DeletesUnresolved{
 		DatastoreID: k.DatastoreID, ResourceType: k.ResourceType,
 		From: r.From.UTC().Format(timeMillis), To: r.To.UTC().Format(timeMillis),
-		Count: n, Reason: fhir.Reason(cause),
+		Count: count, Bundles: bundles, Reason: reason,
 	}, p.cfg.Clock.Now())); err != nil {
 		return err
 	}
-	p.stats.DeletesUnresolved.Add(int64(n))
-	p.cfg.Logger.WarnContext(ctx, "deletes unresolved: history unavailable; reported", "datastoreId", k.DatastoreID,
-		"resourceType", k.ResourceType, "deletes", n, "reason", fhir.Reason(cause))
-	return p.parts.Timelines.ForgetDeletes(ctx, k, ds)
+	p.stats.DeletesUnresolved.Add(int64(count))
+	p.cfg.Logger.WarnContext(ctx, "deletes unresolved; reported", "datastoreId", k.DatastoreID,
+		"resourceType", k.ResourceType, "deletes", count, "bundles", bundles, "reason", reason)
+	return nil
 }

@@ -23,6 +23,9 @@ type Stats struct {
 	Emitted, EmitFailed                    atomic.Int64
 	RejectsReported                        atomic.Int64
 	DeletesUnresolved                      atomic.Int64
+	// DeletesSettled counts the history re-reads that settled delete hints at the
+	// verification horizon; DeletesFoundLate the deletes only such a re-read found.
+	DeletesSettled, DeletesFoundLate atomic.Int64
 	// WideHints are hints that name no single type (Bundles, unknown writes, imports);
 	// UntypedHints those of them for a datastore with no known type (acked, nothing to
 	// search); Unrecognised the hints with an event name no list knows.
@@ -49,6 +52,7 @@ type Snapshot struct {
 	Emitted, EmitFailed                               int64
 	RejectsReported                                   int64
 	DeletesUnresolved                                 int64
+	DeletesSettled, DeletesFoundLate                  int64
 	WideHints, UntypedHints, Unrecognised             int64
 	SweepRanges, SweepSkipped, SweepFound             int64
 	SkippedVersions, VersionReads, VersionsUnreadable int64
@@ -67,7 +71,8 @@ func (s *Stats) Snapshot() Snapshot {
 		Emitted: s.Emitted.Load(), EmitFailed: s.EmitFailed.Load(),
 		RejectsReported:   s.RejectsReported.Load(),
 		DeletesUnresolved: s.DeletesUnresolved.Load(),
-		WideHints:         s.WideHints.Load(), UntypedHints: s.UntypedHints.Load(), Unrecognised: s.Unrecognised.Load(),
+		DeletesSettled:    s.DeletesSettled.Load(), DeletesFoundLate: s.DeletesFoundLate.Load(),
+		WideHints: s.WideHints.Load(), UntypedHints: s.UntypedHints.Load(), Unrecognised: s.Unrecognised.Load(),
 		SweepRanges: s.SweepRanges.Load(), SweepSkipped: s.SweepSkipped.Load(), SweepFound: s.SweepFound.Load(),
 		SkippedVersions: s.SkippedVersions.Load(), VersionReads: s.VersionReads.Load(), VersionsUnreadable: s.VersionsUnreadable.Load(),
 	}

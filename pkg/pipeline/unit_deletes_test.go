@@ -47,3 +47,54 @@ func TestUnitDeletesResolvedOrReported(t *testing.T) {
 		})
 	}
 }
+
+// TestUnitDeletesSettledAtVerification: at the verification horizon every delete hint is
+// checked against history again. A delete the history index showed late (after the first
+// read) is emitted then; a delete hint history still does not hold is reported as "Deletes
+// Unresolved" with reason not-found; a Bundle hint with no delete behind it is not. The
+// records are acked at once either way (the report, not the ack, waits for the horizon).
+func TestUnitDeletesSettledAtVerification(t *testing.T) {
+	unit(t, nil, func(t *testing.T, r *rig) {
+		r.fhir.delay, r.fhir.historyLags = 6*time.Second, true // past the first read (range end + settle), before verify (10 s)
+		w := r.start("w1")
+		r.advance(200 * time.Millisecond)
+		id, created := w.write(obsKey, "")
+		r.advanceUntil("create acked", 100*time.Millisecond, 30*time.Second, created.done)
+		r.advance(3 * time.Second)
+
+		r.fhir.remove(obsKey, id)
+		deleted := w.hint(obsKey, cloudtrail.Delete)
+		r.advanceUntil("delete acked", 100*time.Millisecond, 30*time.Second, deleted.done)
+		if n := len(r.bus.events(event.DetailTypeDeleted)); n != 0 {
+			t.Fatalf("%d deletes emitted before the history index showed the delete; the test needs the first read to miss it", n)
+		}
+		r.advanceUntil("late delete emitted", 100*time.Millisecond, 30*time.Second, func() bool {
+			return len(r.bus.events(event.DetailTypeDeleted)) == 1
+		})
+		if s := w.pipe.Stats().Snapshot(); s.DeletesFoundLate != 1 || s.DeletesUnresolved != 0 {
+			t.Errorf("found late %d, unresolved %d; want 1 and 0", s.DeletesFoundLate, s.DeletesUnresolved)
+		}
+
+		r.advance(20 * time.Second)
+		phantom := w.hint(obsKey, cloudtrail.Delete) // a DeleteResource hint with no delete in history
+		bundle := w.hint(coalesce.Key{DatastoreID: testDS}, cloudtrail.Mixed) // a Bundle that deleted nothing
+		r.advanceUntil("phantom acked", 100*time.Millisecond, 30*time.Second, func() bool { return phantom.done() && bundle.done() })
+		if n := len(r.bus.events(event.DetailTypeDeletesUnresolved)); n != 0 {
+			t.Fatalf("%d unresolved reports before the verification horizon", n)
+		}
+		r.advanceUntil("phantom reported", 100*time.Millisecond, 30*time.Second, func() bool {
+			return len(r.bus.events(event.DetailTypeDeletesUnresolved)) > 0
+		})
+		r.advance(20 * time.Second)
+		un := r.bus.events(event.DetailTypeDeletesUnresolved)
+		if len(un) != 1 || un[0].D.Count != 1 || un[0].D.Reason != "not-found" || un[0].D.Bundles != 0 {
+			t.Errorf("unresolved reports %+v; want one of count 1, reason not-found", un)
+		}
+		if n := len(r.bus.events(event.DetailTypeDeleted)); n != 1 {
+			t.Errorf("%d deletes emitted; want still 1", n)
+		}
+		if s := w.pipe.Stats().Snapshot(); s.DeletesUnresolved != 1 {
+			t.Errorf("unresolved counter %d; want 1", s.DeletesUnresolved)
+		}
+	})
+}

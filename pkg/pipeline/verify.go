@@ -18,15 +18,16 @@ const verifyKeysPerTick = 64
 // and compared with the resources it should hold now — those whose newest emitted version
 // lies in it. Only on a mismatch, or where the server cannot count, is the range read again,
 // emitting what the first search missed (a write the search index showed later than settle).
+// Delete hints the verified part of the timeline covers are settled too (settleDeletes).
 // The caller holds the key's lease.
 //
 // The comparison is sound in one direction: a range that holds a change we never emitted
 // counts higher than expected, unless at the same moment a resource we emitted in it has a
 // newer version that is indexed but not searched yet (at most Settle old) — then the two
 // cancel out and the late write waits for the next sweep. The re-read costs one search.
-func (p *Pipeline) verifyKey(ctx context.Context, k coalesce.Key, src source) error {
+func (p *Pipeline) verifyKey(ctx context.Context, k coalesce.Key, tl coalesce.Timeline, src source) error {
 	if p.cfg.Timeline.VerifyAfter == 0 {
-		return nil
+		return p.settleDeletes(ctx, k, tl, src)
 	}
 	tls := p.parts.Timelines
 	due, err := tls.Due(ctx, k, p.cfg.Clock.Now())
@@ -52,6 +53,11 @@ func (p *Pipeline) verifyKey(ctx context.Context, k coalesce.Key, src source) er
 			return fmt.Errorf("verify: re-read: %w", err)
 		}
 		p.stats.FoundByVerify.Add(int64(n))
+	}
+	// Before the obligations go: while they are there, the watermark stays below the
+	// deletes that settling may still find.
+	if err := p.settleDeletes(ctx, k, tl, src); err != nil {
+		return fmt.Errorf("verify: deletes: %w", err)
 	}
 	return tls.Verified(ctx, k, due)
 }
@@ -122,7 +128,7 @@ func (p *Pipeline) verifyDue(ctx context.Context, k coalesce.Key) error {
 	if err != nil || !st.Leased {
 		return err
 	}
-	verr := p.verifyKey(ctx, k, source{region: st.Region, account: st.Account})
+	verr := p.verifyKey(ctx, k, st.Timeline, source{region: st.Region, account: st.Account})
 	if verr == nil && st.Timeline.Covers(st.Target()) {
 		// Idle key: hand the lease back (a running search of this worker renews it anyway).
 		verr = p.parts.Timelines.Release(ctx, k)

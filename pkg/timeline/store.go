@@ -96,7 +96,8 @@ func fromMS(v string) (time.Time, error) {
 func member(iv coalesce.Interval) string { return ms(iv.From) + "-" + ms(iv.To) }
 
 func parseMember(m string) (coalesce.Interval, error) {
-	// A delete hint's member is "from-to#n": n tells hints with the same range apart.
+	// A history hint's member is "from-to#n" (a delete) or "from-to#bn" (a Bundle): n tells
+	// hints with the same range apart.
 	m, _, _ = strings.Cut(m, "#")
 	a, b, ok := strings.Cut(m, "-")
 	if !ok {
@@ -141,7 +142,8 @@ func (st State) Target() coalesce.Interval {
 //
 //	KEYS: hash, lease, dels
 //	ARGV: owner, leaseMS, stateMS, wantFrom, wantTo, tryLease, region, account, sweepTo,
-//	      then (from, to) pairs of delete ranges
+//	      then (from, to, kind) triples of history hints (kind '' for a delete, 'b' for a
+//	      Bundle)
 var syncScript = redis.NewScript(`
 local wf, wt = tonumber(ARGV[4]), tonumber(ARGV[5])
 if wf and wt and wt > wf then
@@ -156,10 +158,10 @@ if sw then
   if not cur or cur < sw then redis.call('HSET', KEYS[1], 'sw', ARGV[9]) end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-for i = 10, #ARGV, 2 do
+for i = 10, #ARGV, 3 do
   -- One member per hint, so that two deletes in the same second are counted as two.
   local n = redis.call('HINCRBY', KEYS[1], 'dn', 1)
-  redis.call('ZADD', KEYS[3], ARGV[i+1], ARGV[i] .. '-' .. ARGV[i+1] .. '#' .. n)
+  redis.call('ZADD', KEYS[3], ARGV[i+1], ARGV[i] .. '-' .. ARGV[i+1] .. '#' .. ARGV[i+2] .. n)
 end
 if #ARGV >= 10 then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
 local leased = 0
@@ -179,8 +181,13 @@ return {st[1] or '', st[2] or '', st[3] or '', st[4] or '', leased, st[5] or '',
 type Want struct {
 	// Range is the hull of the hints' ranges (empty: nothing new).
 	Range coalesce.Interval
-	// Deletes are the ranges of delete hints: they need a history read too.
+	// Deletes are the ranges of delete hints: they need a history read too, and each must
+	// be found there.
 	Deletes []coalesce.Interval
+	// Bundles are the ranges of hints that may have deleted any number of resources of the
+	// key, or none (a Bundle, a typeless write): history is read for them too, but finding
+	// no delete there is no shortfall.
+	Bundles []coalesce.Interval
 	// Region and Account of the datastore, from the hints ("" keeps what is stored).
 	Region, Account string
 	// SweepTo asks for the timeline to reach this far even where no hint asks for it (a
@@ -202,7 +209,12 @@ func (s *Store) Sync(ctx context.Context, k coalesce.Key, w Want, tryLease bool)
 	}
 	for _, d := range deletes {
 		if !d.Empty() {
-			args = append(args, ms(d.From), ms(d.To))
+			args = append(args, ms(d.From), ms(d.To), "")
+		}
+	}
+	for _, b := range w.Bundles {
+		if !b.Empty() {
+			args = append(args, ms(b.From), ms(b.To), "b")
 		}
 	}
 	res, err := syncScript.Run(ctx, s.rdb, []string{s.key(k, ""), s.key(k, ":lease"), s.key(k, ":dels")}, args...).Slice()
@@ -301,28 +313,41 @@ func (s *Store) Release(ctx context.Context, k coalesce.Key) error {
 	return nil
 }
 
-// Deletes returns the delete ranges recorded for k that reach into iv, one per delete hint
+// HistoryHint is a recorded hint whose range needs a history read: a delete, or a Bundle
+// (Mixed) that may hold deletes.
+type HistoryHint struct {
+	Range coalesce.Interval
+	// Bundle: the hint may have deleted any number of resources, or none.
+	Bundle bool
+}
+
+// Deletes returns the history hints recorded for k whose ranges reach into iv, one per hint
 // (two hints with the same range are two elements).
-func (s *Store) Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interval) ([]coalesce.Interval, error) {
-	members, err := s.rdb.ZRangeByScore(ctx, s.key(k, ":dels"), &redis.ZRangeBy{Min: "(" + ms(iv.From), Max: "+inf"}).Result()
+func (s *Store) Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interval) ([]HistoryHint, error) {
+	lo := "-inf"
+	if !iv.From.IsZero() {
+		lo = "(" + ms(iv.From)
+	}
+	members, err := s.rdb.ZRangeByScore(ctx, s.key(k, ":dels"), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("timeline: deletes %s: %w", k.ResourceType, err)
 	}
-	var out []coalesce.Interval
+	var out []HistoryHint
 	for _, m := range members {
 		d, err := parseMember(m)
 		if err != nil {
 			return nil, err
 		}
 		if d.From.Before(iv.To) {
-			out = append(out, d)
+			_, n, _ := strings.Cut(m, "#")
+			out = append(out, HistoryHint{Range: d, Bundle: strings.HasPrefix(n, "b")})
 		}
 	}
 	return out, nil
 }
 
-// ForgetDeletes drops delete ranges the timeline covers now (their history was read): every
-// hint recorded with one of those ranges.
+// ForgetDeletes drops history hints that are settled (their history was read and what it
+// lacked was reported): every hint, of either kind, recorded with one of those ranges.
 func (s *Store) ForgetDeletes(ctx context.Context, k coalesce.Key, ds []coalesce.Interval) error {
 	if len(ds) == 0 {
 		return nil

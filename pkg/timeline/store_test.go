@@ -156,7 +156,7 @@ func TestObligationsAndCounts(t *testing.T) {
 		t.Fatalf("the second chunk is not due at its horizon: %v", keys)
 	}
 	dels, err := b.Deletes(ctx, key, iv(10, 20))
-	if err != nil || len(dels) != 1 || !dels[0].From.Equal(at(3)) {
+	if err != nil || len(dels) != 1 || !dels[0].Range.From.Equal(at(3)) {
 		t.Fatalf("deletes reaching into [10,20) = %v %v", dels, err)
 	}
 	if dels, _ := b.Deletes(ctx, key, iv(12, 20)); len(dels) != 0 {
@@ -277,8 +277,8 @@ func TestFinalAndWatermark(t *testing.T) {
 }
 
 // TestDeletesCountedPerHint: two delete hints in the same second have the same range; both
-// are kept (a "Deletes Unresolved" report counts hints), and forgetting the range drops both
-// but not a neighbour.
+// are kept (a "Deletes Unresolved" report counts hints), a Bundle hint is kept apart from
+// them by kind, and forgetting the range drops all of them but not a neighbour.
 func TestDeletesCountedPerHint(t *testing.T) {
 	ctx := context.Background()
 	s := stores(t, 1, time.Minute)[0]
@@ -286,18 +286,30 @@ func TestDeletesCountedPerHint(t *testing.T) {
 	if _, err := s.Sync(ctx, k, timeline.Want{Range: iv(0, 20), Deletes: []coalesce.Interval{iv(3, 5), iv(3, 5)}}, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Sync(ctx, k, timeline.Want{Deletes: []coalesce.Interval{iv(3, 5), iv(4, 6)}}, true); err != nil {
+	if _, err := s.Sync(ctx, k, timeline.Want{Deletes: []coalesce.Interval{iv(3, 5), iv(4, 6)}, Bundles: []coalesce.Interval{iv(3, 5)}}, true); err != nil {
 		t.Fatal(err)
 	}
 	dels, err := s.Deletes(ctx, k, iv(0, 20))
-	if err != nil || len(dels) != 4 {
-		t.Fatalf("deletes = %v %v; want 4 (three hints of [3,5), one of [4,6))", dels, err)
+	bundles := 0
+	for _, d := range dels {
+		if d.Bundle {
+			bundles++
+			if d.Range != iv(3, 5) {
+				t.Errorf("bundle hint range %v; want [3,5)", d.Range)
+			}
+		}
+	}
+	if err != nil || len(dels) != 5 || bundles != 1 {
+		t.Fatalf("history hints = %v %v; want 5 (three deletes of [3,5), one of [4,6), one Bundle of [3,5))", dels, err)
+	}
+	if all, _ := s.Deletes(ctx, k, coalesce.Interval{To: at(20)}); len(all) != 5 {
+		t.Errorf("hints reaching into (-inf, 20) = %d; want all 5", len(all))
 	}
 	if err := s.ForgetDeletes(ctx, k, []coalesce.Interval{iv(3, 5)}); err != nil {
 		t.Fatal(err)
 	}
 	dels, err = s.Deletes(ctx, k, iv(0, 20))
-	if err != nil || len(dels) != 1 || dels[0] != iv(4, 6) {
+	if err != nil || len(dels) != 1 || dels[0].Range != iv(4, 6) || dels[0].Bundle {
 		t.Fatalf("after forgetting [3,5): %v %v; want [4,6) only", dels, err)
 	}
 }
