@@ -363,7 +363,7 @@ func (p *Pipeline) unresolvedDeletes(ctx context.Context, k coalesce.Key, r coal
 		}
 	}
 	if deletes+bundles == 0 {
-		deletes = 1 // a delete range read on its own (late) whose hint was settled meanwhile
+		return nil // reported already, by the read that forgot them
 	}
 	if err := p.reportUnresolved(ctx, k, r, deletes, bundles, fhir.Reason(cause)); err != nil {
 		return err
