@@ -54,6 +54,7 @@ type fakeKey struct {
 	lease           lease
 	dels            map[string]int   // member "from-to" → delete hints with that range
 	bundles         map[string]int   // member "from-to" → Bundle hints with that range
+	hinted          map[int64]bool   // unix second → a hint's range reached it
 	verify          map[string]int64 // member → due (ms)
 	latest          map[string]int64 // resource id → lastUpdated (ms)
 }
@@ -112,7 +113,7 @@ func (f *fakeTimelines) enter(op string) (func(), error) {
 func (f *fakeTimelines) key(k coalesce.Key) *fakeKey {
 	fk := f.keys[k]
 	if fk == nil {
-		fk = &fakeKey{dels: map[string]int{}, bundles: map[string]int{}, verify: map[string]int64{}, latest: map[string]int64{}}
+		fk = &fakeKey{dels: map[string]int{}, bundles: map[string]int{}, hinted: map[int64]bool{}, verify: map[string]int64{}, latest: map[string]int64{}}
 		f.keys[k] = fk
 	}
 	return fk
@@ -184,6 +185,12 @@ func (v *tlView) Sync(_ context.Context, k coalesce.Key, w timeline.Want, tryLea
 	for _, d := range w.Deletes {
 		if !d.Empty() {
 			fk.dels[member(d)]++ // one per hint, as the store counts them
+		}
+	}
+	for _, h := range w.Hinted {
+		// Whole seconds, as the store keeps them: a range ending inside a second reaches it.
+		for s := h.From.Unix(); time.Unix(s, 0).Before(h.To); s++ {
+			fk.hinted[s] = true
 		}
 	}
 	for _, b := range w.Bundles {
@@ -379,6 +386,23 @@ func (v *tlView) Seen(_ context.Context, k coalesce.Key, seen []timeline.Latest)
 		}
 	}
 	return nil
+}
+
+func (v *tlView) Hinted(_ context.Context, k coalesce.Key, iv coalesce.Interval) (func(time.Time) bool, error) {
+	unlock, err := v.enter("hinted")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	seconds := map[int64]bool{}
+	for s, ok := range v.f.key(k).hinted {
+		if ok && !time.Unix(s+1, 0).Before(iv.From) && time.Unix(s, 0).Before(iv.To) {
+			seconds[s] = true
+		}
+	}
+	return func(t time.Time) bool {
+		return !t.Before(iv.From) && t.Before(iv.To) && seconds[t.Unix()]
+	}, nil
 }
 
 func (v *tlView) Gone(_ context.Context, k coalesce.Key, ids []string) error {

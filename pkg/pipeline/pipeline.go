@@ -59,6 +59,7 @@ type Timelines interface {
 	Verified(ctx context.Context, k coalesce.Key, done []timeline.Obligation) error
 	Seen(ctx context.Context, k coalesce.Key, seen []timeline.Latest) error
 	Gone(ctx context.Context, k coalesce.Key, ids []string) error
+	Hinted(ctx context.Context, k coalesce.Key, iv coalesce.Interval) (func(time.Time) bool, error)
 	Expected(ctx context.Context, k coalesce.Key, iv coalesce.Interval) (int, error)
 	Park(ctx context.Context, p timeline.Parked) error
 	Unpark(ctx context.Context, p timeline.Parked) error

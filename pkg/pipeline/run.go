@@ -104,13 +104,10 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 			}
 		}
 		if !skip {
-			n, err := p.searchChunk(ctx, k, c, src)
+			_, err := p.searchChunk(ctx, k, c, src)
 			switch {
 			case err == nil:
 				p.recovered(k)
-				if sweep {
-					p.stats.SweepFound.Add(int64(n))
-				}
 			case errors.Is(err, errPendingClaims) || !fhir.IsPermanent(err):
 				res.tl = tl
 				return p.endRun(ctx, span, res, err)

@@ -35,6 +35,7 @@ type keyState struct {
 	// want and dels are what the hints asked for since the last sync.
 	want          coalesce.Interval
 	dels, bundles []coalesce.Interval
+	hinted        coalesce.Set // the hints' ranges since the last sync (want is their hull)
 	src           source
 	// tl is the timeline as last seen; more says the last run left work (for this worker or
 	// another): the want reaches past the timeline, or this worker holds the lease.
@@ -146,10 +147,11 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			if !ks.next.After(now) {
 				ks.running = true
-				job := runJob{key: ks.key, want: timeline.Want{Range: ks.want, Deletes: ks.dels, Bundles: ks.bundles, Region: ks.src.region, Account: ks.src.account},
+				job := runJob{key: ks.key, want: timeline.Want{Range: ks.want, Deletes: ks.dels, Bundles: ks.bundles, Hinted: ks.hinted.Intervals(), Region: ks.src.region, Account: ks.src.account},
 					src: ks.src, hints: ks.hints, links: ks.links}
 				ks.src.eventIDs = nil
 				ks.want, ks.dels, ks.bundles, ks.hints, ks.links, ks.linkSet = coalesce.Interval{}, nil, nil, 0, nil, nil
+				ks.hinted = coalesce.Set{}
 				wg.Go(func() {
 					r := p.runKey(ctx, job)
 					select {
@@ -231,6 +233,9 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 				ks.want = ks.want.Hull(r.unsynced.Range)
 				ks.dels = append(ks.dels, r.unsynced.Deletes...)
 				ks.bundles = append(ks.bundles, r.unsynced.Bundles...)
+				for _, h := range r.unsynced.Hinted {
+					ks.hinted.Add(h)
+				}
 				ks.backoff = min(max(ks.backoff*2, p.cfg.MinBackoff), p.cfg.MaxBackoff)
 				// Full jitter keeps workers that failed together from retrying together.
 				ks.next = now.Add(time.Duration(rand.Int64N(int64(ks.backoff))) + time.Millisecond)
@@ -302,6 +307,7 @@ func (p *Pipeline) fileRange(keys map[coalesce.Key]*keyState, k coalesce.Key, m 
 	}
 	ks.pending = append(ks.pending, pendingHint{rng: rng, done: m.done})
 	ks.want = ks.want.Hull(rng)
+	ks.hinted.Add(rng)
 	ks.hints++
 	ks.addLink(m.link)
 	if ks.src.region == "" {

@@ -21,6 +21,10 @@ import (
 type outcome struct {
 	emitted int // changes this search emitted (new ones)
 	pending int // changes another worker is mid-emit
+	// hinted says whether a delivered hint reached an instant; unhinted counts the emitted
+	// changes it said no for (nil hinted: not counted).
+	hinted   func(time.Time) bool
+	unhinted int
 }
 
 // searchChunk reads every resource of k changed in chunk (all pages) and, where delete hints
@@ -40,9 +44,14 @@ func (p *Pipeline) searchChunk(ctx context.Context, k coalesce.Key, chunk coales
 	}
 	trigger := event.Trigger{EventIDs: src.eventIDs, From: chunk.From, To: chunk.To}
 	tp := traceParent(trace.SpanContextFromContext(ctx))
-	var o outcome
+	hinted, err := p.parts.Timelines.Hinted(ctx, k, chunk)
+	if err != nil {
+		return 0, err
+	}
+	o := outcome{hinted: hinted}
+	defer func() { p.stats.SweepFound.Add(int64(o.unhinted)) }()
 	distinct := 0
-	err := p.parts.FHIR.Search(ctx, k.DatastoreID, k.ResourceType, chunk.From, chunk.To, func(pg fhir.Page) error {
+	err = p.parts.FHIR.Search(ctx, k.DatastoreID, k.ResourceType, chunk.From, chunk.To, func(pg fhir.Page) error {
 		p.stats.ResourcesRead.Add(int64(len(pg.Resources)))
 		changes := make([]event.Change, 0, len(pg.Resources))
 		seen := make([]timeline.Latest, 0, len(pg.Resources))
@@ -298,6 +307,9 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 	for i, err := range errs {
 		if err == nil {
 			accepted = append(accepted, sent[i])
+			if o.hinted != nil && !o.hinted(sentAt[i]) {
+				o.unhinted++
+			}
 			p.met.lag.Record(ctx, now.Sub(sentAt[i]).Seconds(), noRecordAttrs)
 			continue
 		}

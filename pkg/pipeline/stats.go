@@ -31,8 +31,10 @@ type Stats struct {
 	// search); Unrecognised the hints with an event name no list knows.
 	WideHints, UntypedHints, Unrecognised atomic.Int64
 	// SweepRanges are ranges no hint asked for that a sweep brought in; SweepSkipped those
-	// of them whose count matched, so they were not read; SweepFound the changes they held
-	// (a direct measure of hints CloudTrail lost).
+	// of them whose count matched, so they were not read. SweepFound counts the changes
+	// emitted at a second no delivered hint's range reached — found by a sweep, or in a
+	// timeline's gap before a later hint: a direct measure of the changes whose hints
+	// CloudTrail lost (and of hints that arrived after their range was searched).
 	SweepRanges, SweepSkipped, SweepFound atomic.Int64
 	// With Config.AllVersions: SkippedVersions are the older versions a search skipped that
 	// were read back and emitted; VersionReads the instance-history reads that took; and

@@ -75,7 +75,7 @@ func newInstruments(m metric.Meter, s *Stats) (instruments, error) {
 		{"hlcdc.hints.untyped", "Wide hints for a datastore with no known type: nothing could be searched (set CDC_TYPES).", noAttrs, func(s Snapshot) int64 { return s.UntypedHints }},
 		{"hlcdc.sweep.ranges", "Ranges no hint asked for that a sweep brought into a timeline.", noAttrs, func(s Snapshot) int64 { return s.SweepRanges }},
 		{"hlcdc.sweep.skipped", "Sweep ranges whose count matched, so they were not read.", noAttrs, func(s Snapshot) int64 { return s.SweepSkipped }},
-		{"hlcdc.sweep.found", "Changes found by sweeps: writes whose CloudTrail hints never arrived.", noAttrs, func(s Snapshot) int64 { return s.SweepFound }},
+		{"hlcdc.sweep.found", "Changes found where no delivered hint reached (a sweep or a timeline gap): writes whose CloudTrail hints were lost, or came after their range was searched.", noAttrs, func(s Snapshot) int64 { return s.SweepFound }},
 		{"hlcdc.ranges.unparked", "Parked ranges a retry searched successfully.", noAttrs, func(s Snapshot) int64 { return s.Unparked }},
 		{"hlcdc.search.pages.min", "The fewest pages those searches could take (100 resources a page).", noAttrs, func(s Snapshot) int64 { return s.SearchPagesMin }},
 		{"hlcdc.resources.read", "Resources read from FHIR search and history pages.", noAttrs, func(s Snapshot) int64 { return s.ResourcesRead }},

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 )
 
@@ -70,5 +71,70 @@ func TestUnitSweepSharedByWorkers(t *testing.T) {
 			t.Errorf("the FHIR server returned %d resources, want each of the 2 writes once", got)
 		}
 		r.emittedOnce(2)
+	})
+}
+
+// TestUnitLostHintsInATimelineGap: a key's traffic goes on while every hint of a stretch is
+// lost, then hints resume. The gap is searched with the next hint's range (the timeline is
+// contiguous, no sweep needed), and the changes there that no delivered hint's range reached
+// are counted as found without a hint; those its neighbours' ranges reached are not (nothing
+// can tell their hints were lost).
+func TestUnitLostHintsInATimelineGap(t *testing.T) {
+	unit(t, nil, func(t *testing.T, r *rig) { // sweeps off: the gap is found by the timeline
+		w := r.start("w1")
+		r.advance(200 * time.Millisecond)
+		var acks []*ack
+		var ids []string
+		var times, hints []time.Time
+		step := func(hinted bool) {
+			times = append(times, r.clock.Now()) // the fake server writes at the clock's now
+			id, _ := r.fhir.write(obsKey, "")
+			ids = append(ids, id)
+			if hinted {
+				hints = append(hints, r.clock.Now())
+				acks = append(acks, w.hint(obsKey, cloudtrail.Update))
+			}
+			r.advance(500 * time.Millisecond)
+		}
+		for range 6 {
+			step(true)
+		}
+		for range 20 { // 10 s of writes, every hint lost
+			step(false)
+		}
+		for range 6 {
+			step(true)
+		}
+		r.advanceUntil("every write on the bus, every hint acked", 500*time.Millisecond, time.Minute, func() bool {
+			for _, id := range ids {
+				if !r.hasEvent(obsKey, id) {
+					return false
+				}
+			}
+			for _, a := range acks {
+				if !a.done() {
+					return false
+				}
+			}
+			return true
+		})
+		reached := func(at time.Time) bool {
+			for _, h := range hints {
+				if rng := r.hintRange(h); !at.Before(rng.From) && at.Before(rng.To) {
+					return true
+				}
+			}
+			return false
+		}
+		want := 0
+		for _, at := range times {
+			if !reached(at) {
+				want++
+			}
+		}
+		s := w.pipe.Stats().Snapshot()
+		if s.SweepFound != int64(want) || want == 0 {
+			t.Errorf("found without a hint %d; want %d (the gap's writes no delivered hint's range reached)", s.SweepFound, want)
+		}
 	})
 }

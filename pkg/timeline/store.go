@@ -188,6 +188,9 @@ type Want struct {
 	// key, or none (a Bundle, a typeless write): history is read for them too, but finding
 	// no delete there is no shortfall.
 	Bundles []coalesce.Interval
+	// Hinted are the hints' ranges themselves (Range is only their hull), recorded so that a
+	// change found where no hint reached is known as one whose hint was lost (see Hinted).
+	Hinted []coalesce.Interval
 	// Region and Account of the datastore, from the hints ("" keeps what is stored).
 	Region, Account string
 	// SweepTo asks for the timeline to reach this far even where no hint asks for it (a
@@ -200,6 +203,10 @@ type Want struct {
 // worker does.
 func (s *Store) Sync(ctx context.Context, k coalesce.Key, w Want, tryLease bool) (State, error) {
 	want, deletes := w.Range, w.Deletes
+	// Before the state: a search that the sync lets start must see these seconds as hinted.
+	if err := s.markHinted(ctx, k, w.Hinted); err != nil {
+		return State{}, err
+	}
 	args := []any{s.opts.Owner, s.opts.LeaseTTL.Milliseconds(), s.opts.StateTTL.Milliseconds(), "", "", "0", w.Region, w.Account, ms(w.SweepTo)}
 	if !want.Empty() {
 		args[3], args[4] = ms(want.From), ms(want.To)

@@ -313,3 +313,45 @@ func TestDeletesCountedPerHint(t *testing.T) {
 		t.Fatalf("after forgetting [3,5): %v %v; want [4,6) only", dels, err)
 	}
 }
+
+// TestHintedSeconds: the seconds that hints' ranges reached are kept, across a UTC midnight
+// and with a range ending inside a second; a second no hint reached reads as not hinted, and
+// so does an instant outside the range asked about.
+func TestHintedSeconds(t *testing.T) {
+	ctx := context.Background()
+	s := stores(t, 1, time.Minute)[0]
+	k := coalesce.Key{DatastoreID: key.DatastoreID, ResourceType: "Immunization"}
+	midnight := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	sec := func(n float64) time.Time { return midnight.Add(time.Duration(n * float64(time.Second))) }
+	hinted := []coalesce.Interval{
+		{From: sec(-3), To: sec(2)},      // 23:59:57 – 00:00:02, over midnight
+		{From: sec(10), To: sec(12.5)},   // ends inside second 12: 12 counts as reached
+		{From: sec(100), To: sec(100.2)}, // a fraction of one second
+	}
+	if _, err := s.Sync(ctx, k, timeline.Want{Range: coalesce.Interval{From: sec(-3), To: sec(101)}, Hinted: hinted}, false); err != nil {
+		t.Fatal(err)
+	}
+	is, err := s.Hinted(ctx, k, coalesce.Interval{From: sec(-10), To: sec(200)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		at   float64
+		want bool
+	}{
+		{-4, false}, {-3, true}, {-0.5, true}, {0, true}, {1.999, true}, {2, false},
+		{9.9, false}, {10, true}, {12.7, true}, {13, false}, {99.9, false}, {100.9, true}, {101, false},
+		{150, false}, {-11, false}, {250, false},
+	} {
+		if got := is(sec(c.at)); got != c.want {
+			t.Errorf("hinted(%+.3fs from midnight) = %v; want %v", c.at, got, c.want)
+		}
+	}
+	// Asked about a range that starts inside a byte of the bitmap, and one no hint reached.
+	if is, err = s.Hinted(ctx, k, coalesce.Interval{From: sec(11), To: sec(14)}); err != nil || !is(sec(11.5)) || is(sec(13.5)) {
+		t.Errorf("hinted over [11,14): 11.5 → %v, 13.5 → %v (%v); want true, false", is(sec(11.5)), is(sec(13.5)), err)
+	}
+	if is, err = s.Hinted(ctx, k, coalesce.Interval{From: sec(3000), To: sec(3600)}); err != nil || is(sec(3001)) {
+		t.Errorf("hinted in an hour with no hint: %v %v", is(sec(3001)), err)
+	}
+}
