@@ -25,7 +25,7 @@ func (b Builder) Watermark(d Watermark, at time.Time) types.PutEventsRequestEntr
 
 // DeletesUnresolved is the detail of a "HealthLake CDC Deletes Unresolved" event: Count
 // DeleteResource hints of the type in [From, To) whose resources history could not name
-// (Reason: "not-found" when history, read again at the verification horizon, holds fewer
+// (Reason: "missing-from-history" when history, read again at the verification horizon, holds fewer
 // deletes than there were hints; otherwise why history could not be read, e.g. "forbidden").
 // Bundles counts hints in the range that may have deleted any number of the type's resources
 // (Bundles, typeless writes) where history could not be read. Consumers reconcile them, e.g.

@@ -176,7 +176,7 @@ func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.
 // covers them: history is read again over each group of overlapping hints, what the first
 // read missed is emitted (a delete the history index showed late), and where it still holds
 // fewer deletes than there were DeleteResource hints, the shortfall is reported as "HealthLake
-// CDC Deletes Unresolved" (reason not-found) — a delete hint is never acked in silence. Then
+// CDC Deletes Unresolved" (reason missing-from-history) — a delete hint is never acked in silence. Then
 // the hints are forgotten. Bundle hints are read too but expect nothing: a Bundle may delete
 // nothing.
 //
@@ -354,7 +354,7 @@ func minTime(a, b time.Time) time.Time {
 
 // reasonDeleteNotFound is the reason of a "Deletes Unresolved" report for delete hints that
 // history, read again at the verification horizon, does not hold.
-const reasonDeleteNotFound = "not-found"
+const reasonDeleteNotFound = "missing-from-history"
 
 // unresolvedDeletes reports, as "HealthLake CDC Deletes Unresolved", the history hints reaching
 // into r that history cannot name (the server has no type-level history, or refuses it), so

@@ -51,7 +51,7 @@ func TestUnitDeletesResolvedOrReported(t *testing.T) {
 // TestUnitDeletesSettledAtVerification: at the verification horizon every delete hint is
 // checked against history again. A delete the history index showed late (after the first
 // read) is emitted then; a delete hint history still does not hold is reported as "Deletes
-// Unresolved" with reason not-found; a Bundle hint with no delete behind it is not. The
+// Unresolved" with reason missing-from-history; a Bundle hint with no delete behind it is not. The
 // records are acked at once either way (the report, not the ack, waits for the horizon).
 func TestUnitDeletesSettledAtVerification(t *testing.T) {
 	unit(t, nil, func(t *testing.T, r *rig) {
@@ -76,7 +76,7 @@ func TestUnitDeletesSettledAtVerification(t *testing.T) {
 		}
 
 		r.advance(20 * time.Second)
-		phantom := w.hint(obsKey, cloudtrail.Delete) // a DeleteResource hint with no delete in history
+		phantom := w.hint(obsKey, cloudtrail.Delete)                          // a DeleteResource hint with no delete in history
 		bundle := w.hint(coalesce.Key{DatastoreID: testDS}, cloudtrail.Mixed) // a Bundle that deleted nothing
 		r.advanceUntil("phantom acked", 100*time.Millisecond, 30*time.Second, func() bool { return phantom.done() && bundle.done() })
 		if n := len(r.bus.events(event.DetailTypeDeletesUnresolved)); n != 0 {
@@ -87,8 +87,8 @@ func TestUnitDeletesSettledAtVerification(t *testing.T) {
 		})
 		r.advance(20 * time.Second)
 		un := r.bus.events(event.DetailTypeDeletesUnresolved)
-		if len(un) != 1 || un[0].D.Count != 1 || un[0].D.Reason != "not-found" || un[0].D.Bundles != 0 {
-			t.Errorf("unresolved reports %+v; want one of count 1, reason not-found", un)
+		if len(un) != 1 || un[0].D.Count != 1 || un[0].D.Reason != "missing-from-history" || un[0].D.Bundles != 0 {
+			t.Errorf("unresolved reports %+v; want one of count 1, reason missing-from-history", un)
 		}
 		if n := len(r.bus.events(event.DetailTypeDeleted)); n != 1 {
 			t.Errorf("%d deletes emitted; want still 1", n)
