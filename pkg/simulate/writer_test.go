@@ -7,33 +7,33 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 )
 
 // The local FHIR server does not fail on demand the ways tested here; httptest does.
-func newTestWriter(t *testing.T, h http.HandlerFunc) (*HTTPWriter, *[]time.Duration) {
+// The writer's clock jumps over every wait (Waits lists them); the writer checks it against
+// ctx's deadline, so tests with one use a clock at the real time.
+func newTestWriter(t *testing.T, h http.HandlerFunc) (*HTTPWriter, *clocktest.Fake) {
+	return newTestWriterAt(t, time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC), h)
+}
+
+func newTestWriterAt(t *testing.T, start time.Time, h http.HandlerFunc) (*HTTPWriter, *clocktest.Fake) {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	var mu sync.Mutex
-	var slept []time.Duration
+	c := clocktest.NewAuto(start)
 	w, err := NewHTTPWriter(HTTPWriterOptions{
 		Endpoint: srv.URL + "/datastore/{datastoreId}/r4",
 		Client:   srv.Client(),
-		Now:      func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC) },
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			mu.Lock()
-			slept = append(slept, d)
-			mu.Unlock()
-			return nil
-		},
+		Clock:    c,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w, &slept
+	return w, c
 }
 
 func TestHTTPWriterCreateUpdateDelete(t *testing.T) {
@@ -85,7 +85,7 @@ func TestHTTPWriterCreateUpdateDelete(t *testing.T) {
 
 func TestHTTPWriterRetriesThrottling(t *testing.T) {
 	calls := 0
-	w, slept := newTestWriter(t, func(rw http.ResponseWriter, r *http.Request) {
+	w, clock := newTestWriter(t, func(rw http.ResponseWriter, r *http.Request) {
 		calls++
 		switch calls {
 		case 1:
@@ -101,8 +101,8 @@ func TestHTTPWriterRetriesThrottling(t *testing.T) {
 	if _, err := w.Create(context.Background(), ds1, "Patient", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	if calls != 3 || len(*slept) != 2 || (*slept)[0] != 2*time.Second || (*slept)[1] != 400*time.Millisecond {
-		t.Errorf("calls %d, waits %v; want 3 calls, waits [2s 400ms]", calls, *slept)
+	if slept := clock.Waits(); calls != 3 || len(slept) != 2 || slept[0] != 2*time.Second || slept[1] != 400*time.Millisecond {
+		t.Errorf("calls %d, waits %v; want 3 calls, waits [2s 400ms]", calls, slept)
 	}
 }
 
