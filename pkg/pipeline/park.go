@@ -121,12 +121,6 @@ func (p *Pipeline) report(ctx context.Context, e ebtypes.PutEventsRequestEntry) 
 	}
 }
 
-// backoff is the retry policy of the reports (park, rejects): full jitter between MinBackoff
-// and MaxBackoff, on the pipeline's clock, until ctx ends or its deadline is too near.
-func (p *Pipeline) backoff() retry.Policy {
-	return retry.Policy{Base: p.cfg.MinBackoff, Max: p.cfg.MaxBackoff, Clock: p.cfg.Clock}
-}
-
 // retryParkedLoop searches parked ranges again every ParkedRetry; a range that succeeds is
 // emitted and unparked. A worker takes each range's retry lease, so one worker retries it.
 func (p *Pipeline) retryParkedLoop(ctx context.Context) {
