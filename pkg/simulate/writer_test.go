@@ -3,6 +3,7 @@ package simulate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // The local FHIR server does not fail on demand the ways tested here; httptest does.
@@ -103,6 +105,23 @@ func TestHTTPWriterRetriesThrottling(t *testing.T) {
 	}
 	if slept := clock.Waits(); calls != 3 || len(slept) != 2 || slept[0] != 2*time.Second || slept[1] != 400*time.Millisecond {
 		t.Errorf("calls %d, waits %v; want 3 calls, waits [2s 400ms]", calls, slept)
+	}
+}
+
+// A throttled write whose next attempt is due after ctx's deadline is not waited for: the
+// writer returns the throttle at once.
+func TestHTTPWriterRetryPastDeadline(t *testing.T) {
+	calls := 0
+	w, clock := newTestWriterAt(t, time.Now(), func(rw http.ResponseWriter, r *http.Request) {
+		calls++
+		rw.Header().Set("Retry-After", "60")
+		rw.WriteHeader(http.StatusTooManyRequests)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := w.Create(ctx, ds1, "Patient", []byte(`{}`))
+	if !IsStatus(err, http.StatusTooManyRequests) || !errors.Is(err, retry.ErrDeadline) || calls != 1 || len(clock.Waits()) != 0 {
+		t.Errorf("err %v, calls %d, waits %v; want the 429 at once, no wait", err, calls, clock.Waits())
 	}
 }
 
