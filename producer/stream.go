@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/urfave/cli/v3"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 )
 
 func createStreamCommand() *cli.Command {
@@ -47,10 +49,8 @@ func runCreateStream(ctx context.Context, cmd *cli.Command) error {
 			fmt.Fprintf(cmd.Root().Writer, "stream %s is active with %d open shards\n", name, aws.ToInt32(out.StreamDescriptionSummary.OpenShardCount))
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("stream %s not active: %w", name, errors.Join(err, ctx.Err()))
-		case <-time.After(200 * time.Millisecond):
+		if serr := clock.Sleep(ctx, clock.Real{}, 200*time.Millisecond); serr != nil {
+			return fmt.Errorf("stream %s not active: %w", name, errors.Join(err, serr))
 		}
 	}
 }

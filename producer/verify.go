@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/verify"
 )
 
@@ -78,10 +79,8 @@ func runVerify(ctx context.Context, cmd *cli.Command) error {
 			break
 		}
 		fmt.Fprintf(cmd.Root().ErrWriter, "verify: %d of %d writes missing; reading the events again in 2s\n", rep.Missing, rep.Writes)
-		select {
-		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := clock.Sleep(ctx, clock.Real{}, 2*time.Second); err != nil {
+			return err
 		}
 	}
 	w := cmd.Root().Writer

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // PutEventsAPI is the part of the EventBridge client the Emitter uses; *eventbridge.Client
@@ -42,7 +42,7 @@ func New(api PutEventsAPI, opts Options) (*Emitter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Emitter{api: api, opts: opts, sem: make(chan struct{}, opts.MaxInFlight), health: newHealth(opts.Now), met: met}, nil
+	return &Emitter{api: api, opts: opts, sem: make(chan struct{}, opts.MaxInFlight), health: newHealth(opts.Clock.Now), met: met}, nil
 }
 
 // Health is the Emitter's view of whether EventBridge takes its events (for /readyz).
@@ -67,7 +67,7 @@ type batch struct {
 //
 // Entries are packed in order into calls of at most MaxEntries entries and MaxRequestBytes;
 // failed entries are retried, and only those, as the package doc says. An entry's error wraps
-// an *EntryError: IsPermanent(err) says the entry can never be accepted (report it);
+// an *EntryError: retry.IsPermanent(err) says the entry can never be accepted (report it);
 // errors.Is(err, ErrUnavailable) says the bus refused the call or the caller (do not ack, retry
 // later); otherwise it ran out of attempts or ctx ended (errors.Is(err, ctx.Err())) — retry
 // later too. No retry starts whose backoff would end after ctx's deadline: Emit returns the
@@ -92,14 +92,13 @@ func (e *Emitter) Emit(ctx context.Context, entries []types.PutEventsRequestEntr
 		}
 		pending = append(pending, i)
 	}
+	policy := e.opts.retryPolicy()
 	for attempt := 1; len(pending) > 0 && attempt <= e.opts.MaxAttempts; attempt++ {
 		if attempt > 1 {
-			d := e.backoff(attempt - 1)
-			if deadline, ok := ctx.Deadline(); ok && e.opts.Now().Add(d).After(deadline) {
+			if err := policy.Wait(ctx, attempt-1, 0); errors.Is(err, retry.ErrDeadline) {
 				// The retry could not start before the caller's deadline.
 				break
-			}
-			if err := e.opts.Sleep(ctx, d); err != nil {
+			} else if err != nil {
 				stop(b.errs, pending, attempt-1, err)
 				break
 			}
@@ -249,13 +248,6 @@ func (e *Emitter) onCall(ctx context.Context, entries, failed int, err error) {
 	if e.opts.OnCall != nil {
 		e.opts.OnCall(entries, failed, err)
 	}
-}
-
-// backoff is the wait before retry number n (1 for the first): uniform in [0, cap] with cap
-// BaseBackoff·2^(n-1) up to MaxBackoff ("full jitter"), which spreads workers that failed
-// together best.
-func (e *Emitter) backoff(n int) time.Duration {
-	return rand.N(backoffCap(e.opts.BaseBackoff, e.opts.MaxBackoff, n) + 1)
 }
 
 // stop records that the entries at idx were not sent (again) because ctx ended; the error

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // fakeAPI is a PutEvents that answers with fn and remembers every call's entries.
@@ -101,54 +103,24 @@ func entries(n, size int) []types.PutEventsRequestEntry {
 	return out
 }
 
-// sleeps records the backoff waits without waiting.
-type sleeps struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
+// t1 is the start of the fake clocks. It is the real time, because Emit compares the clock
+// against the real deadline of ctx.
+var t1 = time.Now()
 
-func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.d = append(s.d, d)
-	s.mu.Unlock()
-	return ctx.Err()
-}
-
-// clock is an injected time that moves only when told.
-type clock struct {
-	start time.Time
-	mu    sync.Mutex
-	t     time.Time
-}
-
-func newClock() *clock {
-	t := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-	return &clock{start: t, t: t}
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newEmitter(t *testing.T, api bus.PutEventsAPI, opts bus.Options) (*bus.Emitter, *sleeps) {
+// newEmitter returns an Emitter on a fake clock that jumps over every backoff wait (and
+// records it), so no test sleeps; opts.Clock, when set, is kept.
+func newEmitter(t *testing.T, api bus.PutEventsAPI, opts bus.Options) (*bus.Emitter, *clocktest.Fake) {
 	t.Helper()
-	s := &sleeps{}
-	if opts.Sleep == nil {
-		opts.Sleep = s.sleep
+	c, _ := opts.Clock.(*clocktest.Fake)
+	if opts.Clock == nil {
+		c = clocktest.NewAuto(t1)
+		opts.Clock = c
 	}
 	e, err := bus.New(api, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e, s
+	return e, c
 }
 
 func allNil(t *testing.T, errs []error) {
@@ -256,8 +228,8 @@ func TestRetriesExactlyTheFailedEntry(t *testing.T) {
 	if len(calls) != 2 || fmt.Sprint(calls[1]) != "[3]" {
 		t.Fatalf("calls %v; want the second call to carry only entry 3", calls)
 	}
-	if len(s.d) != 1 {
-		t.Errorf("slept %v; want one backoff", s.d)
+	if len(s.Waits()) != 1 {
+		t.Errorf("slept %v; want one backoff", s.Waits())
 	}
 	if got := fmt.Sprint(onCall); got != "[8/1/<nil> 1/0/<nil>]" {
 		t.Errorf("OnCall saw %s", got)
@@ -288,14 +260,14 @@ func TestPermanentEntryFailureIsNotRetried(t *testing.T) {
 			}}
 			e, s := newEmitter(t, api, bus.Options{})
 			errs := e.Emit(context.Background(), entries(3, 100))
-			if len(api.calls) != 1 || len(s.d) != 0 {
-				t.Fatalf("%d calls, %d sleeps; want 1 call and no retry", len(api.calls), len(s.d))
+			if len(api.calls) != 1 || len(s.Waits()) != 0 {
+				t.Fatalf("%d calls, %d sleeps; want 1 call and no retry", len(api.calls), len(s.Waits()))
 			}
 			if errs[0] != nil || errs[2] != nil {
 				t.Errorf("accepted entries have errors: %v", errs)
 			}
 			var ee *bus.EntryError
-			if !errors.As(errs[1], &ee) || ee.Code != code || ee.Attempts != 1 || !bus.IsPermanent(errs[1]) {
+			if !errors.As(errs[1], &ee) || ee.Code != code || ee.Attempts != 1 || !retry.IsPermanent(errs[1]) {
 				t.Fatalf("entry 1: %#v; want a permanent %s after 1 attempt", errs[1], code)
 			}
 			if errors.Is(errs[1], bus.ErrUnavailable) {
@@ -316,27 +288,27 @@ func TestPermanentEntryFailureIsNotRetried(t *testing.T) {
 func TestDeniedEntryIsRetriedAndUnavailable(t *testing.T) {
 	for _, code := range []string{"AccessDeniedException", "NotAuthorizedForSourceException", "NotAuthorizedForDetailTypeException", "InvalidAccountIdException"} {
 		t.Run(code, func(t *testing.T) {
-			clock := newClock()
+			clock := clocktest.NewAuto(t1)
 			var fixed atomic.Bool
 			api := &fakeAPI{fn: func(_ context.Context, _ int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
-				clock.advance(time.Second)
+				clock.Advance(time.Second)
 				if fixed.Load() {
 					return accept(in), nil
 				}
 				return fail(in, map[int]string{0: code, 1: code}), nil
 			}}
-			e, _ := newEmitter(t, api, bus.Options{MaxAttempts: 3, Now: clock.now})
+			e, _ := newEmitter(t, api, bus.Options{MaxAttempts: 3, Clock: clock})
 			errs := e.Emit(context.Background(), entries(2, 100))
 			if len(api.calls) != 3 {
 				t.Fatalf("%d calls, want 3 (retried up to MaxAttempts)", len(api.calls))
 			}
 			for i, err := range errs {
-				if err == nil || bus.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
+				if err == nil || retry.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
 					t.Errorf("entry %d: %v; want retryable and ErrUnavailable", i, err)
 				}
 			}
 			since, got, down := e.Health().Unavailable()
-			if !down || got != code || !since.Equal(clock.start.Add(time.Second)) {
+			if !down || got != code || !since.Equal(t1.Add(time.Second)) {
 				t.Errorf("health: %v %q %v; want unavailable with %s since the first call", since, got, down, code)
 			}
 			fixed.Store(true)
@@ -358,7 +330,7 @@ func TestRetryableEntryRunsOutOfAttempts(t *testing.T) {
 		t.Fatalf("%d calls, want 6 (MaxAttempts)", len(api.calls))
 	}
 	var ee *bus.EntryError
-	if !errors.As(errs[0], &ee) || ee.Code != "InternalFailure" || ee.Attempts != 6 || bus.IsPermanent(errs[0]) {
+	if !errors.As(errs[0], &ee) || ee.Code != "InternalFailure" || ee.Attempts != 6 || retry.IsPermanent(errs[0]) {
 		t.Fatalf("entry 0: %#v; want a retryable InternalFailure after 6 attempts", errs[0])
 	}
 	if errs[1] != nil {
@@ -366,10 +338,10 @@ func TestRetryableEntryRunsOutOfAttempts(t *testing.T) {
 	}
 	// Exponential, capped, full jitter: uniform in [0, cap].
 	want := []time.Duration{100, 200, 400, 800, 1000}
-	if len(s.d) != len(want) {
-		t.Fatalf("slept %v, want %d waits", s.d, len(want))
+	if len(s.Waits()) != len(want) {
+		t.Fatalf("slept %v, want %d waits", s.Waits(), len(want))
 	}
-	for i, d := range s.d {
+	for i, d := range s.Waits() {
 		hi := want[i] * time.Millisecond
 		if d < 0 || d > hi {
 			t.Errorf("wait %d = %v, want in [0, %v]", i+1, d, hi)
@@ -398,18 +370,18 @@ func TestCallErrors(t *testing.T) {
 		{"network", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), bus.KindNetwork, "network"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := newClock()
+			clock := clocktest.NewAuto(t1)
 			var failing atomic.Bool
 			failing.Store(true)
 			api := &fakeAPI{fn: func(_ context.Context, call int, in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
-				clock.advance(time.Second)
+				clock.Advance(time.Second)
 				if failing.Load() {
 					return nil, tc.err
 				}
 				return accept(in), nil
 			}}
 			var callErrs atomic.Int32
-			e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 1, MaxAttempts: 3, Now: clock.now, OnCall: func(n, failed int, err error) {
+			e, _ := newEmitter(t, api, bus.Options{MaxInFlight: 1, MaxAttempts: 3, Clock: clock, OnCall: func(n, failed int, err error) {
 				if err != nil && failed == n {
 					callErrs.Add(1)
 				}
@@ -423,12 +395,12 @@ func TestCallErrors(t *testing.T) {
 			}
 			for i, err := range errs {
 				var ce *bus.CallError
-				if bus.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) || !errors.As(err, &ce) || ce.Kind != tc.kind || !errors.Is(err, tc.err) {
+				if retry.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) || !errors.As(err, &ce) || ce.Kind != tc.kind || !errors.Is(err, tc.err) {
 					t.Fatalf("entry %d: %v; want retryable, ErrUnavailable, a %s CallError wrapping the SDK error", i, err, tc.kind)
 				}
 			}
 			since, code, down := e.Health().Unavailable()
-			if !down || code != tc.code || !since.Equal(clock.start.Add(time.Second)) {
+			if !down || code != tc.code || !since.Equal(t1.Add(time.Second)) {
 				t.Errorf("health %v %q %v; want unavailable (%s) since the first failed call", since, code, down, tc.code)
 			}
 			failing.Store(false)
@@ -436,8 +408,8 @@ func TestCallErrors(t *testing.T) {
 			if _, _, down := e.Health().Unavailable(); down {
 				t.Error("health still unavailable after a successful call")
 			}
-			if got := e.Health().LastSuccess(); !got.Equal(clock.now()) {
-				t.Errorf("LastSuccess %v, want %v", got, clock.now())
+			if got := e.Health().LastSuccess(); !got.Equal(clock.Now()) {
+				t.Errorf("LastSuccess %v, want %v", got, clock.Now())
 			}
 		})
 	}
@@ -456,8 +428,8 @@ func TestCallErrorThenSuccess(t *testing.T) {
 	if got := fmt.Sprint(callSizes(api.markers())); got != "[10 2 10]" {
 		t.Errorf("calls %s; want the failed call's 10 entries sent again", got)
 	}
-	if len(s.d) != 1 {
-		t.Errorf("slept %v, want one backoff", s.d)
+	if len(s.Waits()) != 1 {
+		t.Errorf("slept %v, want one backoff", s.Waits())
 	}
 }
 
@@ -484,7 +456,7 @@ func TestRejectedCallIsSplit(t *testing.T) {
 		for i, err := range errs {
 			if i == 2 {
 				var ce *bus.CallError
-				if !bus.IsPermanent(err) || errors.Is(err, bus.ErrUnavailable) || !errors.As(err, &ce) || ce.Kind != bus.KindRejected {
+				if !retry.IsPermanent(err) || errors.Is(err, bus.ErrUnavailable) || !errors.As(err, &ce) || ce.Kind != bus.KindRejected {
 					t.Errorf("entry 2: %v; want permanent, rejected, not unavailable", err)
 				}
 				continue
@@ -516,7 +488,7 @@ func TestMixedOutcomes(t *testing.T) {
 	errs := e.Emit(context.Background(), entries(15, 100))
 	for i, err := range errs {
 		if i == 1 {
-			if !bus.IsPermanent(err) {
+			if !retry.IsPermanent(err) {
 				t.Errorf("entry 1: %v; want permanent", err)
 			}
 			continue
@@ -562,7 +534,7 @@ func TestCallTimeout(t *testing.T) {
 	e, _ = newEmitter(t, hung, bus.Options{CallTimeout: 20 * time.Millisecond, MaxAttempts: 2})
 	for i, err := range e.Emit(context.Background(), entries(2, 100)) {
 		var ce *bus.CallError
-		if !errors.As(err, &ce) || ce.Kind != bus.KindTimeout || bus.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
+		if !errors.As(err, &ce) || ce.Kind != bus.KindTimeout || retry.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
 			t.Errorf("entry %d: %v; want a retryable timeout", i, err)
 		}
 	}
@@ -578,7 +550,7 @@ func TestEntryTooLargeIsNeverSent(t *testing.T) {
 	in[1] = entry("big", bus.MaxRequestBytes+1)
 	errs := e.Emit(context.Background(), in)
 	var ee *bus.EntryError
-	if !errors.As(errs[1], &ee) || ee.Code != bus.CodeEntryTooLarge || ee.Attempts != 0 || !bus.IsPermanent(errs[1]) {
+	if !errors.As(errs[1], &ee) || ee.Code != bus.CodeEntryTooLarge || ee.Attempts != 0 || !retry.IsPermanent(errs[1]) {
 		t.Fatalf("entry 1: %v; want a permanent %s, never sent", errs[1], bus.CodeEntryTooLarge)
 	}
 	if errs[0] != nil || errs[2] != nil {
@@ -597,7 +569,7 @@ func TestMaxEntryBytes(t *testing.T) {
 	}
 	in := []types.PutEventsRequestEntry{exactSize("a", 600<<10), exactSize("b", 600<<10), exactSize("c", bus.MaxEntryBytesLimit+1)}
 	errs := e.Emit(context.Background(), in)
-	if errs[0] != nil || errs[1] != nil || !bus.IsPermanent(errs[2]) {
+	if errs[0] != nil || errs[1] != nil || !retry.IsPermanent(errs[2]) {
 		t.Errorf("errors %v; want two 600 KB entries accepted, the one over 1 MB permanent", errs)
 	}
 	if got := fmt.Sprint(api.markers()); got != "[[a] [b]]" {
@@ -634,7 +606,7 @@ func TestContextCancelStopsACall(t *testing.T) {
 	}()
 	errs := e.Emit(ctx, entries(50, 100))
 	for i, err := range errs {
-		if !errors.Is(err, context.Canceled) || bus.IsPermanent(err) {
+		if !errors.Is(err, context.Canceled) || retry.IsPermanent(err) {
 			t.Fatalf("entry %d: %v; want context.Canceled, not permanent", i, err)
 		}
 	}
@@ -663,7 +635,7 @@ func TestContextCancelStopsTheBackoff(t *testing.T) {
 	// throttle) or it was cut by the deadline (Emit returns the context's error with it).
 	for i, err := range errs {
 		var ee *bus.EntryError
-		if !errors.As(err, &ee) || ee.Attempts != 1 || bus.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
+		if !errors.As(err, &ee) || ee.Attempts != 1 || retry.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
 			t.Errorf("entry %d: %v; want a retryable, unavailable failure after 1 attempt", i, err)
 		}
 	}
@@ -680,11 +652,11 @@ func TestBackoffPastDeadlineReturnsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	errs := e.Emit(ctx, entries(2, 100))
-	if len(s.d) != 0 && s.d[0] > 10*time.Millisecond {
-		t.Errorf("slept %v past the deadline", s.d)
+	if len(s.Waits()) != 0 && s.Waits()[0] > 10*time.Millisecond {
+		t.Errorf("slept %v past the deadline", s.Waits())
 	}
 	var ee *bus.EntryError
-	if !errors.As(errs[0], &ee) || ee.Code != "InternalFailure" || bus.IsPermanent(errs[0]) || errs[1] != nil {
+	if !errors.As(errs[0], &ee) || ee.Code != "InternalFailure" || retry.IsPermanent(errs[0]) || errs[1] != nil {
 		t.Errorf("errors %v; want entry 0's retryable InternalFailure, entry 1 accepted", errs)
 	}
 }
@@ -786,10 +758,10 @@ func TestEntryErrorMessage(t *testing.T) {
 			t.Errorf("Error() = %q, want %q", got, tc.want)
 		}
 	}
-	if bus.IsPermanent(nil) || bus.IsPermanent(errors.New("x")) {
+	if retry.IsPermanent(nil) || retry.IsPermanent(errors.New("x")) {
 		t.Error("IsPermanent of a non-EntryError")
 	}
-	if !bus.IsPermanent(fmt.Errorf("wrapped: %w", &bus.EntryError{Permanent: true})) {
+	if !retry.IsPermanent(fmt.Errorf("wrapped: %w", &bus.EntryError{Permanent: true})) {
 		t.Error("IsPermanent does not see through wrapping")
 	}
 }

@@ -66,14 +66,11 @@ func (e *EntryError) Unwrap() error { return e.Err }
 // call error.
 func (e *EntryError) Is(target error) bool { return target == ErrUnavailable && e.Unavailable }
 
-// IsPermanent reports whether err says the entry can never be accepted as it is, so it should
-// be reported (and its change counted as failed) rather than retried. A retryable error that
-// ran out of attempts, a call-level error of any kind, or a context error is not permanent:
-// try again later.
-func IsPermanent(err error) bool {
-	var ee *EntryError
-	return errors.As(err, &ee) && ee.Permanent
-}
+// IsPermanent is e.Permanent, for retry.IsPermanent: a caller asks retry.IsPermanent(err)
+// whether the entry can never be accepted as it is, so it should be reported (and its change
+// counted as failed) rather than retried. A retryable error that ran out of attempts, a
+// call-level error of any kind, or a context error is not permanent: try again later.
+func (e *EntryError) IsPermanent() bool { return e.Permanent }
 
 // Kind is the class of a call-level failure, for metrics, logs and readiness.
 type Kind string

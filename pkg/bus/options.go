@@ -1,12 +1,14 @@
 package bus
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // Defaults of Options.
@@ -61,11 +63,9 @@ type Options struct {
 	// Amazon EventBridge PutEvents event entry size"); whether the per-call total grew with the
 	// 1 MB entries is not documented, so it is a setting too.
 	MaxRequestBytes int
-	// Sleep waits d or until ctx ends, returning ctx.Err() then; default a timer. Tests inject
-	// one that returns at once.
-	Sleep func(ctx context.Context, d time.Duration) error
-	// Now is the clock of Health and of the deadline checks; default time.Now.
-	Now func() time.Time
+	// Clock is the time of the backoff waits, of the deadline checks and of Health; default
+	// clock.Real. Tests inject a clocktest.Fake.
+	Clock clock.Clock
 	// OnCall, if set, is called after every PutEvents call with the number of entries sent, the
 	// number that failed inside the call, and the call's error (then every entry failed): a
 	// *CallError, or the context's error when Emit's context ended during the call. It is
@@ -116,11 +116,13 @@ func (o Options) Validate() error {
 // before the claim does. The pipeline checks MaxEmitDuration() < claim TTL.
 func (o Options) MaxEmitDuration() time.Duration {
 	o = o.withDefaults()
-	total := time.Duration(o.MaxAttempts) * o.CallTimeout
-	for n := 1; n < o.MaxAttempts; n++ {
-		total += backoffCap(o.BaseBackoff, o.MaxBackoff, n)
-	}
-	return total
+	return time.Duration(o.MaxAttempts)*o.CallTimeout + o.retryPolicy().WorstCase()
+}
+
+// retryPolicy is the backoff between the rounds of one Emit; Emit counts the attempts itself
+// (per entry, not per call), so MaxAttempts is here only for WorstCase.
+func (o Options) retryPolicy() retry.Policy {
+	return retry.Policy{Base: o.BaseBackoff, Max: o.MaxBackoff, MaxAttempts: o.MaxAttempts, Clock: o.Clock}
 }
 
 func (o Options) withDefaults() Options {
@@ -145,33 +147,6 @@ func (o Options) withDefaults() Options {
 	if o.MaxRequestBytes == 0 {
 		o.MaxRequestBytes = max(MaxRequestBytes, o.MaxEntryBytes)
 	}
-	if o.Sleep == nil {
-		o.Sleep = sleep
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	return o
-}
-
-// backoffCap is the most the wait before retry number n (1 for the first) may be:
-// base·2^(n-1), capped at max.
-func backoffCap(base, maxWait time.Duration, n int) time.Duration {
-	if n-1 < 32 {
-		if b := base << (n - 1); b > 0 && b < maxWait {
-			return b
-		}
-	}
-	return maxWait
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // recorderURL is the local stack's EventBridge recorder (deploy/local/recorder, started by
@@ -181,7 +182,7 @@ func TestThrottledCallsThroughRecorder(t *testing.T) {
 	}
 	for i, err := range e.Emit(ctx, in) {
 		var ee *bus.EntryError
-		if !errors.As(err, &ee) || ee.Code != "ThrottlingException" || ee.Attempts != 3 || bus.IsPermanent(err) {
+		if !errors.As(err, &ee) || ee.Code != "ThrottlingException" || ee.Attempts != 3 || retry.IsPermanent(err) {
 			t.Errorf("entry %d: %v; want a retryable ThrottlingException after 3 attempts", i, err)
 		}
 	}

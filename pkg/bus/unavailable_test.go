@@ -20,6 +20,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // TestCallFailureWindowThroughRecorder: the recorder answers every call of this test's Source
@@ -91,7 +92,7 @@ func callFailureWindow(t *testing.T, code string, status int, window time.Durati
 				if firstAck.IsZero() {
 					firstAck = time.Now()
 				}
-			case bus.IsPermanent(err):
+			case retry.IsPermanent(err):
 				t.Fatalf("entry %d: permanent %v; a call-level error must never be", pending[k], err)
 			default:
 				var ce *bus.CallError
@@ -160,7 +161,7 @@ func TestHungCallTimesOut(t *testing.T) {
 	took := time.Since(start)
 	for i, err := range errs {
 		var ce *bus.CallError
-		if !errors.As(err, &ce) || ce.Kind != bus.KindTimeout || bus.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
+		if !errors.As(err, &ce) || ce.Kind != bus.KindTimeout || retry.IsPermanent(err) || !errors.Is(err, bus.ErrUnavailable) {
 			t.Errorf("entry %d: %v; want a retryable timeout", i, err)
 		}
 	}
@@ -206,7 +207,7 @@ func TestPartialFailureThroughRecorder(t *testing.T) {
 	for i, err := range errs {
 		if i == 4 {
 			var ee *bus.EntryError
-			if !bus.IsPermanent(err) || !errors.As(err, &ee) || ee.Code != "InvalidArgument" || ee.Attempts != 1 {
+			if !retry.IsPermanent(err) || !errors.As(err, &ee) || ee.Code != "InvalidArgument" || ee.Attempts != 1 {
 				t.Errorf("entry 4: %v; want a permanent InvalidArgument after 1 attempt", err)
 			}
 			continue
@@ -311,7 +312,7 @@ func TestSlowRecorderTimesOut(t *testing.T) {
 	}
 	for i, err := range errs {
 		var ce *bus.CallError
-		if !errors.As(err, &ce) || ce.Kind != bus.KindTimeout || bus.IsPermanent(err) {
+		if !errors.As(err, &ce) || ce.Kind != bus.KindTimeout || retry.IsPermanent(err) {
 			t.Errorf("entry %d: %v; want a retryable timeout", i, err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // instantFormat is how the client writes times into a query: a FHIR instant in UTC with
@@ -23,6 +25,8 @@ type Client struct {
 	http *http.Client
 	now  func() time.Time // for Retry-After dates; replaced in tests
 	met  *metrics
+	// retry is the backoff between the attempts of one page.
+	retry retry.Policy
 }
 
 // New returns a Client for cfg, or the error of cfg.Validate.
@@ -40,7 +44,8 @@ func New(cfg Config) (*Client, error) {
 	// not receive a signed request, and the caller's client stays untouched.
 	hc := *cfg.HTTPClient
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Client{cfg: cfg, ep: ep, http: &hc, now: time.Now, met: met}, nil
+	return &Client{cfg: cfg, ep: ep, http: &hc, now: cfg.Clock.Now, met: met,
+		retry: retry.Policy{Base: cfg.BaseBackoff, Max: cfg.MaxBackoff, MaxAttempts: cfg.MaxAttempts, Clock: cfg.Clock, Rand: cfg.Rand}}, nil
 }
 
 // Search reads every resource of resourceType in datastoreID whose meta.lastUpdated is in

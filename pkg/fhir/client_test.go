@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 func TestSearchQueryParameters(t *testing.T) {
@@ -138,8 +141,8 @@ func TestRetry429HonoursRetryAfter(t *testing.T) {
 		t.Errorf("ids = %v", got)
 	}
 	// Backoff with Rand 0.5: attempt 3 → 0.5 * 100ms * 4 = 200ms.
-	if want := []time.Duration{3 * time.Second, 7 * time.Second, 200 * time.Millisecond}; !slices.Equal(rec.sleeps, want) {
-		t.Errorf("sleeps = %v, want %v", rec.sleeps, want)
+	if want := []time.Duration{3 * time.Second, 7 * time.Second, 200 * time.Millisecond}; !slices.Equal(rec.clock.Waits(), want) {
+		t.Errorf("sleeps = %v, want %v", rec.clock.Waits(), want)
 	}
 	if want := []int{429, 429, 429, 200}; !slices.Equal(rec.statuses, want) {
 		t.Errorf("OnRequest statuses = %v, want %v", rec.statuses, want)
@@ -158,8 +161,8 @@ func TestRetry503ThenSuccess(t *testing.T) {
 	if _, err := collect(c, t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if want := []time.Duration{50 * time.Millisecond}; !slices.Equal(rec.sleeps, want) || f.count() != 2 {
-		t.Errorf("sleeps = %v (want %v), requests %d", rec.sleeps, want, f.count())
+	if want := []time.Duration{50 * time.Millisecond}; !slices.Equal(rec.clock.Waits(), want) || f.count() != 2 {
+		t.Errorf("sleeps = %v (want %v), requests %d", rec.clock.Waits(), want, f.count())
 	}
 }
 
@@ -174,7 +177,7 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 	if !errors.As(err, &se) || se.StatusCode != 503 || !se.Retryable || se.Attempts != 6 || se.Op != "search" {
 		t.Fatalf("err = %#v", err)
 	}
-	if IsPermanent(err) {
+	if retry.IsPermanent(err) {
 		t.Error("exhausted retries of a 503 must not be permanent: the window can be retried later")
 	}
 	// Exponential with full jitter at 0.5, capped at MaxBackoff 1.2s before the jitter.
@@ -182,8 +185,8 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 	for i := range want {
 		want[i] *= time.Millisecond
 	}
-	if !slices.Equal(rec.sleeps, want) {
-		t.Errorf("sleeps = %v, want %v", rec.sleeps, want)
+	if !slices.Equal(rec.clock.Waits(), want) {
+		t.Errorf("sleeps = %v, want %v", rec.clock.Waits(), want)
 	}
 }
 
@@ -198,8 +201,8 @@ func TestBadRequestIsPermanent(t *testing.T) {
 		if !errors.As(err, &se) || se.StatusCode != code || se.Retryable || !slices.Equal(se.IssueCodes, []string{"invalid"}) {
 			t.Fatalf("%d: err = %#v", code, err)
 		}
-		if !IsPermanent(err) || f.count() != 1 || len(rec.sleeps) != 0 {
-			t.Errorf("%d: permanent %v, requests %d, sleeps %v", code, IsPermanent(err), f.count(), rec.sleeps)
+		if !retry.IsPermanent(err) || f.count() != 1 || len(rec.clock.Waits()) != 0 {
+			t.Errorf("%d: permanent %v, requests %d, sleeps %v", code, retry.IsPermanent(err), f.count(), rec.clock.Waits())
 		}
 		if strings.Contains(err.Error(), "John") || strings.Contains(err.Error(), "1970") {
 			t.Errorf("%d: error leaks the body: %v", code, err)
@@ -213,11 +216,11 @@ func TestContextCancelStopsRetries(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		c, _ := newTestClient(t, f, func(c *Config) {
-			c.Sleep = func(ctx context.Context, d time.Duration) error { cancel(); return ctx.Err() }
+			c.Clock.(*clocktest.Fake).OnWait(func(time.Duration) { cancel() })
 		})
 		_, err := collect(c, ctx)
-		if !errors.Is(err, context.Canceled) || IsPermanent(err) || f.count() != 1 {
-			t.Fatalf("err %v, permanent %v, requests %d", err, IsPermanent(err), f.count())
+		if !errors.Is(err, context.Canceled) || retry.IsPermanent(err) || f.count() != 1 {
+			t.Fatalf("err %v, permanent %v, requests %d", err, retry.IsPermanent(err), f.count())
 		}
 	})
 	t.Run("real sleep", func(t *testing.T) {
@@ -228,7 +231,7 @@ func TestContextCancelStopsRetries(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		c, _ := newTestClient(t, f, func(c *Config) {
-			c.Sleep = nil // the default, which waits for real
+			c.Clock = nil // the default, which waits for real
 			c.OnRequest = func(string, int, time.Duration) { time.AfterFunc(20*time.Millisecond, cancel) }
 		})
 		start := time.Now()
@@ -247,8 +250,8 @@ func TestContextCancelStopsRetries(t *testing.T) {
 		c, rec := newTestClient(t, f, nil)
 		_, err := collect(c, ctx)
 		var se *StatusError
-		if !errors.As(err, &se) || se.StatusCode != 429 || len(rec.sleeps) != 0 || f.count() != 1 {
-			t.Fatalf("err %v, sleeps %v, requests %d", err, rec.sleeps, f.count())
+		if !errors.As(err, &se) || se.StatusCode != 429 || len(rec.clock.Waits()) != 0 || f.count() != 1 {
+			t.Fatalf("err %v, sleeps %v, requests %d", err, rec.clock.Waits(), f.count())
 		}
 	})
 	t.Run("already cancelled", func(t *testing.T) {
@@ -296,13 +299,13 @@ func TestNetworkErrorHidesURL(t *testing.T) {
 	c, err := New(Config{
 		Endpoint:    "http://" + addr + "/datastore/{datastoreId}/r4/",
 		MaxAttempts: 2,
-		Sleep:       func(ctx context.Context, d time.Duration) error { return nil },
+		Clock:       clocktest.NewAuto(time.Now()),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = c.Search(t.Context(), testDS, "Observation", t0, t0.Add(time.Second), func(Page) error { return nil })
-	if err == nil || IsPermanent(err) {
+	if err == nil || retry.IsPermanent(err) {
 		t.Fatalf("err = %v, want a retryable error", err)
 	}
 	if strings.Contains(err.Error(), "_lastUpdated") || strings.Contains(err.Error(), testDS) {
@@ -329,7 +332,7 @@ func TestNextLinkToOtherHostNeverRequested(t *testing.T) {
 			})
 			c, _ := newTestClient(t, f, nil)
 			pages, err := collect(c, t.Context())
-			if !errors.Is(err, ErrForeignNextLink) || !IsPermanent(err) {
+			if !errors.Is(err, ErrForeignNextLink) || !retry.IsPermanent(err) {
 				t.Fatalf("err = %v, want ErrForeignNextLink", err)
 			}
 			if strings.Contains(err.Error(), "_cursor") || strings.Contains(err.Error(), "localhost") {
@@ -370,7 +373,7 @@ func TestNextLinkOutsideBasePathRejected(t *testing.T) {
 			before := f.count()
 			c, _ := newTestClient(t, f, nil)
 			_, err := collect(c, t.Context())
-			if !errors.Is(err, ErrForeignNextLink) || !IsPermanent(err) {
+			if !errors.Is(err, ErrForeignNextLink) || !retry.IsPermanent(err) {
 				t.Fatalf("err = %v, want ErrForeignNextLink", err)
 			}
 			if got := f.count() - before; got != 1 {
@@ -388,7 +391,7 @@ func TestNextLinkLoop(t *testing.T) {
 	})
 	c, _ := newTestClient(t, f, nil)
 	pages, err := collect(c, t.Context())
-	if !errors.Is(err, ErrNextLinkLoop) || !IsPermanent(err) || f.count() != 2 || len(pages) != 2 {
+	if !errors.Is(err, ErrNextLinkLoop) || !retry.IsPermanent(err) || f.count() != 2 || len(pages) != 2 {
 		t.Fatalf("err %v, requests %d, pages %d", err, f.count(), len(pages))
 	}
 }
@@ -443,7 +446,7 @@ func TestInvalidTargetMakesNoRequest(t *testing.T) {
 	visit := func(Page) error { t.Error("visit called"); return nil }
 	hvisit := func(HistoryPage) error { t.Error("visit called"); return nil }
 	for _, ds := range []string{"", "0123456789ABCDEF0123456789ABCDEF", testDS[:31], testDS + "0", "../../" + testDS[6:], testDS[:30] + "/x", testDS[:31] + "g"} {
-		if err := c.Search(t.Context(), ds, "Observation", t0, t0.Add(time.Second), visit); !errors.Is(err, ErrInvalidDatastoreID) || !IsPermanent(err) {
+		if err := c.Search(t.Context(), ds, "Observation", t0, t0.Add(time.Second), visit); !errors.Is(err, ErrInvalidDatastoreID) || !retry.IsPermanent(err) {
 			t.Errorf("Search datastore %q: %v", ds, err)
 		}
 		if err := c.History(t.Context(), ds, "Observation", t0, hvisit); !errors.Is(err, ErrInvalidDatastoreID) {
@@ -451,7 +454,7 @@ func TestInvalidTargetMakesNoRequest(t *testing.T) {
 		}
 	}
 	for _, rt := range []string{"", "observation", "O", "Observation/../Patient", "Observation?x=1", "Obs%2F", "Observation_history", strings.Repeat("A", 65), "Ob servation"} {
-		if err := c.Search(t.Context(), testDS, rt, t0, t0.Add(time.Second), visit); !errors.Is(err, ErrInvalidResourceType) || !IsPermanent(err) {
+		if err := c.Search(t.Context(), testDS, rt, t0, t0.Add(time.Second), visit); !errors.Is(err, ErrInvalidResourceType) || !retry.IsPermanent(err) {
 			t.Errorf("Search type %q: %v", rt, err)
 		}
 		if err := c.History(t.Context(), testDS, rt, t0, hvisit); !errors.Is(err, ErrInvalidResourceType) {
@@ -508,7 +511,7 @@ func TestResponseChecks(t *testing.T) {
 			f := newFake(t, func(w http.ResponseWriter, r *http.Request, n int) { tc.handle(w) })
 			c, _ := newTestClient(t, f, func(c *Config) { c.MaxPageBytes = 2000 })
 			_, err := collect(c, t.Context())
-			if !errors.Is(err, tc.want) || !IsPermanent(err) || f.count() != 1 {
+			if !errors.Is(err, tc.want) || !retry.IsPermanent(err) || f.count() != 1 {
 				t.Fatalf("err %v (want %v), requests %d", err, tc.want, f.count())
 			}
 			if strings.Contains(err.Error(), "Jane") {
@@ -526,7 +529,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 	c, _ := newTestClient(t, f, nil)
 	_, err := collect(c, t.Context())
 	var se *StatusError
-	if !errors.As(err, &se) || se.StatusCode != http.StatusFound || !IsPermanent(err) || other.count() != 0 {
+	if !errors.As(err, &se) || se.StatusCode != http.StatusFound || !retry.IsPermanent(err) || other.count() != 0 {
 		t.Fatalf("err %v, other server requests %d", err, other.count())
 	}
 	if f.Client().CheckRedirect != nil {
@@ -628,12 +631,12 @@ func TestIsPermanent(t *testing.T) {
 		&StatusError{StatusCode: 400}:                  true,
 		permanent(ErrForeignNextLink):                  true,
 	} {
-		if got := IsPermanent(err); got != want {
-			t.Errorf("IsPermanent(%v) = %v", err, got)
+		if got := retry.IsPermanent(err); got != want {
+			t.Errorf("retry.IsPermanent(%v) = %v", err, got)
 		}
 	}
 	wrapped := errors.Join(errors.New("window 3"), permanent(ErrNextLinkLoop))
-	if !IsPermanent(wrapped) || !errors.Is(wrapped, ErrNextLinkLoop) {
+	if !retry.IsPermanent(wrapped) || !errors.Is(wrapped, ErrNextLinkLoop) {
 		t.Error("wrapped permanent error not recognised")
 	}
 }

@@ -1,7 +1,6 @@
 package fhir
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 )
 
 // DatastorePlaceholder marks where the datastore id goes in Config.Endpoint.
@@ -74,9 +75,9 @@ type Config struct {
 	MaxPages int
 	// MaxPageBytes is the largest response body accepted (after content decoding). Default 32 MiB.
 	MaxPageBytes int64
-	// Sleep waits between attempts; it must return early with ctx.Err() when ctx ends.
-	// Default: a timer that honours ctx. Tests inject one that records the durations.
-	Sleep func(ctx context.Context, d time.Duration) error
+	// Clock is the time of the waits between attempts, of their deadline checks and of
+	// Retry-After dates. Default clock.Real; tests inject a clocktest.Fake.
+	Clock clock.Clock
 	// Rand returns a number in [0, 1) for the jitter. Default math/rand/v2.Float64.
 	Rand func() float64
 	// CountMode selects the count request of Count. Default CountSummary.
@@ -205,25 +206,9 @@ func (c Config) withDefaults() Config {
 	if c.CountMode == "" {
 		c.CountMode = CountSummary
 	}
-	if c.Sleep == nil {
-		c.Sleep = sleepCtx
-	}
+	c.Clock = clock.Or(c.Clock)
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
 	return c
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -51,7 +51,7 @@ func TestNewAppliesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.cfg.PageSize != 100 || c.cfg.MaxAttempts != 8 || c.cfg.MaxPages != DefaultMaxPages ||
-		c.cfg.MaxPageBytes != 32<<20 || c.cfg.Sleep == nil || c.cfg.Rand == nil || c.http.Timeout != DefaultHTTPTimeout {
+		c.cfg.MaxPageBytes != 32<<20 || c.cfg.Clock == nil || c.cfg.Rand == nil || c.http.Timeout != DefaultHTTPTimeout {
 		t.Errorf("defaults not applied: %+v", c.cfg)
 	}
 	u := c.url(testDS, "Observation", nil)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 func TestCountAnswered(t *testing.T) {
@@ -101,7 +103,7 @@ func TestCountErrors(t *testing.T) {
 		f := newFake(t, func(w http.ResponseWriter, r *http.Request, n int) { tc.answer(w, n) })
 		c, _ := newTestClient(t, f, func(c *Config) { c.MaxAttempts = 2 })
 		_, ok, err := c.Count(t.Context(), testDS, "Observation", t0, t0.Add(time.Second))
-		if ok || !errors.Is(err, tc.want) || IsPermanent(err) != tc.permanent || f.count() != tc.requests {
+		if ok || !errors.Is(err, tc.want) || retry.IsPermanent(err) != tc.permanent || f.count() != tc.requests {
 			t.Errorf("%s: ok %v, err %v, requests %d", name, ok, err, f.count())
 		}
 	}
@@ -115,8 +117,8 @@ func TestCountErrors(t *testing.T) {
 		writeJSON(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": 5})
 	})
 	c, rec := newTestClient(t, f, nil)
-	if n, ok, err := c.Count(t.Context(), testDS, "Observation", t0, t0.Add(time.Second)); n != 5 || !ok || err != nil || !slices.Equal(rec.sleeps, []time.Duration{2 * time.Second}) {
-		t.Errorf("after 429: n %d, ok %v, err %v, sleeps %v", n, ok, err, rec.sleeps)
+	if n, ok, err := c.Count(t.Context(), testDS, "Observation", t0, t0.Add(time.Second)); n != 5 || !ok || err != nil || !slices.Equal(rec.clock.Waits(), []time.Duration{2 * time.Second}) {
+		t.Errorf("after 429: n %d, ok %v, err %v, sleeps %v", n, ok, err, rec.clock.Waits())
 	}
 	// Invalid arguments make no request.
 	if _, _, err := c.Count(t.Context(), "../x", "Observation", t0, t0.Add(time.Second)); !errors.Is(err, ErrInvalidDatastoreID) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // Error classes, matched with errors.Is; Reason names them. Every error of this package is in
@@ -174,33 +176,16 @@ func (e *StatusError) Unwrap() error {
 	}
 }
 
-// permanentError marks an error that a later retry of the same call cannot fix.
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-func permanent(err error) error { return &permanentError{err: err} }
+// permanent marks err as one that a later retry of the same call cannot fix.
+func permanent(err error) error { return retry.Permanent(err) }
 
 func permanentf(sentinel error, format string, args ...any) error {
 	return permanent(fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...))
 }
 
-// IsPermanent reports whether err says that retrying the same call later cannot help: a
-// rejected request (4xx other than 429), a next link or page the client refuses, an invalid
-// argument. Context errors, network errors and retryable statuses that ran out of attempts are
-// not permanent; nil is not permanent.
-func IsPermanent(err error) bool {
-	if err == nil {
-		return false
-	}
-	var pe *permanentError
-	if errors.As(err, &pe) {
-		return true
-	}
-	var se *StatusError
-	if errors.As(err, &se) {
-		return !se.Retryable
-	}
-	return false
-}
+// IsPermanent is !e.Retryable, for retry.IsPermanent: a rejected request (4xx other than
+// 429) is permanent; a retryable status that ran out of attempts is not. Callers ask
+// retry.IsPermanent(err), which also knows this package's other permanent errors (a next link
+// or page the client refuses, an invalid argument); context and network errors are not
+// permanent.
+func (e *StatusError) IsPermanent() bool { return !e.Retryable }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // Every HTTP answer a search can get maps to one class, a stable reason, and the right retry
@@ -53,8 +55,8 @@ func TestStatusClasses(t *testing.T) {
 			})
 			c, _ := newTestClient(t, f, func(c *Config) { c.MaxAttempts = 3 })
 			_, err := collect(c, t.Context())
-			if !errors.Is(err, tc.class) || Reason(err) != tc.reason || IsPermanent(err) != tc.permanent {
-				t.Fatalf("err %v: class %v, reason %q (want %q), permanent %v", err, errors.Is(err, tc.class), Reason(err), tc.reason, IsPermanent(err))
+			if !errors.Is(err, tc.class) || Reason(err) != tc.reason || retry.IsPermanent(err) != tc.permanent {
+				t.Fatalf("err %v: class %v, reason %q (want %q), permanent %v", err, errors.Is(err, tc.class), Reason(err), tc.reason, retry.IsPermanent(err))
 			}
 			wantRequests := 1
 			if !tc.permanent {
@@ -92,7 +94,7 @@ func TestHistoryUnsupportedIsItsOwnClass(t *testing.T) {
 		})
 		c, _ := newTestClient(t, f, nil)
 		err := c.HistoryRange(t.Context(), testDS, "Observation", t0, t0.Add(time.Second), func(HistoryPage) error { return nil })
-		if Reason(err) != tc.want || errors.Is(err, ErrHistoryUnsupported) != (tc.want == "history-unsupported") || !IsPermanent(err) {
+		if Reason(err) != tc.want || errors.Is(err, ErrHistoryUnsupported) != (tc.want == "history-unsupported") || !retry.IsPermanent(err) {
 			t.Errorf("%d %s: err %v, reason %q, want %q", tc.status, tc.issue, err, Reason(err), tc.want)
 		}
 		if tc.want == "history-unsupported" && !errors.Is(err, ErrUnsupported) {
@@ -154,7 +156,7 @@ func TestReasonOfClientSideErrors(t *testing.T) {
 		if got := Reason(err); got != strings.TrimSpace(want) {
 			t.Errorf("Reason(%v) = %q, want %q", err, got, want)
 		}
-		if want != "other" && want != "network" && want != "canceled" && !IsPermanent(err) {
+		if want != "other" && want != "network" && want != "canceled" && !retry.IsPermanent(err) {
 			t.Errorf("%s: %v is not permanent", want, err)
 		}
 	}

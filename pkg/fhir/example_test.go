@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // A client for HealthLake signs with the credentials of the program's aws.Config and reads a
@@ -38,7 +39,7 @@ func ExampleClient_Search() {
 			}
 			return nil
 		})
-	if fhir.IsPermanent(err) {
+	if retry.IsPermanent(err) {
 		log.Printf("window cannot succeed: %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 )
 
 const testDS = "0123456789abcdef0123456789abcdef"
@@ -44,18 +46,12 @@ func (f *fakeFHIR) count() int {
 
 func (f *fakeFHIR) base(ds string) string { return f.URL + "/datastore/" + ds + "/r4/" }
 
-// recorder injects Sleep (records, never waits) and OnRequest.
+// recorder injects a clock that jumps over every wait (clock.Waits lists them) and OnRequest.
+// The clock starts at the real time, because the client compares it with ctx's deadline.
 type recorder struct {
+	clock    *clocktest.Fake
 	mu       sync.Mutex
-	sleeps   []time.Duration
 	statuses []int
-}
-
-func (r *recorder) sleep(ctx context.Context, d time.Duration) error {
-	r.mu.Lock()
-	r.sleeps = append(r.sleeps, d)
-	r.mu.Unlock()
-	return ctx.Err()
 }
 
 func (r *recorder) onRequest(_ string, status int, _ time.Duration) {
@@ -66,13 +62,13 @@ func (r *recorder) onRequest(_ string, status int, _ time.Duration) {
 
 func newTestClient(t *testing.T, f *fakeFHIR, mod func(*Config)) (*Client, *recorder) {
 	t.Helper()
-	rec := &recorder{}
+	rec := &recorder{clock: clocktest.NewAuto(time.Now())}
 	cfg := Config{
 		Endpoint:    f.URL + "/datastore/{datastoreId}/r4/",
 		HTTPClient:  f.Client(),
 		BaseBackoff: 100 * time.Millisecond,
 		MaxBackoff:  time.Second,
-		Sleep:       rec.sleep,
+		Clock:       rec.clock,
 		Rand:        func() float64 { return 0.5 },
 		OnRequest:   rec.onRequest,
 	}

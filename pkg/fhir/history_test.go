@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // historyServer serves 30 entries, one per second from t0 (ids h0..h29, the delete of h5
@@ -195,7 +197,7 @@ func TestVRead(t *testing.T) {
 	}
 	for version, want := range map[string]string{"3": "malformed-resource", "4": "gone", "5": "malformed-resource", "9": "not-found"} {
 		_, err := c.VRead(t.Context(), testDS, "Observation", "o-1", version)
-		if Reason(err) != want || !IsPermanent(err) || strings.Contains(err.Error(), "o-1") {
+		if Reason(err) != want || !retry.IsPermanent(err) || strings.Contains(err.Error(), "o-1") {
 			t.Errorf("version %s: %v (reason %q, want %q)", version, err, Reason(err), want)
 		}
 	}

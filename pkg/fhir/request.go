@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -14,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 const (
@@ -26,43 +27,33 @@ var issueCodePattern = regexp.MustCompile(`^[a-z][a-z-]{0,31}$`)
 
 // get fetches one page, retrying what may succeed later, and returns its body.
 func (c *Client) get(ctx context.Context, op string, u *url.URL) ([]byte, error) {
-	for attempt := 1; ; attempt++ {
-		body, retryAfter, err := c.attempt(ctx, op, u)
+	var body []byte
+	attempts := 0
+	err := c.retry.Do(ctx, func(ctx context.Context, attempt int) error {
+		b, retryAfter, err := c.attempt(ctx, op, u)
+		attempts = attempt
 		if err == nil {
-			return body, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("fhir %s: %w", op, ctx.Err())
+			body = b
+			return nil
 		}
 		var se *StatusError
-		isStatus := errors.As(err, &se)
-		if isStatus {
+		if errors.As(err, &se) {
 			se.Attempts = attempt
 		}
-		if IsPermanent(err) || attempt >= c.cfg.MaxAttempts {
-			if !isStatus && !IsPermanent(err) {
-				err = fmt.Errorf("%w (after %d attempts)", err, attempt)
-			}
-			return nil, err
-		}
-		delay := c.backoff(attempt, retryAfter)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
-			// Waiting past the deadline cannot succeed; say why instead of "deadline exceeded".
-			return nil, fmt.Errorf("%w (next attempt due after the context deadline)", err)
-		}
-		if err := c.cfg.Sleep(ctx, delay); err != nil {
-			return nil, fmt.Errorf("fhir %s: %w", op, err)
-		}
+		return retry.After(err, retryAfter)
+	})
+	var se *StatusError
+	switch {
+	case err == nil:
+		return body, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("fhir %s: %w", op, ctx.Err())
+	case errors.Is(err, retry.ErrExhausted) && !errors.As(err, &se):
+		// A StatusError counts its attempts itself.
+		return nil, fmt.Errorf("%w (after %d attempts)", err, attempts)
 	}
-}
-
-// backoff is full jitter over an exponential ceiling, but never less than the server's
-// Retry-After: retrying earlier only earns another 429.
-func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	ceiling := float64(c.cfg.BaseBackoff) * math.Pow(2, float64(attempt-1))
-	ceiling = math.Min(ceiling, float64(c.cfg.MaxBackoff))
-	d := time.Duration(c.cfg.Rand() * ceiling)
-	return max(d, retryAfter)
+	// Permanent, or the next attempt was due after the deadline: Do's error says which.
+	return nil, err
 }
 
 // attempt makes one request. It returns the body of a 2xx JSON response, or an error and the

@@ -14,6 +14,8 @@ import (
 	kcli "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 )
 
 // checkpointWriteTimeout bounds one checkpoint write to the lease table.
@@ -171,7 +173,7 @@ func (f processorFactory) CreateProcessor() kcli.IRecordProcessor {
 		maxOutstanding: outstandingFactor * c.cfg.MaxInFlightPerShard,
 		interval:       c.cfg.CheckpointInterval,
 		grace:          c.cfg.ShutdownGrace,
-		clock:          realClock,
+		clock:          clock.Real{},
 		ctx:            c.stopCtx,
 		fail:           c.fail,
 		mon:            c.mon,

@@ -15,15 +15,9 @@ import (
 	kcli "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/ack"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
-
-// clock is the time a processor sees; tests replace it.
-type clock struct {
-	now   func() time.Time
-	after func(time.Duration) <-chan time.Time
-}
-
-var realClock = clock{now: time.Now, after: time.After}
 
 // processorConfig is what every shard's processor shares.
 type processorConfig struct {
@@ -34,7 +28,7 @@ type processorConfig struct {
 	maxOutstanding int
 	interval       time.Duration // least time between checkpoint writes
 	grace          time.Duration // wait for in-flight acks on a requested shutdown
-	clock          clock
+	clock          clock.Clock   // the time a processor sees; tests inject a clocktest.Fake
 	// ctx ends when the consumer stops taking records; Handle gets it.
 	ctx context.Context
 	// fail reports a Handler error; the consumer stops.
@@ -95,7 +89,7 @@ func (p *processor) Initialize(in *kcli.InitializationInput) {
 	if in.ExtendedSequenceNumber != nil {
 		p.written = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
 	}
-	p.lastWrite = p.clock.now()
+	p.lastWrite = p.clock.Now()
 	p.mon.track(p.shardID, p.tracker)
 	p.leaseCtx, p.cancelLease = context.WithCancelCause(p.ctx)
 	if p.leases != nil {
@@ -175,9 +169,9 @@ func (p *processor) handOver(cp kcli.IRecordProcessorCheckpointer) {
 	}
 	p.handedOver, p.stopped = true, true
 	reason := p.lease.why()
-	wait := min(p.grace, p.lease.leaseLeft(p.clock.now())-2*p.leaseMargin)
+	wait := min(p.grace, p.lease.leaseLeft(p.clock.Now())-2*p.leaseMargin)
 	if wait > 0 && !errors.Is(reason, ErrLeaseLost) && !errors.Is(reason, errReaderEnded) {
-		p.waitAcked(cp, p.clock.after(wait), p.ctx.Done())
+		p.waitAcked(cp, wait, p.ctx.Done())
 	}
 	if !errors.Is(reason, ErrLeaseLost) {
 		p.maybeCheckpoint(cp, true)
@@ -267,16 +261,23 @@ func (p *processor) waitForRoom(cp kcli.IRecordProcessorCheckpointer) bool {
 	return true
 }
 
-// waitAcked waits until every taken record is done, or until deadline or cancel; it reports
-// whether all are done. Meanwhile it keeps checkpointing the acked prefix, so a long wait
-// (a shard end waiting on a slow window) does not hold the checkpoint back.
-func (p *processor) waitAcked(cp kcli.IRecordProcessorCheckpointer, deadline <-chan time.Time, cancel <-chan struct{}) bool {
-	tick := p.clock.after(p.interval)
+// waitAcked waits until every taken record is done, or until limit passed (0: no limit) or
+// cancel; it reports whether all are done. Meanwhile it keeps checkpointing the acked prefix,
+// so a long wait (a shard end waiting on a slow window) does not hold the checkpoint back.
+func (p *processor) waitAcked(cp kcli.IRecordProcessorCheckpointer, limit time.Duration, cancel <-chan struct{}) bool {
+	var deadline <-chan time.Time // nil: never
+	if limit > 0 {
+		t := p.clock.NewTimer(limit)
+		defer t.Stop()
+		deadline = t.C()
+	}
+	tick := p.clock.NewTimer(p.interval)
+	defer tick.Stop()
 	for p.tracker.Pending() {
 		select {
 		case <-p.acked:
-		case <-tick:
-			tick = p.clock.after(p.interval)
+		case <-tick.C():
+			tick.Reset(p.interval)
 		case <-deadline:
 			return !p.tracker.Pending()
 		case <-cancel:
@@ -294,7 +295,7 @@ func (p *processor) maybeCheckpoint(cp kcli.IRecordProcessorCheckpointer, force 
 	if !ok || seq == p.written {
 		return
 	}
-	now := p.clock.now()
+	now := p.clock.Now()
 	if !force && now.Sub(p.lastWrite) < p.interval {
 		return
 	}
@@ -340,14 +341,14 @@ func (p *processor) Shutdown(in *kcli.ShutdownInput) {
 	defer p.cancelLease(nil)
 	all := false
 	if in.ShutdownReason == kcli.TERMINATE && !p.dropped {
-		all = p.waitAcked(in.Checkpointer, nil, p.leaseCtx.Done())
+		all = p.waitAcked(in.Checkpointer, 0, p.leaseCtx.Done())
 	}
 	if p.leaseEnding() {
 		p.handOver(in.Checkpointer)
 		return
 	}
 	if !all {
-		all = p.waitAcked(in.Checkpointer, p.clock.after(p.grace), nil)
+		all = p.waitAcked(in.Checkpointer, p.grace, nil)
 	}
 	if in.ShutdownReason == kcli.TERMINATE && all && !p.dropped {
 		p.endShard(in.Checkpointer)
@@ -358,28 +359,36 @@ func (p *processor) Shutdown(in *kcli.ShutdownInput) {
 		"checkpoint", p.written, "inFlight", p.tracker.InFlight())
 }
 
-// endShard writes SHARD_END, retrying a few times: until it is written the children wait.
+// endShardPolicy bounds the attempts to write SHARD_END: until it is written the children
+// wait, but a worker that cannot write it leaves it to the shard's next owner. No jitter:
+// one writer per shard, nobody to spread the retries from.
+var endShardPolicy = retry.Policy{Base: 250 * time.Millisecond, Max: 500 * time.Millisecond, MaxAttempts: 3, Rand: func() float64 { return 1 }}
+
+// endShard writes SHARD_END, retrying a few times (endShardPolicy); a lost lease stops it at
+// once.
 func (p *processor) endShard(cp kcli.IRecordProcessorCheckpointer) {
-	backoff := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	policy := endShardPolicy
+	policy.Clock = p.clock
+	// Not p.ctx: the consumer may be stopping already, and the shard end is worth writing then
+	// too; the attempts are bounded.
+	err := policy.Do(context.WithoutCancel(p.ctx), func(context.Context, int) error {
 		err := cp.Checkpoint(nil)
 		if p.hooks.OnCheckpoint != nil {
 			p.hooks.OnCheckpoint(p.shardID, ShardEnd, err)
 		}
-		if err == nil {
-			p.written = ShardEnd
-			p.log.Info("shard ended", "shard", p.shardID)
-			return
+		if errors.Is(err, ErrLeaseLost) {
+			return retry.Permanent(err)
 		}
-		if errors.Is(err, ErrLeaseLost) || attempt == 3 {
-			// The next owner reads the shard's tail again and ends it; save it what we can.
-			p.log.Warn("could not end shard", "shard", p.shardID, "err", err)
-			if !errors.Is(err, ErrLeaseLost) {
-				p.maybeCheckpoint(cp, true)
-			}
-			return
-		}
-		<-p.clock.after(backoff)
-		backoff *= 2
+		return err
+	})
+	if err == nil {
+		p.written = ShardEnd
+		p.log.Info("shard ended", "shard", p.shardID)
+		return
+	}
+	// The next owner reads the shard's tail again and ends it; save it what we can.
+	p.log.Warn("could not end shard", "shard", p.shardID, "err", err)
+	if !errors.Is(err, ErrLeaseLost) {
+		p.maybeCheckpoint(cp, true)
 	}
 }

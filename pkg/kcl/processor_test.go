@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	kcli "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 )
 
 func seqOf(i int) string { return fmt.Sprintf("4959%052d", i) }
@@ -35,12 +37,15 @@ type fakeCheckpointer struct {
 	mu     sync.Mutex
 	writes []string // "SHARD_END" for Checkpoint(nil)
 	err    error
+	fails  int // the first fails calls fail with err, when set; else every call does
+	calls  int
 }
 
 func (f *fakeCheckpointer) Checkpoint(seq *string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.err != nil {
+	f.calls++
+	if f.err != nil && (f.fails == 0 || f.calls <= f.fails) {
 		return f.err
 	}
 	if seq == nil {
@@ -61,40 +66,13 @@ func (f *fakeCheckpointer) got() []string {
 	return slices.Clone(f.writes)
 }
 
-// fakeClock: now is set by the test; timers fire when the test fires their duration.
-type fakeClock struct {
-	mu     sync.Mutex
-	t      time.Time
-	timers map[time.Duration][]chan time.Time
-}
-
-func (c *fakeClock) after(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.timers[d] = append(c.timers[d], ch)
-	return ch
-}
-
-// fire fires the timers of duration d started so far.
-func (c *fakeClock) fire(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, ch := range c.timers[d] {
-		ch <- c.t
-	}
-	delete(c.timers, d)
-}
-
-// waitTimer waits until a timer of duration d is started.
-func (c *fakeClock) waitTimer(t *testing.T, d time.Duration) {
+// waitTimer waits until the processor armed a timer of d from now on c, and it is the next
+// to fire.
+func waitTimer(t *testing.T, c *clocktest.Fake, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c.mu.Lock()
-		n := len(c.timers[d])
-		c.mu.Unlock()
-		if n > 0 {
+		if at, ok := c.NextDeadline(); ok && at.Equal(c.Now().Add(d)) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -102,18 +80,6 @@ func (c *fakeClock) waitTimer(t *testing.T, d time.Duration) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 // holdingHandler keeps every record's done func for the test to call.
@@ -158,7 +124,7 @@ type harness struct {
 	p      *processor
 	h      *holdingHandler
 	cp     *fakeCheckpointer
-	clock  *fakeClock
+	clock  *clocktest.Fake
 	cancel context.CancelFunc
 	failed chan error
 }
@@ -170,7 +136,7 @@ func newHarness(t *testing.T, maxInFlight int) *harness {
 	hs := &harness{
 		h:      newHoldingHandler(),
 		cp:     &fakeCheckpointer{},
-		clock:  &fakeClock{t: time.Unix(1_700_000_000, 0), timers: map[time.Duration][]chan time.Time{}},
+		clock:  clocktest.New(time.Unix(1_700_000_000, 0)),
 		cancel: cancel,
 		failed: make(chan error, 10),
 	}
@@ -181,7 +147,7 @@ func newHarness(t *testing.T, maxInFlight int) *harness {
 		maxOutstanding: outstandingFactor * maxInFlight,
 		interval:       5 * time.Second,
 		grace:          time.Second,
-		clock:          clock{now: hs.clock.now, after: hs.clock.after},
+		clock:          hs.clock,
 		ctx:            ctx,
 		fail:           func(err error) { hs.failed <- err },
 	})
@@ -196,7 +162,7 @@ func (hs *harness) process(recs []types.Record) {
 
 // idle is an empty poll after CheckpointInterval, which writes the checkpoint if it moved.
 func (hs *harness) idle() {
-	hs.clock.advance(5 * time.Second)
+	hs.clock.Advance(5 * time.Second)
 	hs.process(nil)
 }
 
@@ -269,10 +235,10 @@ func TestProcessorCheckpointInterval(t *testing.T) {
 	hs.process(records(1, 3))
 	hs.h.ack(0, 1, 2)
 	hs.process(nil)
-	hs.clock.advance(4 * time.Second)
+	hs.clock.Advance(4 * time.Second)
 	hs.process(nil)
 	equal(t, "writes before the interval", hs.cp.got(), nil)
-	hs.clock.advance(time.Second)
+	hs.clock.Advance(time.Second)
 	hs.process(nil)
 	equal(t, "writes after the interval", hs.cp.got(), []string{seqOf(3)})
 }
@@ -292,7 +258,7 @@ func TestProcessorBackpressure(t *testing.T) {
 	if n := hs.h.count(); n != 3 {
 		t.Fatalf("handed %d records after one ack, want 3", n)
 	}
-	hs.clock.advance(5 * time.Second)
+	hs.clock.Advance(5 * time.Second)
 	hs.h.ack(0) // prefix 1-2 done: checkpointed while still blocked
 	<-hs.h.more
 	blocked(t, done, "ProcessRecords with 2 in flight")
@@ -330,6 +296,49 @@ func TestProcessorTerminateWaitsForAllAcks(t *testing.T) {
 	equal(t, "writes", hs.cp.got(), []string{ShardEnd})
 }
 
+// SHARD_END is retried on endShardPolicy: a failure that may pass is retried after 250 ms and
+// 500 ms of the clock, a lost lease stops at once, and after 3 attempts the worker keeps the
+// acked prefix (here failing too) and leaves the shard end to the next owner.
+func TestProcessorEndShardRetries(t *testing.T) {
+	throttled := errors.New("checkpoint: throttled")
+	for _, tc := range []struct {
+		name   string
+		fails  int
+		err    error
+		waits  []time.Duration
+		calls  int
+		writes []string
+	}{
+		{"transient", 2, throttled, []time.Duration{250 * time.Millisecond, 500 * time.Millisecond}, 3, []string{ShardEnd}},
+		{"lease lost", 0, fmt.Errorf("checkpoint: %w", ErrLeaseLost), nil, 1, nil},
+		{"gives up", 0, throttled, []time.Duration{250 * time.Millisecond, 500 * time.Millisecond}, 4, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := newHarness(t, 100)
+			hs.process(records(1, 2))
+			hs.h.ack(0, 1)
+			hs.cp.err, hs.cp.fails = tc.err, tc.fails
+			done := async(func() { hs.p.Shutdown(&kcli.ShutdownInput{ShutdownReason: kcli.TERMINATE, Checkpointer: hs.cp}) })
+			for _, d := range tc.waits {
+				waitTimer(t, hs.clock, d)
+				blocked(t, done, "Shutdown(TERMINATE) between SHARD_END attempts")
+				hs.clock.Advance(d)
+			}
+			returns(t, done, "Shutdown(TERMINATE)")
+			hs.cp.mu.Lock()
+			calls := hs.cp.calls
+			hs.cp.mu.Unlock()
+			if calls != tc.calls {
+				t.Errorf("%d checkpoint calls, want %d", calls, tc.calls)
+			}
+			equal(t, "writes", hs.cp.got(), tc.writes)
+			if tc.writes == nil && hs.p.written == ShardEnd {
+				t.Error("the shard is recorded as ended")
+			}
+		})
+	}
+}
+
 func TestProcessorTerminateInterruptedByStop(t *testing.T) {
 	hs := newHarness(t, 100)
 	hs.process(records(1, 3))
@@ -339,8 +348,8 @@ func TestProcessorTerminateInterruptedByStop(t *testing.T) {
 	hs.cancel() // the consumer stops: wait out the grace period, then keep what is acked
 	blocked(t, done, "Shutdown(TERMINATE) in its grace period")
 	hs.h.ack(1)
-	hs.clock.waitTimer(t, time.Second)
-	hs.clock.fire(time.Second) // the grace period ends
+	waitTimer(t, hs.clock, time.Second)
+	hs.clock.Advance(time.Second) // the grace period ends
 	returns(t, done, "Shutdown(TERMINATE)")
 	equal(t, "writes", hs.cp.got(), []string{seqOf(2)})
 }
@@ -354,8 +363,8 @@ func TestProcessorRequestedCheckpointsAckedPrefixAfterGrace(t *testing.T) {
 	blocked(t, done, "Shutdown(REQUESTED) in its grace period")
 	hs.h.ack(1)
 	blocked(t, done, "Shutdown(REQUESTED) in its grace period")
-	hs.clock.waitTimer(t, time.Second)
-	hs.clock.fire(time.Second) // the grace period ends
+	waitTimer(t, hs.clock, time.Second)
+	hs.clock.Advance(time.Second) // the grace period ends
 	returns(t, done, "Shutdown(REQUESTED)")
 	equal(t, "writes", hs.cp.got(), []string{seqOf(3)}) // never SHARD_END, never past record 4
 }
@@ -388,8 +397,8 @@ func TestProcessorHandlerErrorStopsShard(t *testing.T) {
 	// Records 3-7 were never taken, so the shard must not be ended even though every taken
 	// record is acked.
 	done := async(func() { hs.p.Shutdown(&kcli.ShutdownInput{ShutdownReason: kcli.TERMINATE, Checkpointer: hs.cp}) })
-	hs.clock.waitTimer(t, time.Second)
-	hs.clock.fire(time.Second) // the grace period ends
+	waitTimer(t, hs.clock, time.Second)
+	hs.clock.Advance(time.Second) // the grace period ends
 	returns(t, done, "Shutdown(TERMINATE)")
 	equal(t, "writes", hs.cp.got(), []string{seqOf(2)})
 }
@@ -399,7 +408,7 @@ func TestProcessorLeaseLostStopsShard(t *testing.T) {
 	hs.process(records(1, 2))
 	hs.h.ack(0, 1)
 	hs.cp.err = fmt.Errorf("checkpoint: %w", ErrLeaseLost)
-	hs.clock.advance(5 * time.Second)
+	hs.clock.Advance(5 * time.Second)
 	hs.process(records(3, 2)) // its checkpoint fails: the records after it are still handed
 	hs.process(records(5, 2))
 	if n := hs.h.count(); n != 4 {
@@ -474,10 +483,9 @@ func TestProcessorTerminateCheckpointsWhileWaiting(t *testing.T) {
 	hs.process(records(1, 3))
 	hs.h.ack(0, 1)
 	done := async(func() { hs.p.Shutdown(&kcli.ShutdownInput{ShutdownReason: kcli.TERMINATE, Checkpointer: hs.cp}) })
-	hs.clock.waitTimer(t, 5*time.Second)
-	hs.clock.advance(5 * time.Second)
-	hs.clock.fire(5 * time.Second) // a checkpoint interval passes with record 3 still in flight
-	hs.clock.waitTimer(t, 5*time.Second)
+	waitTimer(t, hs.clock, 5*time.Second)
+	hs.clock.Advance(5 * time.Second) // a checkpoint interval passes with record 3 still in flight
+	waitTimer(t, hs.clock, 5*time.Second)
 	blocked(t, done, "Shutdown(TERMINATE) with a record in flight")
 	equal(t, "writes while waiting", hs.cp.got(), []string{seqOf(2)})
 	hs.h.ack(2)

@@ -11,6 +11,7 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 )
@@ -20,7 +21,7 @@ import (
 // "done" is Duplicate, another owner's token is Pending; MarkDone sets done for the dedup
 // TTL; Release deletes only a claim that is still ours.
 type fakeDedup struct {
-	clock    *fakeClock
+	clock    *clocktest.Fake
 	claimTTL time.Duration
 	doneTTL  time.Duration
 
@@ -35,7 +36,7 @@ type claim struct {
 	expires time.Time
 }
 
-func newFakeDedup(c *fakeClock) *fakeDedup {
+func newFakeDedup(c *clocktest.Fake) *fakeDedup {
 	return &fakeDedup{clock: c, claimTTL: 5 * time.Second, doneTTL: 24 * time.Hour, claims: make(map[dedup.Identity]claim)}
 }
 

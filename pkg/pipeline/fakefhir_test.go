@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // fakeFHIR is a FHIR server's data in memory, answering the pipeline's Searcher and Counter
@@ -22,7 +24,7 @@ import (
 // counts delay after it was written (history sees it at once). Tests choose errors per call
 // (fail), make counts ignored, and repeat entries within a page.
 type fakeFHIR struct {
-	clock *fakeClock
+	clock *clocktest.Fake
 
 	mu        sync.Mutex
 	resources map[coalesce.Key]map[string][]version // id → versions, oldest first
@@ -60,7 +62,7 @@ type version struct {
 	deleted   bool
 }
 
-func newFakeFHIR(c *fakeClock) *fakeFHIR {
+func newFakeFHIR(c *clocktest.Fake) *fakeFHIR {
 	return &fakeFHIR{
 		clock: c, pageSize: 100,
 		resources: make(map[coalesce.Key]map[string][]version),
@@ -328,8 +330,8 @@ func realFHIRErrors(t *testing.T) fhirErrors {
 	// Each class is what its name says, as the pipeline will classify it.
 	for name, err := range out {
 		permanent := name != "throttled" && name != "server-error" && name != "network"
-		if fhir.IsPermanent(err) != permanent || fhir.Reason(err) != name {
-			t.Fatalf("%s: got %v (permanent %v, reason %q)", name, err, fhir.IsPermanent(err), fhir.Reason(err))
+		if retry.IsPermanent(err) != permanent || fhir.Reason(err) != name {
+			t.Fatalf("%s: got %v (permanent %v, reason %q)", name, err, retry.IsPermanent(err), fhir.Reason(err))
 		}
 	}
 	return out

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
@@ -22,7 +23,7 @@ import (
 // to it through its own view (as), which carries its owner token, as a timeline.Store does.
 // The state TTL is long in every test and not modelled.
 type fakeTimelines struct {
-	clock    *fakeClock
+	clock    *clocktest.Fake
 	leaseTTL time.Duration
 	stateTTL time.Duration
 
@@ -59,7 +60,7 @@ type fakeKey struct {
 	latest          map[string]int64 // resource id → lastUpdated (ms)
 }
 
-func newFakeTimelines(c *fakeClock) *fakeTimelines {
+func newFakeTimelines(c *clocktest.Fake) *fakeTimelines {
 	return &fakeTimelines{
 		clock: c, leaseTTL: 5 * time.Second, stateTTL: 24 * time.Hour,
 		keys: make(map[coalesce.Key]*fakeKey), verifyDue: make(map[coalesce.Key]int64),

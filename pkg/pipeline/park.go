@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
@@ -105,21 +104,19 @@ func (p *Pipeline) recovered(k coalesce.Key) {
 // report puts one operational event on the bus, retrying what a retry can mend; an entry
 // EventBridge refuses for good is logged and counted, not looped on.
 func (p *Pipeline) report(ctx context.Context, e ebtypes.PutEventsRequestEntry) error {
-	backoff := p.cfg.MinBackoff
-	for {
+	policy := p.backoff()
+	for n := 1; ; n++ {
 		err := p.parts.Emitter.Emit(ctx, []ebtypes.PutEventsRequestEntry{e})[0]
 		switch {
 		case err == nil:
 			return nil
-		case bus.IsPermanent(err):
+		case retry.IsPermanent(err):
 			p.stats.EmitFailed.Add(1)
 			p.cfg.Logger.ErrorContext(ctx, "report refused by EventBridge", "detailType", *e.DetailType, "error", err)
 			return nil
 		}
-		wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
-		backoff = min(backoff*2, p.cfg.MaxBackoff)
-		if serr := clock.Sleep(ctx, p.cfg.Clock, wait); serr != nil {
-			return fmt.Errorf("report: %w", errors.Join(err, serr))
+		if werr := policy.Wait(ctx, n, 0); werr != nil {
+			return fmt.Errorf("report: %w", errors.Join(err, werr))
 		}
 	}
 }
@@ -164,7 +161,7 @@ func (p *Pipeline) retryParked(ctx context.Context, pk timeline.Parked) {
 	}
 	pk.Attempts++
 	pk.LastTry = p.cfg.Clock.Now()
-	if fhir.IsPermanent(err) {
+	if retry.IsPermanent(err) {
 		pk.Reason = fhir.Reason(err)
 	}
 	_ = tls.Park(ctx, pk)

@@ -2,13 +2,12 @@ package pipeline
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // reportRejects puts a "HealthLake CDC Record Rejected" event on the bus for every rejected
@@ -48,8 +47,8 @@ func (p *Pipeline) flushRejects(ctx context.Context, batch []rejectMsg) error {
 	for i := range batch {
 		todo[i] = i
 	}
-	backoff := p.cfg.MinBackoff
-	for len(todo) > 0 {
+	policy := p.backoff()
+	for n := 1; len(todo) > 0; n++ {
 		entries := make([]ebtypes.PutEventsRequestEntry, len(todo))
 		for j, i := range todo {
 			m := batch[i]
@@ -63,7 +62,7 @@ func (p *Pipeline) flushRejects(ctx context.Context, batch []rejectMsg) error {
 			case err == nil:
 				p.stats.RejectsReported.Add(1)
 				batch[i].done()
-			case bus.IsPermanent(err):
+			case retry.IsPermanent(err):
 				p.stats.EmitFailed.Add(1)
 				p.cfg.Logger.Error("rejected-record report refused by EventBridge; acking the record anyway",
 					"shard", batch[i].shard, "sequenceNumber", batch[i].seq, "error", err)
@@ -74,9 +73,7 @@ func (p *Pipeline) flushRejects(ctx context.Context, batch []rejectMsg) error {
 		}
 		todo = again
 		if len(todo) > 0 {
-			wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
-			backoff = min(backoff*2, p.cfg.MaxBackoff)
-			if err := clock.Sleep(ctx, p.cfg.Clock, wait); err != nil {
+			if err := policy.Wait(ctx, n, 0); err != nil {
 				return err
 			}
 		}

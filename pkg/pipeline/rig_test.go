@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
@@ -40,7 +41,7 @@ var (
 // (pipelines) running on it.
 type rig struct {
 	t       *testing.T
-	clock   *fakeClock
+	clock   *clocktest.Fake
 	tl      *fakeTimelines
 	fhir    *fakeFHIR
 	dedup   *fakeDedup
@@ -77,7 +78,7 @@ func unit(t *testing.T, config func(*pipeline.Config), f func(t *testing.T, r *r
 }
 
 func newRig(t *testing.T, config func(*pipeline.Config)) *rig {
-	c := newFakeClock(t0)
+	c := clocktest.New(t0)
 	r := &rig{
 		t: t, clock: c, tl: newFakeTimelines(c), fhir: newFakeFHIR(c), dedup: newFakeDedup(c),
 		bus: &fakeBus{}, logs: &syncBuffer{},

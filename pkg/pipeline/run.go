@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
@@ -95,7 +95,7 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 			// No hint asked for this range: count it first, read it only on a mismatch.
 			p.stats.SweepRanges.Add(1)
 			var err error
-			if skip, err = p.countSkips(ctx, k, c); err != nil && !fhir.IsPermanent(err) {
+			if skip, err = p.countSkips(ctx, k, c); err != nil && !retry.IsPermanent(err) {
 				res.tl = tl
 				return p.endRun(ctx, span, res, err)
 			}
@@ -108,7 +108,7 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 			switch {
 			case err == nil:
 				p.recovered(k)
-			case errors.Is(err, errPendingClaims) || !fhir.IsPermanent(err):
+			case errors.Is(err, errPendingClaims) || !retry.IsPermanent(err):
 				res.tl = tl
 				return p.endRun(ctx, span, res, err)
 			default:

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +42,7 @@ type keyState struct {
 	more    bool
 	running bool
 	next    time.Time
-	backoff time.Duration
+	fails   int // runs failed in a row, for the backoff
 	hints   int // hints since the last run, for the run's span and histogram
 	links   []trace.SpanContext
 	linkSet map[trace.SpanID]struct{}
@@ -128,6 +127,7 @@ type wideResolved struct {
 // schedule owns the keys' states: it files hints, acks them as timelines cover them, and
 // starts one run per key and cadence. Runs join wg, which Run waits on.
 func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
+	policy := p.backoff()
 	keys := make(map[coalesce.Key]*keyState)
 	results := make(chan runResult)
 	var wide []wideHint
@@ -236,15 +236,15 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 				for _, h := range r.unsynced.Hinted {
 					ks.hinted.Add(h)
 				}
-				ks.backoff = min(max(ks.backoff*2, p.cfg.MinBackoff), p.cfg.MaxBackoff)
 				// Full jitter keeps workers that failed together from retrying together.
-				ks.next = now.Add(time.Duration(rand.Int64N(int64(ks.backoff))) + time.Millisecond)
+				ks.fails++
+				ks.next = now.Add(policy.Backoff(ks.fails, 0))
 				p.stats.RunRetries.Add(1)
 			case r.pending:
 				ks.next = now.Add(p.cfg.PendingRetry)
 				p.stats.RunRetries.Add(1)
 			default:
-				ks.backoff = 0
+				ks.fails = 0
 				ks.next = now.Add(cfg.Window)
 			}
 			if !r.tl.IsZero() {

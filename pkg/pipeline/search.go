@@ -9,11 +9,11 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
@@ -162,7 +162,7 @@ func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.
 		}
 		return p.parts.Timelines.Gone(ctx, k, gone)
 	})
-	if err != nil && fhir.IsPermanent(err) {
+	if err != nil && retry.IsPermanent(err) {
 		return found, true, p.unresolvedDeletes(ctx, k, r, err)
 	}
 	if err != nil {
@@ -302,7 +302,7 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 	}
 	errs := p.parts.Emitter.Emit(ctx, entries)
 	var accepted []dedup.Identity
-	var retry error
+	var again error // what a retry of the window may mend
 	now := p.cfg.Clock.Now()
 	for i, err := range errs {
 		if err == nil {
@@ -314,17 +314,17 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 			continue
 		}
 		release = append(release, sent[i])
-		if bus.IsPermanent(err) {
+		if retry.IsPermanent(err) {
 			p.stats.EmitFailed.Add(1)
 			p.cfg.Logger.ErrorContext(ctx, "event rejected by EventBridge; not retried", "resourceType", sent[i].ResourceType, "error", err)
 		} else {
-			retry = errors.Join(retry, err)
+			again = errors.Join(again, err)
 		}
 	}
 	p.stats.Emitted.Add(int64(len(accepted)))
 	o.emitted += len(accepted)
 	if claims == nil {
-		return retry
+		return again
 	}
 	if len(release) > 0 {
 		// A claim left behind expires after the claim TTL, so a failed release only delays.
@@ -336,11 +336,11 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 		if err := claims.MarkDone(ctx, accepted); err != nil {
 			// The events are out; searching again may emit them again once the claims
 			// expire. A duplicate, never a loss.
-			return errors.Join(retry, fmt.Errorf("dedup mark done: %w", err))
+			return errors.Join(again, fmt.Errorf("dedup mark done: %w", err))
 		}
 	}
-	if retry != nil {
-		return fmt.Errorf("emit: %w", retry)
+	if again != nil {
+		return fmt.Errorf("emit: %w", again)
 	}
 	return nil
 }

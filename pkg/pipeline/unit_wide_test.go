@@ -105,6 +105,91 @@ func TestUnitRejectedRecordReported(t *testing.T) {
 	})
 }
 
+// TestUnitRejectReportRetried: a rejected-record report the bus refuses for now is sent
+// again after a backoff (flushRejects) until it gets through, and only then is the record
+// acked; one the bus refuses for good is counted, offered once, and the record acked anyway.
+func TestUnitRejectReportRetried(t *testing.T) {
+	t.Run("unavailable, then through", func(t *testing.T) {
+		unit(t, nil, func(t *testing.T, r *rig) {
+			var refusals atomic.Int32
+			r.bus.fail = func(_, _ int, e busEvent) error {
+				if e.DetailType == event.DetailTypeRejected && refusals.Add(1) <= 3 {
+					return busUnavailable()
+				}
+				return nil
+			}
+			w := r.start("w1")
+			a := w.feed([]byte("not json"))
+			r.advance(r.cfg.RejectBatchDelay)
+			if a.done() {
+				t.Fatal("acked while its report was refused")
+			}
+			r.advanceUntil("ack", 100*time.Millisecond, 30*time.Second, a.done)
+			if n := refusals.Load(); n != 4 || len(r.bus.events(event.DetailTypeRejected)) != 1 {
+				t.Errorf("%d offers, %d reports accepted; want 4 offers, 1 report", n, len(r.bus.events(event.DetailTypeRejected)))
+			}
+		})
+	})
+	t.Run("refused for good", func(t *testing.T) {
+		unit(t, nil, func(t *testing.T, r *rig) {
+			r.bus.fail = func(_, _ int, e busEvent) error {
+				if e.DetailType == event.DetailTypeRejected {
+					return busMalformed()
+				}
+				return nil
+			}
+			w := r.start("w1")
+			a := w.feed([]byte("not json"))
+			r.advance(r.cfg.RejectBatchDelay)
+			r.advanceUntil("ack", 100*time.Millisecond, 10*time.Second, a.done)
+			r.advance(10 * time.Second)
+			r.bus.mu.Lock()
+			refused := r.bus.refused
+			r.bus.mu.Unlock()
+			if s := w.pipe.Stats().Snapshot(); s.EmitFailed != 1 || s.RejectsReported != 0 || refused != 1 {
+				t.Errorf("EmitFailed %d, RejectsReported %d, offers refused %d; want 1, 0, 1", s.EmitFailed, s.RejectsReported, refused)
+			}
+		})
+	})
+}
+
+// TestUnitReportRetried: an operational report (here the Range Failed of an untyped hint)
+// that the bus refuses for now is sent again after a backoff (report) until it gets through,
+// and only then is the hint acked; one refused for good is counted and not sent again.
+func TestUnitReportRetried(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refuse func() error
+		times  int32
+	}{
+		{"unavailable, then through", busUnavailable, 3},
+		{"refused for good", busMalformed, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			unit(t, nil, func(t *testing.T, r *rig) {
+				var offers atomic.Int32
+				r.bus.fail = func(_, _ int, e busEvent) error {
+					if e.DetailType == event.DetailTypeRangeFailed && offers.Add(1) <= tc.times {
+						return tc.refuse()
+					}
+					return nil
+				}
+				w := r.start("w1")
+				b := w.hint(coalesce.Key{DatastoreID: testDS}, cloudtrail.Mixed)
+				r.advanceUntil("ack", 100*time.Millisecond, 30*time.Second, b.done)
+				r.advance(10 * time.Second)
+				got, failed := len(r.bus.events(event.DetailTypeRangeFailed)), w.pipe.Stats().Snapshot().EmitFailed
+				switch {
+				case tc.times < 1000 && (offers.Load() != tc.times+1 || got != 1 || failed != 0):
+					t.Errorf("%d offers, %d reports, %d failed; want %d offers, 1 report, 0 failed", offers.Load(), got, failed, tc.times+1)
+				case tc.times == 1000 && (offers.Load() != 1 || got != 0 || failed != 1):
+					t.Errorf("%d offers, %d reports, %d failed; want 1 offer, 0 reports, 1 failed", offers.Load(), got, failed)
+				}
+			})
+		})
+	}
+}
+
 // TestUnitUntypedHintReported: a Bundle hint for a datastore with no known type cannot be
 // searched; it is reported on the bus as a Range Failed ("no-known-type") and then acked.
 func TestUnitUntypedHintReported(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
 )
 
@@ -72,7 +72,7 @@ func (p *Pipeline) countMatches(ctx context.Context, k coalesce.Key, iv coalesce
 		return false, nil
 	}
 	n, counted, err := c.Count(ctx, k.DatastoreID, k.ResourceType, iv.From, iv.To)
-	if err != nil && fhir.IsPermanent(err) {
+	if err != nil && retry.IsPermanent(err) {
 		// A server that refuses the count request (a 400 for a parameter it does not
 		// know) cannot count: re-read, as for one that ignores it.
 		counted, err = false, nil

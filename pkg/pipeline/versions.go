@@ -12,6 +12,7 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // VersionReader reads the versions of one resource: what Config.AllVersions needs to emit
@@ -117,7 +118,7 @@ func (p *Pipeline) olderVersions(ctx context.Context, vr VersionReader, claims C
 			case errors.Is(err, fhir.ErrGone):
 				// The version was a delete that history did not show; emit it as one.
 				e = fhir.HistoryEntry{ID: c.ID, VersionID: strconv.FormatUint(v, 10), Deleted: true}
-			case errors.Is(err, fhir.ErrNotFound) || (err != nil && fhir.IsPermanent(err)):
+			case errors.Is(err, fhir.ErrNotFound) || (err != nil && retry.IsPermanent(err)):
 				// The server keeps no such version (history off for the type): what
 				// cannot be read cannot be emitted. Counted; the search's version stands.
 				p.stats.VersionsUnreadable.Add(1)
@@ -165,7 +166,7 @@ func (p *Pipeline) readVersions(ctx context.Context, vr VersionReader, k coalesc
 	switch {
 	case err == nil || errors.Is(err, errEnoughHistory):
 		return hist, nil
-	case fhir.IsPermanent(err):
+	case retry.IsPermanent(err):
 		return hist, nil // no history here: vread each version instead
 	default:
 		return nil, fmt.Errorf("instance history: %w", err)

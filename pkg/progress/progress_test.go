@@ -7,25 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func TestFormat(t *testing.T) {
 	for _, tc := range []struct {
@@ -49,7 +33,7 @@ func TestFormat(t *testing.T) {
 }
 
 func TestPlainLinesEveryInterval(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	var out bytes.Buffer
 	r := New(&out, Options{Label: "writes", Interval: 5 * time.Second, Now: clock.Now})
 
@@ -86,7 +70,7 @@ func TestPlainLinesEveryInterval(t *testing.T) {
 }
 
 func TestInteractiveRedrawsOneLine(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	var out bytes.Buffer
 	r := New(&out, Options{Label: "files", Interactive: true, Interval: time.Hour, Now: clock.Now})
 

@@ -63,7 +63,7 @@ func (r *runner) writeBundle(ctx context.Context, b *op, records chan<- types.Pu
 	if err != nil {
 		return err
 	}
-	started := r.cfg.Now()
+	started := r.cfg.Clock.Now()
 	results, err := r.writer.(BundleWriter).Bundle(ctx, ds, body)
 	if err != nil {
 		return fmt.Errorf("simulate: bundle %d (%s of %d): %w", b.seq+1, r.cfg.BundleType, len(b.entries), err)

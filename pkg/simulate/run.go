@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
 
@@ -79,10 +80,10 @@ func Run(ctx context.Context, cfg Config, writer FHIRWriter, sink RecordSink, ma
 		manifest: json.NewEncoder(manifest),
 		total:    expectedWrites(cfg),
 		patients: map[string][]string{},
-		sum:      Summary{Seed: seed, Started: cfg.Now()},
+		sum:      Summary{Seed: seed, Started: cfg.Clock.Now()},
 	}
 	err := r.run(ctx, newPlanner(cfg, seed))
-	r.sum.Elapsed = cfg.Now().Sub(r.sum.Started)
+	r.sum.Elapsed = cfg.Clock.Now().Sub(r.sum.Started)
 	return r.sum, err
 }
 
@@ -109,7 +110,7 @@ func (r *runner) run(ctx context.Context, p *planner) error {
 	work := make(chan *op)
 	records := make(chan types.PutRecordsRequestEntry, 2*MaxBatchRecords)
 
-	start := r.cfg.Now()
+	start := r.cfg.Clock.Now()
 	r.start = start
 	g.Go(func() error {
 		defer close(work)
@@ -154,12 +155,12 @@ func (r *runner) dispatch(ctx context.Context, p *planner, start time.Time, work
 		if r.cfg.Duration > 0 && o.at >= r.cfg.Duration {
 			return nil
 		}
-		if wait := start.Add(o.at).Sub(r.cfg.Now()); wait > 0 {
-			if err := r.cfg.Sleep(ctx, wait); err != nil {
+		if wait := start.Add(o.at).Sub(r.cfg.Clock.Now()); wait > 0 {
+			if err := clock.Sleep(ctx, r.cfg.Clock, wait); err != nil {
 				return err
 			}
 		}
-		if r.cfg.Duration > 0 && r.cfg.Now().Sub(start) >= r.cfg.Duration {
+		if r.cfg.Duration > 0 && r.cfg.Clock.Now().Sub(start) >= r.cfg.Duration {
 			return nil // fell behind the schedule: the time is up all the same
 		}
 		select {
@@ -259,7 +260,7 @@ func send(ctx context.Context, records chan<- types.PutRecordsRequestEntry, recs
 // and hands its records to the batcher.
 func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecordsRequestEntry) error {
 	res := o.res
-	started := r.cfg.Now()
+	started := r.cfg.Clock.Now()
 	var v Version
 	var err error
 	switch o.kind {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
 
@@ -255,32 +256,13 @@ func TestRunPartitionByDatastoreAndNoEvents(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock that only Sleep moves.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-	return ctx.Err()
-}
-
 func TestRunPacing(t *testing.T) {
 	start := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 
 	// 50 writes at 100/s take 490 ms of the (fake) clock.
-	clock := &fakeClock{t: start}
+	clock := clocktest.NewAuto(start)
 	cfg := mixConfig()
-	cfg.Writes, cfg.Rate, cfg.Now, cfg.Sleep = 50, 100, clock.Now, clock.Sleep
+	cfg.Writes, cfg.Rate, cfg.Clock = 50, 100, clock
 	var manifest bytes.Buffer
 	sum, err := Run(context.Background(), cfg, newFakeFHIR(t, clock.Now), &fakeSink{}, &manifest, nil)
 	if err != nil {
@@ -291,9 +273,9 @@ func TestRunPacing(t *testing.T) {
 	}
 
 	// A Duration run stops at the deadline: 2 s at 20/s and bursts of 5 every second.
-	clock = &fakeClock{t: start}
+	clock = clocktest.NewAuto(start)
 	cfg.Writes, cfg.Duration, cfg.Rate, cfg.BurstSize, cfg.BurstEvery = 0, 2*time.Second, 20, 5, time.Second
-	cfg.Now, cfg.Sleep = clock.Now, clock.Sleep
+	cfg.Clock = clock
 	var totals []int
 	sum, err = Run(context.Background(), cfg, newFakeFHIR(t, clock.Now), &fakeSink{}, &manifest, func(_, total int) { totals = append(totals, total) })
 	if err != nil {

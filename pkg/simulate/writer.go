@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // FHIRWriter makes the FHIR writes of a run. Implementations must be safe for concurrent use.
@@ -90,9 +93,9 @@ type HTTPWriterOptions struct {
 	// Import fails. HealthLake has no such call: its imports are StartFHIRImportJob jobs
 	// reading S3, which simulate does not drive.
 	ImportURL string
-	// Now and Sleep, for tests; default the real clock.
-	Now   func() time.Time
-	Sleep func(ctx context.Context, d time.Duration) error
+	// Clock is the time of the waits and of a delete's LastUpdated; default clock.Real.
+	// Tests inject a clocktest.Fake.
+	Clock clock.Clock
 }
 
 // LocalImportURL returns the admin import URL of the local FHIR server behind endpoint (a
@@ -141,12 +144,7 @@ func NewHTTPWriter(o HTTPWriterOptions) (*HTTPWriter, error) {
 	if o.BaseBackoff <= 0 {
 		o.BaseBackoff = 200 * time.Millisecond
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Sleep == nil {
-		o.Sleep = sleep
-	}
+	o.Clock = clock.Or(o.Clock)
 	return &HTTPWriter{o: o}, nil
 }
 
@@ -175,7 +173,7 @@ func (w *HTTPWriter) Delete(ctx context.Context, datastoreID, resourceType, id s
 	if err != nil {
 		return Version{}, err
 	}
-	at := w.o.Now()
+	at := w.o.Clock.Now()
 	resp.Body.Close()
 	return Version{ID: id, VersionID: etagVersion(resp.Header.Get("ETag")), LastUpdated: at}, nil
 }
@@ -305,7 +303,9 @@ func (w *HTTPWriter) write(ctx context.Context, method, u string, body []byte) (
 // do sends the request, retrying throttled attempts (429, 503: the server did not process the
 // request, so even a POST is safe to repeat). It returns the response of a 2xx status only.
 func (w *HTTPWriter) do(ctx context.Context, method, u string, body []byte) (*http.Response, error) {
-	backoff := w.o.BaseBackoff
+	// No jitter: the simulator is the only writer it paces, so each wait is the whole cap,
+	// BaseBackoff doubled up to 10 s, or the server's Retry-After when that is longer.
+	policy := retry.Policy{Base: w.o.BaseBackoff, Max: 10 * time.Second, Clock: w.o.Clock, Rand: func() float64 { return 1 }}
 	for attempt := 1; ; attempt++ {
 		var rd io.Reader
 		if body != nil {
@@ -335,14 +335,15 @@ func (w *HTTPWriter) do(ctx context.Context, method, u string, body []byte) (*ht
 		if !throttled || attempt >= w.o.MaxAttempts {
 			return nil, &StatusError{Method: method, URL: u, Status: resp.StatusCode, Detail: detail}
 		}
-		wait := backoff
+		var retryAfter time.Duration
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-			wait = time.Duration(s) * time.Second
+			retryAfter = time.Duration(s) * time.Second
 		}
-		if err := w.o.Sleep(ctx, wait); err != nil {
+		if err := policy.Wait(ctx, attempt, retryAfter); errors.Is(err, retry.ErrDeadline) {
+			return nil, fmt.Errorf("%w (%w)", &StatusError{Method: method, URL: u, Status: resp.StatusCode, Detail: detail}, err)
+		} else if err != nil {
 			return nil, err
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 

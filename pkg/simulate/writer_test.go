@@ -3,37 +3,39 @@ package simulate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // The local FHIR server does not fail on demand the ways tested here; httptest does.
-func newTestWriter(t *testing.T, h http.HandlerFunc) (*HTTPWriter, *[]time.Duration) {
+// The writer's clock jumps over every wait (Waits lists them); the writer checks it against
+// ctx's deadline, so tests with one use a clock at the real time.
+func newTestWriter(t *testing.T, h http.HandlerFunc) (*HTTPWriter, *clocktest.Fake) {
+	return newTestWriterAt(t, time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC), h)
+}
+
+func newTestWriterAt(t *testing.T, start time.Time, h http.HandlerFunc) (*HTTPWriter, *clocktest.Fake) {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	var mu sync.Mutex
-	var slept []time.Duration
+	c := clocktest.NewAuto(start)
 	w, err := NewHTTPWriter(HTTPWriterOptions{
 		Endpoint: srv.URL + "/datastore/{datastoreId}/r4",
 		Client:   srv.Client(),
-		Now:      func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC) },
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			mu.Lock()
-			slept = append(slept, d)
-			mu.Unlock()
-			return nil
-		},
+		Clock:    c,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w, &slept
+	return w, c
 }
 
 func TestHTTPWriterCreateUpdateDelete(t *testing.T) {
@@ -85,7 +87,7 @@ func TestHTTPWriterCreateUpdateDelete(t *testing.T) {
 
 func TestHTTPWriterRetriesThrottling(t *testing.T) {
 	calls := 0
-	w, slept := newTestWriter(t, func(rw http.ResponseWriter, r *http.Request) {
+	w, clock := newTestWriter(t, func(rw http.ResponseWriter, r *http.Request) {
 		calls++
 		switch calls {
 		case 1:
@@ -101,8 +103,25 @@ func TestHTTPWriterRetriesThrottling(t *testing.T) {
 	if _, err := w.Create(context.Background(), ds1, "Patient", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	if calls != 3 || len(*slept) != 2 || (*slept)[0] != 2*time.Second || (*slept)[1] != 400*time.Millisecond {
-		t.Errorf("calls %d, waits %v; want 3 calls, waits [2s 400ms]", calls, *slept)
+	if slept := clock.Waits(); calls != 3 || len(slept) != 2 || slept[0] != 2*time.Second || slept[1] != 400*time.Millisecond {
+		t.Errorf("calls %d, waits %v; want 3 calls, waits [2s 400ms]", calls, slept)
+	}
+}
+
+// A throttled write whose next attempt is due after ctx's deadline is not waited for: the
+// writer returns the throttle at once.
+func TestHTTPWriterRetryPastDeadline(t *testing.T) {
+	calls := 0
+	w, clock := newTestWriterAt(t, time.Now(), func(rw http.ResponseWriter, r *http.Request) {
+		calls++
+		rw.Header().Set("Retry-After", "60")
+		rw.WriteHeader(http.StatusTooManyRequests)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := w.Create(ctx, ds1, "Patient", []byte(`{}`))
+	if !IsStatus(err, http.StatusTooManyRequests) || !errors.Is(err, retry.ErrDeadline) || calls != 1 || len(clock.Waits()) != 0 {
+		t.Errorf("err %v, calls %d, waits %v; want the 429 at once, no wait", err, calls, clock.Waits())
 	}
 }
 
