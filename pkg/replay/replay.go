@@ -106,7 +106,7 @@ func Run(ctx context.Context, files []string, sink RecordSink, o Options, progre
 	}
 	p := &putter{
 		sink: sink, o: o, start: o.Now(), batchSize: max(1, min(500, int(o.Rate/10))),
-		decider: decider{v: v, from: o.From, to: o.To}, stats: Stats{PutByName: map[string]int{}},
+		v: v, stats: Stats{PutByName: map[string]int{}},
 	}
 	for i, f := range files {
 		if err := p.file(ctx, f); err != nil {
@@ -126,7 +126,7 @@ func Run(ctx context.Context, files []string, sink RecordSink, o Options, progre
 type putter struct {
 	sink      RecordSink
 	o         Options
-	decider   decider
+	v         *cloudtrail.Validator
 	start     time.Time
 	batchSize int
 	pending   []types.PutRecordsRequestEntry
@@ -151,19 +151,12 @@ func (p *putter) file(ctx context.Context, name string) error {
 		if kind == eventsFile {
 			id = cmp.Or(eventID(raw), id)
 		}
-		out, data, dec := p.decider.decide(raw, kind == eventsFile, id)
-		switch out {
-		case ignored:
-			p.stats.Ignored++
+		data, dec := judge(p.v, raw, kind == eventsFile, id)
+		if p.stats.count(dec) {
 			continue
-		case failed:
-			p.stats.Failed++
-			continue
-		case outOfRange:
+		}
+		if !inRange(dec.Change.EventTime, p.o.From, p.o.To) {
 			p.stats.OutOfRange++
-			continue
-		case malformed:
-			p.stats.Malformed++
 			continue
 		}
 		// Without PartitionKeyPath a rule partitions by the event id; so do we.
