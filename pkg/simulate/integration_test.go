@@ -182,7 +182,7 @@ func TestRunOnLocalStack(t *testing.T) {
 		}
 		acted[d.Change.EventID]++
 		c := d.Change
-		if c.DatastoreID != e.DatastoreID || c.ResourceType != e.ResourceType || c.Operation.String() != e.Operation {
+		if c.DatastoreID != e.DatastoreID || c.ResourceType != e.ResourceType || c.Operation != e.Operation {
 			t.Errorf("record %+v does not match manifest line %+v", c, e)
 		}
 		if c.EventTime.After(e.LastUpdated) {

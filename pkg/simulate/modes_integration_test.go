@@ -13,6 +13,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // localRun runs cfg against the local FHIR server and a new kinesalite stream and returns the
@@ -102,7 +103,7 @@ func TestBundlesOnLocalStack(t *testing.T) {
 			}
 			for _, d := range decided {
 				c := d.Change
-				if d.Outcome != cloudtrail.Act || c.Operation != cloudtrail.Mixed || !c.AllTypes {
+				if d.Outcome != cloudtrail.Act || c.Operation != event.Mixed || !c.AllTypes {
 					t.Fatalf("record: %s %s %+v", d.Outcome, d.Reason, c)
 				}
 				wantName, wantType := "ProcessBundle", ""
@@ -152,7 +153,7 @@ func TestPatchOnLocalStack(t *testing.T) {
 	for _, d := range decided {
 		if d.Change.EventName == "PatchResource" {
 			hinted++
-			if !patches[d.Change.EventID] || d.Change.Operation != cloudtrail.Update {
+			if !patches[d.Change.EventID] || d.Change.Operation != event.Update {
 				t.Errorf("PatchResource hint %+v for no PATCH of the manifest", d.Change)
 			}
 		} else if patches[d.Change.EventID] {
@@ -181,7 +182,7 @@ func TestImportOnLocalStack(t *testing.T) {
 		if d.Outcome != cloudtrail.Act {
 			t.Fatalf("record %s %s", d.Outcome, d.Reason)
 		}
-		if d.Change.Operation == cloudtrail.Import {
+		if d.Change.Operation == event.Import {
 			imports = append(imports, d.Change)
 		}
 	}

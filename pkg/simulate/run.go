@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // Summary is what a run did.
@@ -263,13 +264,13 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 	var v Version
 	var err error
 	switch o.kind {
-	case cloudtrail.Create, cloudtrail.Update:
+	case event.Create, event.Update:
 		var body []byte
 		if body, err = Body(res.resourceType, res.seed, o.version, res.id, r.patientRef(res)); err != nil {
 			return err
 		}
 		switch {
-		case o.kind == cloudtrail.Create:
+		case o.kind == event.Create:
 			v, err = r.writer.Create(ctx, res.datastore, res.resourceType, body)
 		case o.patch:
 			var patch []byte
@@ -279,13 +280,13 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 		default:
 			v, err = r.writer.Update(ctx, res.datastore, res.resourceType, res.id, body)
 		}
-	case cloudtrail.Delete:
+	case event.Delete:
 		v, err = r.writer.Delete(ctx, res.datastore, res.resourceType, res.id)
 	}
 	if err != nil {
 		return fmt.Errorf("simulate: write %d (%s %s): %w", o.seq, o.kind, res.resourceType, err)
 	}
-	if o.kind == cloudtrail.Create {
+	if o.kind == event.Create {
 		res.id = v.ID
 	}
 
@@ -297,7 +298,7 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 	}
 	entry := ManifestEntry{
 		DatastoreID: res.datastore, ResourceType: res.resourceType, ID: res.id, VersionID: v.VersionID,
-		LastUpdated: v.LastUpdated.UTC(), Operation: o.kind.String(), Via: ViaREST, Method: method(o),
+		LastUpdated: v.LastUpdated.UTC(), Operation: o.kind, Via: ViaREST, Method: method(o),
 	}
 	var recs []types.PutRecordsRequestEntry
 	if r.cfg.InjectEvents {
@@ -333,9 +334,9 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 // method is the HTTP method of a planned write.
 func method(o *op) string {
 	switch {
-	case o.kind == cloudtrail.Create:
+	case o.kind == event.Create:
 		return http.MethodPost
-	case o.kind == cloudtrail.Delete:
+	case o.kind == event.Delete:
 		return http.MethodDelete
 	case o.patch:
 		return http.MethodPatch
@@ -370,23 +371,23 @@ func (r *runner) countWrite(o *op) {
 		r.sum.Patches++
 	}
 	switch o.kind {
-	case cloudtrail.Create:
+	case event.Create:
 		r.sum.Creates++
-	case cloudtrail.Update:
+	case event.Update:
 		r.sum.Updates++
-	case cloudtrail.Delete:
+	case event.Delete:
 		r.sum.Deletes++
 	}
 }
 
 // trackPatient keeps the live patients of each datastore, for other resources' subjects;
 // r.mu is held.
-func (r *runner) trackPatient(res *resource, kind cloudtrail.Operation) {
+func (r *runner) trackPatient(res *resource, kind event.Operation) {
 	ids := r.patients[res.datastore]
 	switch kind {
-	case cloudtrail.Create:
+	case event.Create:
 		r.patients[res.datastore] = append(ids, res.id)
-	case cloudtrail.Delete:
+	case event.Delete:
 		for i, id := range ids {
 			if id == res.id {
 				ids[i] = ids[len(ids)-1]
