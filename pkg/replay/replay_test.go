@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
 
@@ -268,14 +269,6 @@ func TestEnvelopeMatchesFixtures(t *testing.T) {
 	}
 }
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
-func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
-	c.t = c.t.Add(d)
-	return nil
-}
-
 func TestRateBound(t *testing.T) {
 	var recs []any
 	base := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
@@ -285,10 +278,10 @@ func TestRateBound(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "many.json.gz")
 	writeLog(t, path, true, map[string]any{"Records": recs})
 
-	clock := &fakeClock{t: base}
+	clk := clocktest.NewAuto(base)
 	var at []time.Duration
-	sink := &timedSink{now: clock.Now, start: base, at: &at}
-	stats, err := Run(context.Background(), []string{path}, sink, Options{Rate: 100, Now: clock.Now, Sleep: clock.Sleep}, nil)
+	sink := &timedSink{now: clk.Now, start: base, at: &at}
+	stats, err := Run(context.Background(), []string{path}, sink, Options{Rate: 100, Clock: clk}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

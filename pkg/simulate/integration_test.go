@@ -18,6 +18,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 )
 
 // httpClient keeps its idle connections only as long as the test (goleak would see them).
@@ -117,7 +118,7 @@ func TestRunOnLocalStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := NewKinesisSink(kc, stream, SinkOptions{})
+	sink, err := kinesisput.New(kc, stream, kinesisput.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

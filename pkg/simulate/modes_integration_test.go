@@ -14,6 +14,7 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 )
 
 // localRun runs cfg against the local FHIR server and a new kinesalite stream and returns the
@@ -31,7 +32,7 @@ func localRun(t *testing.T, cfg Config) (Summary, []ManifestEntry, []cloudtrail.
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := NewKinesisSink(kc, stream, SinkOptions{})
+	sink, err := kinesisput.New(kc, stream, kinesisput.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 )
 
 // Summary is what a run did.
@@ -41,6 +42,12 @@ type Summary struct {
 	HintsDropped int
 	Started      time.Time
 	Elapsed      time.Duration
+}
+
+// RecordSink puts records into the stream; kinesisput.Sink is one. Put returns nil only when
+// every record was accepted; it may reorder them (the consumer expects any order).
+type RecordSink interface {
+	Put(ctx context.Context, records []types.PutRecordsRequestEntry) error
 }
 
 // Run makes the writes cfg describes through writer, lists each in manifest (one JSON line,
@@ -108,7 +115,7 @@ type runner struct {
 func (r *runner) run(ctx context.Context, p *planner) error {
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *op)
-	records := make(chan types.PutRecordsRequestEntry, 2*MaxBatchRecords)
+	records := make(chan types.PutRecordsRequestEntry, 2*kinesisput.MaxBatchRecords)
 
 	start := r.cfg.Now()
 	r.start = start
@@ -423,10 +430,10 @@ func (r *runner) batch(ctx context.Context, records <-chan types.PutRecordsReque
 		if !ok {
 			return nil
 		}
-		buf, size := []types.PutRecordsRequestEntry{first}, recordSize(first)
+		buf, size := []types.PutRecordsRequestEntry{first}, kinesisput.RecordSize(first)
 		closed := false
 	fill:
-		for len(buf) < MaxBatchRecords && size < MaxBatchBytes/2 {
+		for len(buf) < kinesisput.MaxBatchRecords && size < kinesisput.MaxBatchBytes/2 {
 			select {
 			case rec, ok := <-records:
 				if !ok {
@@ -434,7 +441,7 @@ func (r *runner) batch(ctx context.Context, records <-chan types.PutRecordsReque
 					break fill
 				}
 				buf = append(buf, rec)
-				size += recordSize(rec)
+				size += kinesisput.RecordSize(rec)
 			default:
 				break fill
 			}
