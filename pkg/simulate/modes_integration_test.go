@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/healthlake"
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
@@ -22,7 +21,8 @@ import (
 func localRun(t *testing.T, cfg Config) (Summary, []ManifestEntry, []cloudtrail.Decision) {
 	t.Helper()
 	fhirBase := "http://" + stack.Addr(t, stack.FHIR)
-	kc, stream := localStream(t, 2)
+	kc := stack.KinesisClient(t)
+	stream := stack.CreateStream(t, kc, "simulate-test", 2)
 	endpoint := fhirBase + "/datastore/{datastoreId}/r4/"
 	importURL, err := LocalImportURL(endpoint)
 	if err != nil {
@@ -45,7 +45,7 @@ func localRun(t *testing.T, cfg Config) (Summary, []ManifestEntry, []cloudtrail.
 	}
 	t.Logf("summary %+v", sum)
 	var decided []cloudtrail.Decision
-	for _, r := range readStream(t, kc, stream) {
+	for _, r := range stack.ReadStream(t, kc, stream) {
 		decided = append(decided, validator.Decide(r.Data))
 	}
 	entries := readManifest(t, manifest.Bytes())
@@ -205,9 +205,7 @@ func TestImportOnLocalStack(t *testing.T) {
 		t.Errorf("%d imported lines, event %+v", imported, ev)
 	}
 
-	hl := healthlake.NewFromConfig(aws.Config{
-		Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""), HTTPClient: httpClient(t),
-	}, func(o *healthlake.Options) { o.BaseEndpoint = aws.String("http://" + stack.Addr(t, stack.FHIR)) })
+	hl := healthlake.NewFromConfig(stack.AWSConfig(t), func(o *healthlake.Options) { o.BaseEndpoint = aws.String(stack.URL(t, stack.FHIR)) })
 	job, err := hl.DescribeFHIRImportJob(context.Background(), &healthlake.DescribeFHIRImportJobInput{DatastoreId: aws.String(ds), JobId: aws.String(ev.JobID)})
 	if err != nil {
 		t.Fatal(err)
