@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
 
@@ -38,7 +39,7 @@ func (e *e2e) simulate(cfg simulate.Config) simulate.Summary {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	sink, err := simulate.NewKinesisSink(e.kc, e.stream, simulate.SinkOptions{})
+	sink, err := kinesisput.New(e.kc, e.stream, kinesisput.Options{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

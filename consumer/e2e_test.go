@@ -213,9 +213,9 @@ func (e *e2e) write(ds, rt, id string, n int) []byte {
 	e.mu.Lock()
 	e.writes = append(e.writes, e2eWrite{DS: ds, Type: rt, ID: v.ID, Version: v.VersionID, LastUpdated: v.LastUpdated})
 	e.mu.Unlock()
-	op := cloudtrail.Update
+	op := event.Update
 	if id == "" {
-		op = cloudtrail.Create
+		op = event.Create
 	}
 	rec, err := cloudtrail.Encode(cloudtrail.Change{
 		EventID: "ct-" + stack.RandomHex(10), DatastoreID: ds, ResourceType: rt, Operation: op,

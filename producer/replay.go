@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/urfave/cli/v3"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/progress"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/replay"
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
 
 func replayCommand() *cli.Command {
@@ -90,7 +90,7 @@ func runReplay(ctx context.Context, cmd *cli.Command) error {
 		if err != nil {
 			return err
 		}
-		if sink, err = simulate.NewKinesisSink(kinesis.NewFromConfig(awsCfg), cmd.String("stream"), simulate.SinkOptions{}); err != nil {
+		if sink, err = kinesisput.New(kinesis.NewFromConfig(awsCfg), cmd.String("stream"), kinesisput.Options{}); err != nil {
 			return err
 		}
 	}

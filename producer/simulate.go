@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/fhir"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/progress"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
@@ -228,7 +229,7 @@ func runSimulate(ctx context.Context, cmd *cli.Command) error {
 	}
 	var sink simulate.RecordSink
 	if cfg.InjectEvents {
-		if sink, err = simulate.NewKinesisSink(kinesis.NewFromConfig(awsCfg), cmd.String("stream"), simulate.SinkOptions{}); err != nil {
+		if sink, err = kinesisput.New(kinesis.NewFromConfig(awsCfg), cmd.String("stream"), kinesisput.Options{}); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 const (
@@ -39,32 +41,32 @@ func TestDecideFixtures(t *testing.T) {
 	at := func(s string) time.Time {
 		return time.Date(2026, 11, 20, 9, 15, 0, 0, time.UTC).Add(mustDuration(t, s))
 	}
-	ct := func(eventID, typ string, op Operation, offset, name string) Decision {
+	ct := func(eventID, typ string, op event.Operation, offset, name string) Decision {
 		c := Change{
 			EventID: eventID, DatastoreID: storeA, ResourceType: typ, Operation: op, EventTime: at(offset),
 			Region: "us-west-2", Account: "123456789012", EventName: name,
 		}
-		c.AllTypes = op == Mixed
+		c.AllTypes = op == event.Mixed
 		return Decision{Outcome: Act, Change: c}
 	}
 	imp := func(eventID, offset, name, job, status string) Decision {
 		return Decision{Outcome: Act, Change: Change{
-			EventID: eventID, DatastoreID: storeA, Operation: Import, EventTime: at(offset),
+			EventID: eventID, DatastoreID: storeA, Operation: event.Import, EventTime: at(offset),
 			Region: "us-west-2", Account: "123456789012", EventName: name, AllTypes: true,
 			JobID: job, JobStatus: status, JobSubmitTime: time.Date(2026, 11, 20, 8, 50, 50, 986e6, time.UTC),
 		}}
 	}
-	unknown := ct("9c0d1e2f-3a4b-4c5d-a6e7-f8a9b0c1d2e3", "", Mixed, "9s", "EraseResource")
+	unknown := ct("9c0d1e2f-3a4b-4c5d-a6e7-f8a9b0c1d2e3", "", event.Mixed, "9s", "EraseResource")
 	unknown.Change.Unrecognised = true
 	want := map[string]Decision{
-		"create-patient.json":              ct("31feacd9-6646-4c4f-934b-83b0f6cf6188", "Patient", Create, "2s", "CreateResource"),
-		"update-observation.json":          ct("8d1f0c55-2b0e-4a8e-9d7e-3f5c2a1b9e01", "Observation", Update, "3s", "UpdateResource"),
-		"delete-encounter.json":            ct("1b2c3d4e-5f60-4718-9a0b-c1d2e3f40516", "Encounter", Delete, "4s", "DeleteResource"),
-		"patch-observation.json":           ct("7c0e2a41-9b3d-4f6e-8a15-2d4c6b8e0f13", "Observation", Update, "5s", "PatchResource"),
-		"bundle-batch.json":                ct("5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9", "", Mixed, "6s", "ProcessBundle"),
-		"create-bundle-type.json":          ct("6f7a8b9c-0d1e-4f2a-b3c4-d5e6f7a8b9c0", "Bundle", Mixed, "7s", "CreateResource"),
-		"update-conditional.json":          ct("8b9c0d1e-2f3a-4b4c-95d6-e7f8a9b0c1d2", "Patient", Update, "8s", "UpdateResource"),
-		"update-without-resourcetype.json": ct("44bb55cc-66dd-47ee-88ff-99aabbccddee", "", Mixed, "10s", "UpdateResource"),
+		"create-patient.json":              ct("31feacd9-6646-4c4f-934b-83b0f6cf6188", "Patient", event.Create, "2s", "CreateResource"),
+		"update-observation.json":          ct("8d1f0c55-2b0e-4a8e-9d7e-3f5c2a1b9e01", "Observation", event.Update, "3s", "UpdateResource"),
+		"delete-encounter.json":            ct("1b2c3d4e-5f60-4718-9a0b-c1d2e3f40516", "Encounter", event.Delete, "4s", "DeleteResource"),
+		"patch-observation.json":           ct("7c0e2a41-9b3d-4f6e-8a15-2d4c6b8e0f13", "Observation", event.Update, "5s", "PatchResource"),
+		"bundle-batch.json":                ct("5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9", "", event.Mixed, "6s", "ProcessBundle"),
+		"create-bundle-type.json":          ct("6f7a8b9c-0d1e-4f2a-b3c4-d5e6f7a8b9c0", "Bundle", event.Mixed, "7s", "CreateResource"),
+		"update-conditional.json":          ct("8b9c0d1e-2f3a-4b4c-95d6-e7f8a9b0c1d2", "Patient", event.Update, "8s", "UpdateResource"),
+		"update-without-resourcetype.json": ct("44bb55cc-66dd-47ee-88ff-99aabbccddee", "", event.Mixed, "10s", "UpdateResource"),
 		"unknown-write.json":               unknown,
 		"import-completed.json": imp("36c865ef-da41-76ef-c882-3ba8dad8656b", "-18s", DetailTypeImportJobCompleted,
 			"08c60716d6321710893ff88410e902c2", JobStatusCompleted),
@@ -128,7 +130,7 @@ func TestDecideBurst(t *testing.T) {
 	v := mustValidator(t, storeA, storeB)
 	type key struct{ store, typ string }
 	counts := map[key]int{}
-	ops := map[Operation]int{}
+	ops := map[event.Operation]int{}
 	ids := map[string]bool{}
 	lines := bytes.Split(bytes.TrimSpace(readTestdata(t, "burst-50.jsonl")), []byte("\n"))
 	if len(lines) != 50 {
@@ -162,8 +164,8 @@ func TestDecideBurst(t *testing.T) {
 			t.Errorf("%v: %d events, want %d", k, counts[k], n)
 		}
 	}
-	if ops[Create] != 17 || ops[Update] != 33 || len(ids) != 50 {
-		t.Errorf("creates %d updates %d distinct ids %d; want 17, 33, 50", ops[Create], ops[Update], len(ids))
+	if ops[event.Create] != 17 || ops[event.Update] != 33 || len(ids) != 50 {
+		t.Errorf("creates %d updates %d distinct ids %d; want 17, 33, 50", ops[event.Create], ops[event.Update], len(ids))
 	}
 }
 
@@ -242,7 +244,7 @@ func TestDecideCases(t *testing.T) {
 	p := func(kv ...any) []byte { return patch(t, create, kv...) }
 	mixed := func(typ string) func(t *testing.T, c Change) {
 		return func(t *testing.T, c Change) {
-			if c.Operation != Mixed || !c.AllTypes || c.ResourceType != typ || c.Unrecognised {
+			if c.Operation != event.Mixed || !c.AllTypes || c.ResourceType != typ || c.Unrecognised {
 				t.Errorf("Change = %+v, want mixed, all types, resource type %q", c, typ)
 			}
 		}
@@ -374,7 +376,7 @@ func TestDecideCases(t *testing.T) {
 		}),
 		rej("escaped slash in resourceType", bytes.Replace(create, []byte(`"Patient"`), []byte(`"Patient\/x"`), 1), BadResourceType),
 		act("DeleteResource", p(pEvName, "DeleteResource", pStatus, 204), func(t *testing.T, c Change) {
-			if c.Operation != Delete {
+			if c.Operation != event.Delete {
 				t.Errorf("Operation = %v, want delete", c.Operation)
 			}
 		}),
@@ -392,7 +394,7 @@ func TestDecideCases(t *testing.T) {
 		rej("ProcessBundle without requestParameters", p(pEvName, "ProcessBundle", pParams, remove{}), MissingField),
 		rej("no resourceType, bad datastore", p(pType, remove{}, pStore, upperStore), BadDatastoreID),
 		act("PatchResource", p(pEvName, "PatchResource", pStatus, 200), func(t *testing.T, c Change) {
-			if c.Operation != Update || c.EventName != "PatchResource" || c.AllTypes || c.ResourceType != "Patient" {
+			if c.Operation != event.Update || c.EventName != "PatchResource" || c.AllTypes || c.ResourceType != "Patient" {
 				t.Errorf("Change = %+v, want an update of Patient", c)
 			}
 		}),
@@ -493,8 +495,6 @@ func TestNewValidatorRejectsBadEntries(t *testing.T) {
 func TestStrings(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
 		{Act.String(), "act"}, {Skip.String(), "skip"}, {Reject.String(), "reject"}, {Outcome(0).String(), "Outcome(0)"},
-		{Create.String(), "create"}, {Update.String(), "update"}, {Delete.String(), "delete"},
-		{Mixed.String(), "mixed"}, {Import.String(), "import"}, {Operation(9).String(), "Operation(9)"},
 	} {
 		if c.got != c.want {
 			t.Errorf("String() = %q, want %q", c.got, c.want)

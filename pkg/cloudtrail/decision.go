@@ -3,6 +3,8 @@ package cloudtrail
 import (
 	"strconv"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // Outcome is what the consumer does with a record. The zero value is not a valid outcome, so a
@@ -80,42 +82,6 @@ const (
 	DatastoreNotAllowed Reason = "datastore-not-allowed"
 )
 
-// Operation is the kind of change a mutation made.
-type Operation int
-
-const (
-	Create Operation = iota + 1
-	Update           // UpdateResource (also a conditional update, which may create) and PatchResource
-	Delete
-	// Mixed: any of create, update and delete, in resource types the record does not name: a
-	// Bundle (ProcessBundle, or a mutation whose resourceType is Bundle), a mutation without a
-	// resourceType, another write-level FHIR operation, or an unknown write-like event name.
-	// Change.AllTypes is always true with it.
-	Mixed
-	// Import: an import job completed ("Import Job Completed" or "Import Job Completed With
-	// Errors"): any number of creates and updates, of any type, between the job's submit time
-	// and the event's time. Change.AllTypes is always true with it.
-	Import
-)
-
-// String returns "create", "update" or "delete" (the action names of the output contract),
-// or "mixed" or "import".
-func (op Operation) String() string {
-	switch op {
-	case Create:
-		return "create"
-	case Update:
-		return "update"
-	case Delete:
-		return "delete"
-	case Mixed:
-		return "mixed"
-	case Import:
-		return "import"
-	}
-	return "Operation(" + strconv.Itoa(int(op)) + ")"
-}
-
 // Change is one validated HealthLake hint: some resource of ResourceType in DatastoreID changed
 // at EventTime (or, with AllTypes, resources of any type). CloudTrail never says which resource.
 //
@@ -130,7 +96,10 @@ type Change struct {
 	// ResourceType is the one type changed. With AllTypes it is empty, or "Bundle" when the
 	// record named that type (the Bundle type is then one of the types to look at).
 	ResourceType string
-	Operation    Operation
+	// Operation is event.Create, event.Update or event.Delete of ResourceType, or
+	// event.Mixed (a Bundle, a mutation without a type, another write-level operation, an
+	// unknown write-like name) or event.Import (a completed import job), both with AllTypes.
+	Operation event.Operation
 	// EventTime: UTC, whole seconds. CloudTrail: detail.eventTime. Import: the EventBridge
 	// event's time, when the job finished (about its EndTime).
 	EventTime time.Time

@@ -10,14 +10,15 @@
 // What a Change says:
 //
 //   - CreateResource, UpdateResource (a conditional update too), PatchResource (Update) and
-//     DeleteResource of one named R4 type: Operation Create, Update or Delete of ResourceType.
+//     DeleteResource of one named R4 type: Operation event.Create, event.Update or event.Delete of
+//     ResourceType.
 //   - A Bundle (ProcessBundle, Transaction, or a mutation whose resourceType is Bundle), a
 //     mutation without resourceType, another write-level FHIR operation (MutationEventNames):
-//     Operation Mixed, AllTypes. The consumer looks at every type it knows for the datastore.
+//     Operation event.Mixed, AllTypes. The consumer looks at every type it knows for the datastore.
 //   - An unknown write-like eventName (in no list and not Read…, Search…, Get…, List… or
 //     Describe…; see ActsOnEventName): as Mixed, plus Unrecognised, so it is counted by name
 //     and never skipped in silence.
-//   - "Import Job Completed" / "Import Job Completed With Errors": Operation Import, AllTypes,
+//   - "Import Job Completed" / "Import Job Completed With Errors": Operation event.Import, AllTypes,
 //     JobID, JobStatus, JobSubmitTime; EventTime is the event's time (the job's end).
 //
 // Read-only names (ReadOnlyEventNames) and management names (ManagementEventNames: datastore,

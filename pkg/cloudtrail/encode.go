@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // Encode returns the Kinesis record data an EventBridge rule delivers for c: the
@@ -22,7 +24,7 @@ import (
 func Encode(c Change, envelopeID, requestID string) ([]byte, error) {
 	name := c.EventName
 	if name == "" {
-		name = map[Operation]string{Create: "CreateResource", Update: "UpdateResource", Delete: "DeleteResource", Mixed: "ProcessBundle"}[c.Operation]
+		name = map[event.Operation]string{event.Create: "CreateResource", event.Update: "UpdateResource", event.Delete: "DeleteResource", event.Mixed: "ProcessBundle"}[c.Operation]
 	}
 	if !isLabel(name, false) {
 		return nil, fmt.Errorf("cloudtrail: encode: operation %v, event name %q: want a letters-only name", c.Operation, name)
@@ -32,9 +34,9 @@ func Encode(c Change, envelopeID, requestID string) ([]byte, error) {
 		return nil, fmt.Errorf("cloudtrail: encode: %s is not a write Decide acts on", name)
 	}
 	if c.ResourceType == "" || c.ResourceType == "Bundle" {
-		op = Mixed
+		op = event.Mixed
 	}
-	if op == Mixed && c.ResourceType != "" && c.ResourceType != "Bundle" {
+	if op == event.Mixed && c.ResourceType != "" && c.ResourceType != "Bundle" {
 		return nil, fmt.Errorf("cloudtrail: encode: %s touches any type; Decide drops resource type %q", name, c.ResourceType)
 	}
 	if op != c.Operation {
@@ -42,9 +44,9 @@ func Encode(c Change, envelopeID, requestID string) ([]byte, error) {
 	}
 	status := 200
 	switch op {
-	case Create:
+	case event.Create:
 		status = 201
-	case Delete:
+	case event.Delete:
 		status = 204
 	}
 	at := c.EventTime.UTC().Truncate(time.Second).Format(time.RFC3339)
@@ -83,7 +85,7 @@ func Encode(c Change, envelopeID, requestID string) ([]byte, error) {
 		// Modelled: a Bundle POST to the base URL has no type and no single resource id.
 		rp.ResourceType, rp.ResourceID = c.ResourceType, "HIDDEN_DUE_TO_SECURITY_REASONS"
 	}
-	return json.Marshal(event[detail]{
+	return json.Marshal(eventBridgeEvent[detail]{
 		eventHead: eventHead{
 			Version: "0", ID: envelopeID, DetailType: detailTypeAPICall, Source: "aws.healthlake",
 			Account: c.Account, Time: at, Region: c.Region, Resources: []string{},
@@ -107,7 +109,7 @@ func Encode(c Change, envelopeID, requestID string) ([]byte, error) {
 // submitTime (milliseconds; omitted when zero). c.Operation must be Import. Decide gives c back
 // with EventName and AllTypes filled in. The producer puts these after an import it simulated.
 func EncodeImportEvent(c Change) ([]byte, error) {
-	if c.Operation != Import {
+	if c.Operation != event.Import {
 		return nil, fmt.Errorf("cloudtrail: encode import event: operation %v, want import", c.Operation)
 	}
 	detailType := map[string]string{
@@ -129,7 +131,7 @@ func EncodeImportEvent(c Change) ([]byte, error) {
 	if !c.JobSubmitTime.IsZero() {
 		d.SubmitTime = c.JobSubmitTime.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	}
-	return json.Marshal(event[detail]{
+	return json.Marshal(eventBridgeEvent[detail]{
 		eventHead: eventHead{
 			Version: "0", ID: c.EventID, DetailType: detailType, Source: "aws.healthlake", Account: c.Account,
 			Time: c.EventTime.UTC().Truncate(time.Second).Format(time.RFC3339), Region: c.Region,

@@ -3,6 +3,8 @@ package cloudtrail
 import (
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 func TestEncodeRoundTrip(t *testing.T) {
@@ -21,26 +23,26 @@ func TestEncodeRoundTrip(t *testing.T) {
 		in   Change
 		want Change // what Decide gives back
 	}{
-		{"create", with(func(c *Change) { c.Operation = Create }), with(func(c *Change) { c.Operation, c.EventName = Create, "CreateResource" })},
-		{"update", with(func(c *Change) { c.Operation = Update }), with(func(c *Change) { c.Operation, c.EventName = Update, "UpdateResource" })},
-		{"delete", with(func(c *Change) { c.Operation = Delete }), with(func(c *Change) { c.Operation, c.EventName = Delete, "DeleteResource" })},
-		{"patch", with(func(c *Change) { c.Operation, c.EventName = Update, "PatchResource" }),
-			with(func(c *Change) { c.Operation, c.EventName = Update, "PatchResource" })},
-		{"bundle", with(func(c *Change) { c.Operation, c.ResourceType = Mixed, "" }),
+		{"create", with(func(c *Change) { c.Operation = event.Create }), with(func(c *Change) { c.Operation, c.EventName = event.Create, "CreateResource" })},
+		{"update", with(func(c *Change) { c.Operation = event.Update }), with(func(c *Change) { c.Operation, c.EventName = event.Update, "UpdateResource" })},
+		{"delete", with(func(c *Change) { c.Operation = event.Delete }), with(func(c *Change) { c.Operation, c.EventName = event.Delete, "DeleteResource" })},
+		{"patch", with(func(c *Change) { c.Operation, c.EventName = event.Update, "PatchResource" }),
+			with(func(c *Change) { c.Operation, c.EventName = event.Update, "PatchResource" })},
+		{"bundle", with(func(c *Change) { c.Operation, c.ResourceType = event.Mixed, "" }),
 			with(func(c *Change) {
-				c.Operation, c.ResourceType, c.EventName, c.AllTypes = Mixed, "", "ProcessBundle", true
+				c.Operation, c.ResourceType, c.EventName, c.AllTypes = event.Mixed, "", "ProcessBundle", true
 			})},
-		{"update without type", with(func(c *Change) { c.Operation, c.ResourceType, c.EventName = Mixed, "", "UpdateResource" }),
+		{"update without type", with(func(c *Change) { c.Operation, c.ResourceType, c.EventName = event.Mixed, "", "UpdateResource" }),
 			with(func(c *Change) {
-				c.Operation, c.ResourceType, c.EventName, c.AllTypes = Mixed, "", "UpdateResource", true
+				c.Operation, c.ResourceType, c.EventName, c.AllTypes = event.Mixed, "", "UpdateResource", true
 			})},
-		{"create of a Bundle", with(func(c *Change) { c.Operation, c.ResourceType, c.EventName = Mixed, "Bundle", "CreateResource" }),
+		{"create of a Bundle", with(func(c *Change) { c.Operation, c.ResourceType, c.EventName = event.Mixed, "Bundle", "CreateResource" }),
 			with(func(c *Change) {
-				c.Operation, c.ResourceType, c.EventName, c.AllTypes = Mixed, "Bundle", "CreateResource", true
+				c.Operation, c.ResourceType, c.EventName, c.AllTypes = event.Mixed, "Bundle", "CreateResource", true
 			})},
-		{"unknown write", with(func(c *Change) { c.Operation, c.ResourceType, c.EventName = Mixed, "", "EraseResource" }),
+		{"unknown write", with(func(c *Change) { c.Operation, c.ResourceType, c.EventName = event.Mixed, "", "EraseResource" }),
 			with(func(c *Change) {
-				c.Operation, c.ResourceType, c.EventName, c.AllTypes, c.Unrecognised = Mixed, "", "EraseResource", true, true
+				c.Operation, c.ResourceType, c.EventName, c.AllTypes, c.Unrecognised = event.Mixed, "", "EraseResource", true, true
 			})},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,13 +57,13 @@ func TestEncodeRoundTrip(t *testing.T) {
 	}
 	for _, bad := range []Change{
 		{},
-		with(func(c *Change) { c.Operation = Import }),
-		with(func(c *Change) { c.Operation, c.EventName = Create, "ReadResource" }),       // not a write
-		with(func(c *Change) { c.Operation, c.EventName = Create, "StartFHIRImportJob" }), // management
-		with(func(c *Change) { c.Operation, c.EventName = Create, "PatchResource" }),      // a patch is an update
-		with(func(c *Change) { c.Operation, c.EventName = Mixed, "Create2" }),             // not a label
-		with(func(c *Change) { c.Operation = Create; c.ResourceType = "" }),               // Decide: mixed
-		with(func(c *Change) { c.Operation = Mixed }),                                     // a Bundle names no Observation
+		with(func(c *Change) { c.Operation = event.Import }),
+		with(func(c *Change) { c.Operation, c.EventName = event.Create, "ReadResource" }),       // not a write
+		with(func(c *Change) { c.Operation, c.EventName = event.Create, "StartFHIRImportJob" }), // management
+		with(func(c *Change) { c.Operation, c.EventName = event.Create, "PatchResource" }),      // a patch is an update
+		with(func(c *Change) { c.Operation, c.EventName = event.Mixed, "Create2" }),             // not a label
+		with(func(c *Change) { c.Operation = event.Create; c.ResourceType = "" }),               // Decide: mixed
+		with(func(c *Change) { c.Operation = event.Mixed }),                                     // a Bundle names no Observation
 	} {
 		if _, err := Encode(bad, "x", "y"); err == nil {
 			t.Errorf("Encode(%+v): want an error", bad)
@@ -74,7 +76,7 @@ func TestEncodeImportEventRoundTrip(t *testing.T) {
 	for _, status := range []string{JobStatusCompleted, JobStatusCompletedWithErrors} {
 		for _, submitted := range []time.Time{{}, time.Date(2026, 11, 20, 8, 50, 50, 986e6, time.UTC)} {
 			c := Change{
-				EventID: "36c865ef-da41-76ef-c882-3ba8dad8656b", DatastoreID: storeA, Operation: Import,
+				EventID: "36c865ef-da41-76ef-c882-3ba8dad8656b", DatastoreID: storeA, Operation: event.Import,
 				EventTime: time.Date(2026, 11, 20, 9, 14, 42, 0, time.UTC), Region: "us-west-2", Account: "123456789012",
 				JobID: jobA, JobStatus: status, JobSubmitTime: submitted,
 			}
@@ -90,7 +92,7 @@ func TestEncodeImportEventRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []Change{{}, {Operation: Create, JobStatus: JobStatusCompleted}, {Operation: Import, JobStatus: "FAILED"}} {
+	for _, bad := range []Change{{}, {Operation: event.Create, JobStatus: JobStatusCompleted}, {Operation: event.Import, JobStatus: "FAILED"}} {
 		if _, err := EncodeImportEvent(bad); err == nil {
 			t.Errorf("EncodeImportEvent(%+v): want an error", bad)
 		}

@@ -19,8 +19,8 @@ type eventHead struct {
 	Resources  []string `json:"resources"`
 }
 
-// event is an EventBridge event with a detail of type D.
-type event[D any] struct {
+// eventBridgeEvent is an EventBridge event with a detail of type D.
+type eventBridgeEvent[D any] struct {
 	eventHead
 	Detail D `json:"detail"`
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 var (
@@ -142,19 +144,19 @@ func checkAct(t *testing.T, d Decision, types []string) {
 	}
 	if c.AllTypes {
 		// Every type: no type, or the Bundle type the record named.
-		if (c.ResourceType != "" && c.ResourceType != "Bundle") || (c.Operation != Mixed && c.Operation != Import) {
+		if (c.ResourceType != "" && c.ResourceType != "Bundle") || (c.Operation != event.Mixed && c.Operation != event.Import) {
 			t.Fatalf("all-types act with %v and resource type %q", c.Operation, c.ResourceType)
 		}
 	} else if _, ok := slices.BinarySearch(types, c.ResourceType); !ok || c.ResourceType == "Bundle" {
 		t.Fatalf("act with resource type %q", c.ResourceType)
 	}
-	if c.Unrecognised && c.Operation != Mixed {
+	if c.Unrecognised && c.Operation != event.Mixed {
 		t.Fatalf("unrecognised act with %v", c.Operation)
 	}
-	if !isLabel(c.EventName, c.Operation == Import) {
+	if !isLabel(c.EventName, c.Operation == event.Import) {
 		t.Fatalf("act with event name %q, no label", c.EventName)
 	}
-	if c.Operation == Import {
+	if c.Operation == event.Import {
 		if !datastoreIDPattern.MatchString(c.JobID) || (c.JobStatus != JobStatusCompleted && c.JobStatus != JobStatusCompletedWithErrors) {
 			t.Fatalf("import act with job %q status %q", c.JobID, c.JobStatus)
 		}
@@ -169,7 +171,8 @@ func checkAct(t *testing.T, d Decision, types []string) {
 			t.Fatalf("act with %q, unsafe in a URL", s)
 		}
 	}
-	if c.Operation < Create || c.Operation > Import || (c.Operation >= Mixed) != c.AllTypes {
+	allTypes := c.Operation == event.Mixed || c.Operation == event.Import
+	if !slices.Contains([]event.Operation{event.Create, event.Update, event.Delete, event.Mixed, event.Import}, c.Operation) || allTypes != c.AllTypes {
 		t.Fatalf("act with operation %v, all types %v", c.Operation, c.AllTypes)
 	}
 	if c.EventTime.Location() != time.UTC || c.EventTime.Nanosecond() != 0 || c.EventTime.IsZero() {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 const (
@@ -92,7 +94,7 @@ func TestDecideImport(t *testing.T) {
 				return
 			}
 			ch := d.Change
-			if ch.Operation != Import || !ch.AllTypes || ch.ResourceType != "" || ch.JobID != jobA || ch.JobStatus != JobStatusCompleted ||
+			if ch.Operation != event.Import || !ch.AllTypes || ch.ResourceType != "" || ch.JobID != jobA || ch.JobStatus != JobStatusCompleted ||
 				ch.EventName != "Import Job Completed" || ch.EventTime != time.Date(2026, 11, 20, 9, 14, 42, 0, time.UTC) {
 				t.Errorf("Change = %+v", ch)
 			}

@@ -1,6 +1,10 @@
 package cloudtrail
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+)
 
 // The CloudTrail event names of calls to healthlake.amazonaws.com, as far as AWS documents
 // them, sorted into what Decide does with a successful call. Sources (see testdata/README.md):
@@ -28,88 +32,88 @@ const (
 type eventNameInfo struct {
 	name  string
 	class eventClass
-	op    Operation // classMutation only
+	op    event.Operation // classMutation only
 }
 
 var eventNameTable = [...]eventNameInfo{
 	// FHIR data writes with one resource type each.
-	{"CreateResource", classMutation, Create},
-	{"UpdateResource", classMutation, Update}, // also conditional update, which may create
-	{"PatchResource", classMutation, Update},
-	{"DeleteResource", classMutation, Delete},
+	{"CreateResource", classMutation, event.Create},
+	{"UpdateResource", classMutation, event.Update}, // also conditional update, which may create
+	{"PatchResource", classMutation, event.Update},
+	{"DeleteResource", classMutation, event.Delete},
 	// FHIR data writes that may touch any resource type: batch and transaction Bundles (IAM
 	// action ProcessBundle; "Transaction" is the older CloudWatch operation name), and the
 	// write-level FHIR operations whose stored effect AWS does not document per type (Da Vinci
 	// ATR member add/remove and attribution, PAS $submit, $member-match, $document).
-	{"ProcessBundle", classMutation, Mixed},
-	{"Transaction", classMutation, Mixed},
-	{"MemberAdd", classMutation, Mixed},
-	{"MemberRemove", classMutation, Mixed},
-	{"MemberMatch", classMutation, Mixed},
-	{"ConfirmAttributionList", classMutation, Mixed},
-	{"RetrieveAttributionStatus", classMutation, Mixed},
-	{"SubmitPreAuthClaim", classMutation, Mixed},
-	{"GenerateDocumentWithGet", classMutation, Mixed},
-	{"GenerateDocumentWithPost", classMutation, Mixed},
+	{"ProcessBundle", classMutation, event.Mixed},
+	{"Transaction", classMutation, event.Mixed},
+	{"MemberAdd", classMutation, event.Mixed},
+	{"MemberRemove", classMutation, event.Mixed},
+	{"MemberMatch", classMutation, event.Mixed},
+	{"ConfirmAttributionList", classMutation, event.Mixed},
+	{"RetrieveAttributionStatus", classMutation, event.Mixed},
+	{"SubmitPreAuthClaim", classMutation, event.Mixed},
+	{"GenerateDocumentWithGet", classMutation, event.Mixed},
+	{"GenerateDocumentWithPost", classMutation, event.Mixed},
 
-	{"ReadResource", classReadOnly, 0},
-	{"VersionReadResource", classReadOnly, 0},
-	{"GetHistoryByResourceId", classReadOnly, 0},
-	{"GetHistoryByResourceType", classReadOnly, 0},
-	{"GetFullHistory", classReadOnly, 0},
-	{"SearchWithGet", classReadOnly, 0},
-	{"SearchWithPost", classReadOnly, 0},
-	{"SearchAll", classReadOnly, 0},
-	{"SearchEverything", classReadOnly, 0},
-	{"GetCapabilities", classReadOnly, 0},
-	{"ValidateResource", classReadOnly, 0},
-	{"ValidateExistingResource", classReadOnly, 0},
-	{"ValidateSource", classReadOnly, 0},
-	{"ExpandValueSetWithGet", classReadOnly, 0},
-	{"ExpandValueSetWithPost", classReadOnly, 0},
-	{"LookupCodeSystemWithGet", classReadOnly, 0},
-	{"LookupCodeSystemWithPost", classReadOnly, 0},
-	{"TranslateConceptMapWithGet", classReadOnly, 0},
-	{"TranslateConceptMapWithPost", classReadOnly, 0},
-	{"QuestionnairePackage", classReadOnly, 0},
-	{"InquirePreAuthClaim", classReadOnly, 0},
-	{"GetExportedFile", classReadOnly, 0},
-	{"GetDataTransformationProfile", classReadOnly, 0},
-	{"DescribeFHIRDatastore", classReadOnly, 0},
-	{"DescribeFHIRImportJob", classReadOnly, 0},
-	{"DescribeFHIRExportJob", classReadOnly, 0},
-	{"DescribeFHIRExportJobWithGet", classReadOnly, 0},
-	{"DescribeFHIRBulkDeleteJob", classReadOnly, 0},
-	{"DescribeFHIRBulkMemberMatchJob", classReadOnly, 0},
-	{"DescribeDataTransformationJob", classReadOnly, 0},
-	{"ListFHIRDatastores", classReadOnly, 0},
-	{"ListFHIRImportJobs", classReadOnly, 0},
-	{"ListFHIRExportJobs", classReadOnly, 0},
-	{"ListTagsForResource", classReadOnly, 0},
-	{"ListDataTransformationJobs", classReadOnly, 0},
-	{"ListDataTransformationProfiles", classReadOnly, 0},
-	{"ListDataTransformationProfileVersions", classReadOnly, 0},
+	{"ReadResource", classReadOnly, ""},
+	{"VersionReadResource", classReadOnly, ""},
+	{"GetHistoryByResourceId", classReadOnly, ""},
+	{"GetHistoryByResourceType", classReadOnly, ""},
+	{"GetFullHistory", classReadOnly, ""},
+	{"SearchWithGet", classReadOnly, ""},
+	{"SearchWithPost", classReadOnly, ""},
+	{"SearchAll", classReadOnly, ""},
+	{"SearchEverything", classReadOnly, ""},
+	{"GetCapabilities", classReadOnly, ""},
+	{"ValidateResource", classReadOnly, ""},
+	{"ValidateExistingResource", classReadOnly, ""},
+	{"ValidateSource", classReadOnly, ""},
+	{"ExpandValueSetWithGet", classReadOnly, ""},
+	{"ExpandValueSetWithPost", classReadOnly, ""},
+	{"LookupCodeSystemWithGet", classReadOnly, ""},
+	{"LookupCodeSystemWithPost", classReadOnly, ""},
+	{"TranslateConceptMapWithGet", classReadOnly, ""},
+	{"TranslateConceptMapWithPost", classReadOnly, ""},
+	{"QuestionnairePackage", classReadOnly, ""},
+	{"InquirePreAuthClaim", classReadOnly, ""},
+	{"GetExportedFile", classReadOnly, ""},
+	{"GetDataTransformationProfile", classReadOnly, ""},
+	{"DescribeFHIRDatastore", classReadOnly, ""},
+	{"DescribeFHIRImportJob", classReadOnly, ""},
+	{"DescribeFHIRExportJob", classReadOnly, ""},
+	{"DescribeFHIRExportJobWithGet", classReadOnly, ""},
+	{"DescribeFHIRBulkDeleteJob", classReadOnly, ""},
+	{"DescribeFHIRBulkMemberMatchJob", classReadOnly, ""},
+	{"DescribeDataTransformationJob", classReadOnly, ""},
+	{"ListFHIRDatastores", classReadOnly, ""},
+	{"ListFHIRImportJobs", classReadOnly, ""},
+	{"ListFHIRExportJobs", classReadOnly, ""},
+	{"ListTagsForResource", classReadOnly, ""},
+	{"ListDataTransformationJobs", classReadOnly, ""},
+	{"ListDataTransformationProfiles", classReadOnly, ""},
+	{"ListDataTransformationProfileVersions", classReadOnly, ""},
 
-	{"CreateFHIRDatastore", classManagement, 0},
-	{"UpdateFHIRDatastore", classManagement, 0},
-	{"DeleteFHIRDatastore", classManagement, 0},
-	{"RestoreFHIRDatastore", classManagement, 0},
-	{"StartFHIRImportJob", classManagement, 0},
-	{"StartFHIRExportJob", classManagement, 0},
-	{"StartFHIRExportJobWithGet", classManagement, 0},
-	{"StartFHIRExportJobWithPost", classManagement, 0},
-	{"CancelFHIRExportJobWithDelete", classManagement, 0},
-	{"StartFHIRBulkDeleteJob", classManagement, 0},
-	{"StartFHIRBulkMemberMatchJob", classManagement, 0},
-	{"StartDataTransformationJob", classManagement, 0},
-	{"CreateDataTransformationProfile", classManagement, 0},
-	{"UpdateDataTransformationProfile", classManagement, 0},
-	{"DeleteDataTransformationProfile", classManagement, 0},
-	{"PublishDataTransformationProfile", classManagement, 0},
-	{"UpdateProfileWithAgent", classManagement, 0},
-	{"TransformData", classManagement, 0},
-	{"TagResource", classManagement, 0},
-	{"UntagResource", classManagement, 0},
+	{"CreateFHIRDatastore", classManagement, ""},
+	{"UpdateFHIRDatastore", classManagement, ""},
+	{"DeleteFHIRDatastore", classManagement, ""},
+	{"RestoreFHIRDatastore", classManagement, ""},
+	{"StartFHIRImportJob", classManagement, ""},
+	{"StartFHIRExportJob", classManagement, ""},
+	{"StartFHIRExportJobWithGet", classManagement, ""},
+	{"StartFHIRExportJobWithPost", classManagement, ""},
+	{"CancelFHIRExportJobWithDelete", classManagement, ""},
+	{"StartFHIRBulkDeleteJob", classManagement, ""},
+	{"StartFHIRBulkMemberMatchJob", classManagement, ""},
+	{"StartDataTransformationJob", classManagement, ""},
+	{"CreateDataTransformationProfile", classManagement, ""},
+	{"UpdateDataTransformationProfile", classManagement, ""},
+	{"DeleteDataTransformationProfile", classManagement, ""},
+	{"PublishDataTransformationProfile", classManagement, ""},
+	{"UpdateProfileWithAgent", classManagement, ""},
+	{"TransformData", classManagement, ""},
+	{"TagResource", classManagement, ""},
+	{"UntagResource", classManagement, ""},
 }
 
 var eventNameIndex = func() map[string]eventNameInfo {
@@ -126,16 +130,16 @@ var eventNameIndex = func() map[string]eventNameInfo {
 var readOnlyPrefixes = [...]string{"Read", "Search", "Get", "List", "Describe"}
 
 // classify says what kind of call name is; op is set for classMutation.
-func classify(name string) (eventClass, Operation) {
+func classify(name string) (eventClass, event.Operation) {
 	if e, ok := eventNameIndex[name]; ok {
 		return e.class, e.op
 	}
 	for _, p := range readOnlyPrefixes {
 		if len(name) > len(p) && strings.HasPrefix(name, p) && name[len(p)] >= 'A' && name[len(p)] <= 'Z' {
-			return classReadOnly, 0
+			return classReadOnly, ""
 		}
 	}
-	return classUnknown, Mixed
+	return classUnknown, event.Mixed
 }
 
 // ActsOnEventName reports whether Decide acts on a successful healthlake.amazonaws.com call

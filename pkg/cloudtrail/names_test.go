@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // TestEventNameLists: the lists are disjoint, letters only (so each is its own metric label),
@@ -102,7 +104,7 @@ func TestUnknownEventNames(t *testing.T) {
 			continue
 		}
 		ch := d.Change
-		if d.Outcome != Act || ch.Operation != Mixed || !ch.AllTypes || !ch.Unrecognised || ch.EventName != c.label || ch.ResourceType != "" {
+		if d.Outcome != Act || ch.Operation != event.Mixed || !ch.AllTypes || !ch.Unrecognised || ch.EventName != c.label || ch.ResourceType != "" {
 			t.Errorf("%q: %v %s %+v, want an unrecognised mixed act labelled %q", c.name, d.Outcome, d.Reason, ch, c.label)
 		}
 		// Failed unknown writes are failed calls like any other.

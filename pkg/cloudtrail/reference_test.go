@@ -12,6 +12,8 @@ import (
 	"errors"
 	"strconv"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // The record as it arrives: only the fields a decision needs. Everything else (userIdentity,
@@ -323,8 +325,8 @@ func refDecide(v *Validator, data []byte) Decision {
 	}
 	// A Bundle (by name or by type) or a write without a type may touch any type: the type
 	// named, other than Bundle itself, says nothing about the others.
-	if rt == "" || rt == "Bundle" || op == Mixed {
-		op = Mixed
+	if rt == "" || rt == "Bundle" || op == event.Mixed {
+		op = event.Mixed
 		if rt != "Bundle" {
 			rt = ""
 		}
@@ -346,7 +348,7 @@ func refDecide(v *Validator, data []byte) Decision {
 			Region:       env.Region.s,
 			Account:      env.Account.s,
 			EventName:    label,
-			AllTypes:     op == Mixed,
+			AllTypes:     op == event.Mixed,
 			Unrecognised: class == classUnknown,
 		},
 	}
@@ -422,7 +424,7 @@ func refDecideImport(v *Validator, data []byte, env *refEnvelope, status string)
 		Change: Change{
 			EventID:       ev.ID.s,
 			DatastoreID:   det.DatastoreID.s,
-			Operation:     Import,
+			Operation:     event.Import,
 			EventTime:     t.Truncate(time.Second),
 			Region:        env.Region.s,
 			Account:       env.Account.s,

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // MaxDataSize is the largest record data Decide looks at: the Kinesis limit for one record.
@@ -208,8 +210,8 @@ func (v *Validator) Decide(data []byte) Decision {
 	// A Bundle (by name or by type) or a write without a type may touch any type: the type
 	// named, other than Bundle itself, says nothing about the others.
 	op := name.op
-	if rt == "" || rt == "Bundle" || op == Mixed {
-		op = Mixed
+	if rt == "" || rt == "Bundle" || op == event.Mixed {
+		op = event.Mixed
 		if rt != "Bundle" {
 			rt = ""
 		}
@@ -233,7 +235,7 @@ func (v *Validator) Decide(data []byte) Decision {
 			Region:       s[2],
 			Account:      s[3],
 			EventName:    label,
-			AllTypes:     op == Mixed,
+			AllTypes:     op == event.Mixed,
 			Unrecognised: name.class == classUnknown,
 		},
 	}
@@ -306,7 +308,7 @@ func (v *Validator) decideImport(r *record, status string) Decision {
 		Change: Change{
 			EventID:       s[0],
 			DatastoreID:   s[1],
-			Operation:     Import,
+			Operation:     event.Import,
 			EventTime:     t.Truncate(time.Second),
 			Region:        s[2],
 			Account:       s[3],

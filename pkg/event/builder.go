@@ -62,7 +62,8 @@ type Change struct {
 	// LastUpdated is the version's meta.lastUpdated: the entry's Time and the detail's
 	// lastUpdated. Required.
 	LastUpdated time.Time
-	Action      Action
+	// Action is Create, Update or Delete; the hint operations Mixed and Import are no action.
+	Action Operation
 	// Resource is the FHIR JSON of the version. Required for Create and Update with
 	// FullResource content; ignored for Delete and with IDOnly.
 	Resource json.RawMessage

@@ -45,7 +45,7 @@ func builder(t testing.TB, o event.Options) event.Builder {
 	return b
 }
 
-func change(action event.Action, version string, resource string, ids ...string) event.Change {
+func change(action event.Operation, version string, resource string, ids ...string) event.Change {
 	c := event.Change{
 		DatastoreID: datastore, ResourceType: "Patient", ID: "pat-1", VersionID: version,
 		LastUpdated: lastUpdated, Action: action,
@@ -304,6 +304,8 @@ func TestEntryErrors(t *testing.T) {
 		"resource not JSON":     func(c *event.Change) { c.Resource = json.RawMessage(`{"id":`) },
 		"unknown action":        func(c *event.Change) { c.Action = "upsert" },
 		"no action":             func(c *event.Change) { c.Action = "" },
+		"mixed is no action":    func(c *event.Change) { c.Action = event.Mixed },
+		"import is no action":   func(c *event.Change) { c.Action = event.Import },
 		"whitespace resource":   func(c *event.Change) { c.Resource = json.RawMessage("  ") },
 		"resource two values":   func(c *event.Change) { c.Resource = json.RawMessage(`{} {}`) },
 		"resource not finished": func(c *event.Change) { c.Resource = json.RawMessage(`{"a":[1,2}`) },

@@ -14,7 +14,7 @@ type ChangeDetail struct {
 	ID           string    `json:"id"`
 	VersionID    string    `json:"versionId"` // "" for a delete whose history entry has none
 	LastUpdated  Timestamp `json:"lastUpdated"`
-	Action       Action    `json:"action"`
+	Action       Operation `json:"action"`
 	// Resource is the FHIR JSON of the version, embedded as JSON; absent for deletes and when
 	// ContentOmitted says why.
 	Resource       json.RawMessage `json:"resource,omitempty"`

@@ -190,7 +190,7 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 	for i := range records {
 		records[i], _ = cloudtrail.Encode(cloudtrail.Change{
 			EventID: fmt.Sprintf("ev-%d", i), DatastoreID: ds, ResourceType: "Observation",
-			Operation: cloudtrail.Update, EventTime: base.Add(time.Duration(i/perWindow) * time.Second),
+			Operation: event.Update, EventTime: base.Add(time.Duration(i/perWindow) * time.Second),
 			Region: "us-east-1", Account: "123456789012",
 		}, "env", "req")
 	}

@@ -214,7 +214,7 @@ func (s *searchLog) searched() map[[2]string]int {
 type write struct {
 	DS, Type, ID, Version string
 	LastUpdated           time.Time
-	Op                    cloudtrail.Operation
+	Op                    event.Operation
 }
 
 // fhirWrite runs one write through the producer's FHIR writer (the same HTTP client code
@@ -244,7 +244,7 @@ func (h *harness) create(ds, rt string) (write, []byte) {
 	v := h.fhirWrite(func(ctx context.Context, w *simulate.HTTPWriter) (simulate.Version, error) {
 		return w.Create(ctx, ds, rt, body(rt, "", 0))
 	})
-	return h.noteWrite(write{DS: ds, Type: rt, ID: v.ID, Version: v.VersionID, LastUpdated: v.LastUpdated, Op: cloudtrail.Create})
+	return h.noteWrite(write{DS: ds, Type: rt, ID: v.ID, Version: v.VersionID, LastUpdated: v.LastUpdated, Op: event.Create})
 }
 
 // update writes a new version of an existing resource.
@@ -252,7 +252,7 @@ func (h *harness) update(ds, rt, id string, n int) (write, []byte) {
 	v := h.fhirWrite(func(ctx context.Context, w *simulate.HTTPWriter) (simulate.Version, error) {
 		return w.Update(ctx, ds, rt, id, body(rt, id, n))
 	})
-	return h.noteWrite(write{DS: ds, Type: rt, ID: id, Version: v.VersionID, LastUpdated: v.LastUpdated, Op: cloudtrail.Update})
+	return h.noteWrite(write{DS: ds, Type: rt, ID: id, Version: v.VersionID, LastUpdated: v.LastUpdated, Op: event.Update})
 }
 
 // remove deletes a resource.
@@ -260,7 +260,7 @@ func (h *harness) remove(ds, rt, id string) (write, []byte) {
 	v := h.fhirWrite(func(ctx context.Context, w *simulate.HTTPWriter) (simulate.Version, error) {
 		return w.Delete(ctx, ds, rt, id)
 	})
-	return h.noteWrite(write{DS: ds, Type: rt, ID: id, LastUpdated: v.LastUpdated, Op: cloudtrail.Delete})
+	return h.noteWrite(write{DS: ds, Type: rt, ID: id, LastUpdated: v.LastUpdated, Op: event.Delete})
 }
 
 func (h *harness) noteWrite(w write) (write, []byte) {
@@ -414,7 +414,7 @@ func (h *harness) missing(evs []emitted) []string {
 	var out []string
 	for _, w := range h.writes {
 		k := rid{w.DS, w.Type, w.ID}
-		if w.Op == cloudtrail.Delete {
+		if w.Op == event.Delete {
 			if !deleted[k] {
 				out = append(out, fmt.Sprintf("no delete event for %s/%s", w.Type, w.ID))
 			}

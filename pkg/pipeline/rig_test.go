@@ -183,13 +183,13 @@ func (r *rig) advanceUntil(what string, step, limit time.Duration, cond func() b
 
 // hint feeds the CloudTrail record of a change to k at the clock's now (its eventTime, in
 // whole seconds) to w, and returns its ack.
-func (w *worker) hint(k coalesce.Key, op cloudtrail.Operation) *ack {
+func (w *worker) hint(k coalesce.Key, op event.Operation) *ack {
 	w.r.t.Helper()
 	return w.hintAt(k, op, w.r.clock.Now())
 }
 
 // hintAt feeds a record whose eventTime is at.
-func (w *worker) hintAt(k coalesce.Key, op cloudtrail.Operation, at time.Time) *ack {
+func (w *worker) hintAt(k coalesce.Key, op event.Operation, at time.Time) *ack {
 	w.r.t.Helper()
 	seq := w.r.seq.Add(1)
 	rec, err := cloudtrail.Encode(cloudtrail.Change{
@@ -220,7 +220,7 @@ func (w *worker) feed(data []byte) *ack {
 // write makes a change on the FHIR server now and feeds its hint to w.
 func (w *worker) write(k coalesce.Key, id string) (string, *ack) {
 	id, _ = w.r.fhir.write(k, id)
-	return id, w.hint(k, cloudtrail.Create)
+	return id, w.hint(k, event.Create)
 }
 
 // changes counts the change events on the bus per "type/id/version/action".

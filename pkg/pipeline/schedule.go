@@ -8,7 +8,6 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/timeline"
@@ -301,7 +300,7 @@ func (p *Pipeline) fileRange(keys map[coalesce.Key]*keyState, k coalesce.Key, m 
 		ks = &keyState{key: k, next: now}
 		keys[k] = ks
 	}
-	if ks.tl.Covers(rng) && ch.Operation != cloudtrail.Delete && ch.Operation != cloudtrail.Mixed {
+	if ks.tl.Covers(rng) && ch.Operation != event.Delete && ch.Operation != event.Mixed {
 		m.done()
 		return
 	}
@@ -317,11 +316,11 @@ func (p *Pipeline) fileRange(keys map[coalesce.Key]*keyState, k coalesce.Key, m 
 		ks.src.eventIDs = append(ks.src.eventIDs, ch.EventID)
 	}
 	switch ch.Operation {
-	case cloudtrail.Create:
+	case event.Create:
 		ks.src.creates = true
-	case cloudtrail.Delete:
+	case event.Delete:
 		ks.dels = append(ks.dels, rng)
-	case cloudtrail.Mixed:
+	case event.Mixed:
 		// A Bundle may create, update and delete.
 		ks.src.creates, ks.src.updates = true, true
 		ks.bundles = append(ks.bundles, rng)

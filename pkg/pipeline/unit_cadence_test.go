@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // TestUnitBusyKeyOneSearchPerCadence: a key hinted ten times a second for 20 s is searched
@@ -59,9 +59,9 @@ func TestUnitTwoWorkersReadEachChangeOnce(t *testing.T) {
 				r.fhir.write(k, "")
 				n++
 				// Each hint to one worker, every third to both (a redelivery).
-				acks = append(acks, ws[i%2].hint(k, cloudtrail.Create))
+				acks = append(acks, ws[i%2].hint(k, event.Create))
 				if i%3 == 0 {
-					acks = append(acks, ws[(i+1)%2].hint(k, cloudtrail.Create))
+					acks = append(acks, ws[(i+1)%2].hint(k, event.Create))
 				}
 			}
 			r.advance(100 * time.Millisecond)

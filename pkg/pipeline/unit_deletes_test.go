@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
@@ -32,7 +31,7 @@ func TestUnitDeletesResolvedOrReported(t *testing.T) {
 				r.advanceUntil("create acked", 100*time.Millisecond, 30*time.Second, created.done)
 				r.advance(3 * time.Second)
 				r.fhir.remove(obsKey, id)
-				deleted := w.hint(obsKey, cloudtrail.Delete)
+				deleted := w.hint(obsKey, event.Delete)
 				r.advanceUntil("delete acked", 100*time.Millisecond, 30*time.Second, deleted.done)
 				r.advance(5 * time.Second)
 				deletes := r.bus.events(event.DetailTypeDeleted)

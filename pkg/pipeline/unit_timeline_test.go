@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // TestUnitAckOnlyWhenCovered: a hint is acked once the shared timeline covers its range,
@@ -48,7 +48,7 @@ func TestUnitLateHintAckedWithoutSearch(t *testing.T) {
 		// The same hint again, as a redelivered record: its second was searched.
 		var late []*ack
 		for range 5 {
-			late = append(late, w.hintAt(obsKey, cloudtrail.Update, at))
+			late = append(late, w.hintAt(obsKey, event.Update, at))
 		}
 		r.advance(0)
 		for i, a := range late {

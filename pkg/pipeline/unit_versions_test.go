@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 )
 
@@ -24,7 +24,7 @@ func TestUnitAllVersions(t *testing.T) {
 				var last *ack
 				for range 20 {
 					r.fhir.write(obsKey, id)
-					last = w.hint(obsKey, cloudtrail.Update)
+					last = w.hint(obsKey, event.Update)
 					r.advance(50 * time.Millisecond)
 				}
 				r.advanceUntil("updates acked", 100*time.Millisecond, 30*time.Second, last.done)

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
@@ -34,7 +33,7 @@ func TestUnitBundleHintFansOut(t *testing.T) {
 		obs, _ := r.fhir.write(obsKey, "")
 		pat, _ := r.fhir.write(patKey, "")
 		r.fhir.remove(obsKey, old)
-		b := w.hint(coalesce.Key{DatastoreID: testDS}, cloudtrail.Mixed)
+		b := w.hint(coalesce.Key{DatastoreID: testDS}, event.Mixed)
 		rng := r.hintRange(at)
 		r.advanceUntil("Observation covers the Bundle", 100*time.Millisecond, 30*time.Second, func() bool {
 			return r.tl.state(obsKey).Covers(rng)
@@ -195,7 +194,7 @@ func TestUnitReportRetried(t *testing.T) {
 func TestUnitUntypedHintReported(t *testing.T) {
 	unit(t, nil, func(t *testing.T, r *rig) {
 		w := r.start("w1")
-		b := w.hint(coalesce.Key{DatastoreID: testDS}, cloudtrail.Mixed)
+		b := w.hint(coalesce.Key{DatastoreID: testDS}, event.Mixed)
 		r.advanceUntil("ack", 100*time.Millisecond, 10*time.Second, b.done)
 		failed := r.bus.events(event.DetailTypeRangeFailed)
 		if len(failed) != 1 || failed[0].D.Reason != "no-known-type" || failed[0].D.DatastoreID != testDS {

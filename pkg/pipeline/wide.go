@@ -41,7 +41,7 @@ func (p *Pipeline) resolveWide(ctx context.Context, hs []wideHint) []wideResolve
 			ts = append(slices.Clone(ts), "Bundle") // the record named it: a stored Bundle changed
 		}
 		out[i].types = ts
-		if ch.Operation != cloudtrail.Import {
+		if ch.Operation != event.Import {
 			out[i].rng = p.cfg.Timeline.HintRange(ch.EventTime, h.arrived)
 			continue
 		}

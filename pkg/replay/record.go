@@ -7,53 +7,43 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
 
-// outcome is what replay does with one input record.
-type outcome int
-
-const (
-	keep       outcome = iota
-	ignored            // the consumer would skip it: not HealthLake, a read, a management call…
-	failed             // a HealthLake call that failed: nothing changed
-	outOfRange         // one the consumer acts on, outside [From, To)
-	malformed          // one the consumer would reject (a missing or broken field), or too large
-)
-
-// decider turns input records into the Kinesis record data the rule would have delivered and
-// judges it with the consumer's own decision (cloudtrail.Validator.Decide), so a replay keeps
-// exactly what the consumer acts on: single-type writes, PATCH, Bundles, unknown write-like
-// calls and completed imports.
-type decider struct {
-	v        *cloudtrail.Validator
-	from, to time.Time
+// judge returns the Kinesis record data the rule would have delivered for raw and the
+// consumer's own Decision on it (cloudtrail.Validator.Decide), so a replay puts exactly what
+// the consumer acts on. A CloudTrail record (wrapped false) goes into a new envelope with event
+// id id (cloudtrail.WrapRecord); an EventBridge event (wrapped true: a line of an events file)
+// is judged and put as it is. A record WrapRecord cannot wrap (not a JSON object) is decided
+// as the consumer decides such data: rejected, undecodable.
+func judge(v *cloudtrail.Validator, raw json.RawMessage, wrapped bool, id string) ([]byte, cloudtrail.Decision) {
+	if wrapped {
+		return raw, v.Decide(raw)
+	}
+	data, err := cloudtrail.WrapRecord(raw, id)
+	if err != nil {
+		return nil, cloudtrail.Decision{Outcome: cloudtrail.Reject, Reason: cloudtrail.Undecodable, Detail: "record is not a JSON object"}
+	}
+	return data, v.Decide(data)
 }
 
-// decide judges one record. A CloudTrail record (wrapped false) goes into a new envelope with
-// event id id; an EventBridge event (wrapped true: a line of an events file) is judged and put
-// as it is. data is the record data to put.
-func (d decider) decide(raw json.RawMessage, wrapped bool, id string) (out outcome, data []byte, dec cloudtrail.Decision) {
-	data = raw
-	if !wrapped {
-		var err error
-		if data, err = cloudtrail.WrapRecord(raw, id); err != nil {
-			return malformed, nil, dec
-		}
-	}
-	dec = d.v.Decide(data)
-	switch dec.Outcome {
-	case cloudtrail.Act:
-	case cloudtrail.Skip:
-		if dec.Reason == cloudtrail.FailedCall {
-			return failed, nil, dec
-		}
-		return ignored, nil, dec
+// count adds a record the consumer does not act on to the Stats counter for its Decision,
+// and reports whether it did: Skip is Ignored (Failed for a failed call, which changed
+// nothing), Reject is Malformed. An Act decision is counted by the caller.
+func (s *Stats) count(d cloudtrail.Decision) bool {
+	switch {
+	case d.Outcome == cloudtrail.Act:
+		return false
+	case d.Outcome == cloudtrail.Skip && d.Reason == cloudtrail.FailedCall:
+		s.Failed++
+	case d.Outcome == cloudtrail.Skip:
+		s.Ignored++
 	default:
-		return malformed, nil, dec
+		s.Malformed++
 	}
-	t := dec.Change.EventTime
-	if (!d.from.IsZero() && t.Before(d.from)) || (!d.to.IsZero() && !t.Before(d.to)) {
-		return outOfRange, nil, dec
-	}
-	return keep, data, dec
+	return true
+}
+
+// inRange reports whether t is in [from, to); a zero bound leaves that side open.
+func inRange(t, from, to time.Time) bool {
+	return (from.IsZero() || !t.Before(from)) && (to.IsZero() || t.Before(to))
 }
 
 // eventID is an EventBridge event's id, or "" if it has none.

@@ -18,11 +18,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 )
 
-// RecordSink puts records into the stream; simulate.KinesisSink is one. Put returns nil only
-// when every record was accepted.
+// RecordSink puts records into the stream; kinesisput.Sink is one (it retries the records
+// Kinesis refuses). Put returns nil only when every record was accepted.
 type RecordSink interface {
 	Put(ctx context.Context, records []types.PutRecordsRequestEntry) error
 }
@@ -30,9 +32,6 @@ type RecordSink interface {
 // DefaultRate is the default bound in records per second: one shard's write capacity
 // (1,000 records/s), so a backfill leaves the rest of the stream's capacity to live traffic.
 const DefaultRate = 1000
-
-// maxRecordBytes is the Kinesis limit on one record (data and partition key).
-const maxRecordBytes = 1 << 20
 
 // Options configures a replay.
 type Options struct {
@@ -46,9 +45,8 @@ type Options struct {
 	// Datastores, when not empty, is the consumer's allow-list: records of other datastores
 	// are not put (counted as Malformed, as the consumer would reject them).
 	Datastores []string
-	// Now and Sleep are the clock, for tests; default the real ones.
-	Now   func() time.Time
-	Sleep func(ctx context.Context, d time.Duration) error
+	// Clock paces the puts; default clock.Real.
+	Clock clock.Clock
 }
 
 // Stats counts what a replay read and did.
@@ -94,19 +92,14 @@ func Run(ctx context.Context, files []string, sink RecordSink, o Options, progre
 	if sink == nil && !o.DryRun {
 		return Stats{}, errors.New("replay: no sink (and not a dry run)")
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Sleep == nil {
-		o.Sleep = sleep
-	}
+	o.Clock = clock.Or(o.Clock)
 	v, err := cloudtrail.NewValidator(o.Datastores)
 	if err != nil {
 		return Stats{}, fmt.Errorf("replay: %w", err)
 	}
 	p := &putter{
-		sink: sink, o: o, start: o.Now(), batchSize: max(1, min(500, int(o.Rate/10))),
-		decider: decider{v: v, from: o.From, to: o.To}, stats: Stats{PutByName: map[string]int{}},
+		sink: sink, o: o, start: o.Clock.Now(), batchSize: max(1, min(kinesisput.MaxBatchRecords, int(o.Rate/10))),
+		v: v, stats: Stats{PutByName: map[string]int{}},
 	}
 	for i, f := range files {
 		if err := p.file(ctx, f); err != nil {
@@ -126,7 +119,7 @@ func Run(ctx context.Context, files []string, sink RecordSink, o Options, progre
 type putter struct {
 	sink      RecordSink
 	o         Options
-	decider   decider
+	v         *cloudtrail.Validator
 	start     time.Time
 	batchSize int
 	pending   []types.PutRecordsRequestEntry
@@ -151,23 +144,16 @@ func (p *putter) file(ctx context.Context, name string) error {
 		if kind == eventsFile {
 			id = cmp.Or(eventID(raw), id)
 		}
-		out, data, dec := p.decider.decide(raw, kind == eventsFile, id)
-		switch out {
-		case ignored:
-			p.stats.Ignored++
+		data, dec := judge(p.v, raw, kind == eventsFile, id)
+		if p.stats.count(dec) {
 			continue
-		case failed:
-			p.stats.Failed++
-			continue
-		case outOfRange:
+		}
+		if !inRange(dec.Change.EventTime, p.o.From, p.o.To) {
 			p.stats.OutOfRange++
-			continue
-		case malformed:
-			p.stats.Malformed++
 			continue
 		}
 		// Without PartitionKeyPath a rule partitions by the event id; so do we.
-		if len(data)+len(id) > maxRecordBytes {
+		if len(data)+len(id) > kinesisput.MaxRecordBytes {
 			p.stats.Malformed++
 			continue
 		}
@@ -192,10 +178,8 @@ func (p *putter) flush(ctx context.Context) error {
 		return nil
 	}
 	due := p.start.Add(time.Duration(float64(p.sent) * float64(time.Second) / p.o.Rate))
-	if wait := due.Sub(p.o.Now()); wait > 0 {
-		if err := p.o.Sleep(ctx, wait); err != nil {
-			return err
-		}
+	if err := clock.Sleep(ctx, p.o.Clock, due.Sub(p.o.Clock.Now())); err != nil {
+		return err
 	}
 	if err := p.sink.Put(ctx, p.pending); err != nil {
 		return fmt.Errorf("replay: put %d records: %w", len(p.pending), err)
@@ -278,15 +262,4 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 )
 
@@ -268,14 +269,6 @@ func TestEnvelopeMatchesFixtures(t *testing.T) {
 	}
 }
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
-func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
-	c.t = c.t.Add(d)
-	return nil
-}
-
 func TestRateBound(t *testing.T) {
 	var recs []any
 	base := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
@@ -285,10 +278,10 @@ func TestRateBound(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "many.json.gz")
 	writeLog(t, path, true, map[string]any{"Records": recs})
 
-	clock := &fakeClock{t: base}
+	clk := clocktest.NewAuto(base)
 	var at []time.Duration
-	sink := &timedSink{now: clock.Now, start: base, at: &at}
-	stats, err := Run(context.Background(), []string{path}, sink, Options{Rate: 100, Now: clock.Now, Sleep: clock.Sleep}, nil)
+	sink := &timedSink{now: clk.Now, start: base, at: &at}
+	stats, err := Run(context.Background(), []string{path}, sink, Options{Rate: 100, Clock: clk}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +360,9 @@ func TestUnreadableFile(t *testing.T) {
 // Replay keeps exactly what the consumer acts on. Every fixture of the cloudtrail package is
 // replayed twice: its CloudTrail record inside a log file (fixtures that are CloudTrail
 // events), and the fixture itself as an EventBridge events file (every fixture: import events
-// reach EventBridge only that way). Each is put if and only if Decide acts on the fixture.
+// reach EventBridge only that way). Each is put if and only if Decide acts on the fixture, and
+// otherwise counted as the Decision says: a skip as Ignored (Failed for a failed call), a
+// reject as Malformed.
 func TestReplayKeepsWhatTheConsumerActsOn(t *testing.T) {
 	dir := filepath.Join("..", "cloudtrail", "testdata")
 	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
@@ -400,6 +395,9 @@ func TestReplayKeepsWhatTheConsumerActsOn(t *testing.T) {
 		if acts != (st.Put == 1 && len(recs) == 1) || st.Records != 1 {
 			t.Errorf("%s as an event (%s %s): stats %+v", name, want.Outcome, want.Reason, st)
 		}
+		if got, w := counted(st), countFor(want); got != w {
+			t.Errorf("%s as an event (%s %s): counted %s, want %s", name, want.Outcome, want.Reason, got, w)
+		}
 		if acts && (!bytes.Equal(recs[0].Data, bytes.TrimSpace(b)) || aws.ToString(recs[0].PartitionKey) != eventID(b) || st.PutByName[want.Change.EventName] != 1) {
 			t.Errorf("%s: put %q with key %q, stats %+v", name, recs[0].Data, aws.ToString(recs[0].PartitionKey), st)
 		}
@@ -420,6 +418,9 @@ func TestReplayKeepsWhatTheConsumerActsOn(t *testing.T) {
 		}
 		if acts != (st.Put == 1) {
 			t.Errorf("%s as a log record (%s %s): stats %+v", name, want.Outcome, want.Reason, st)
+		}
+		if got, w := counted(st), countFor(want); got != w {
+			t.Errorf("%s as a log record (%s %s): counted %s, want %s", name, want.Outcome, want.Reason, got, w)
 		}
 		if acts {
 			got := v.Decide(sink.records()[0].Data)
@@ -481,4 +482,34 @@ func TestEventsFile(t *testing.T) {
 	if _, err := Run(context.Background(), []string{broken}, &fakeSink{}, Options{}, nil); err == nil || !strings.Contains(err.Error(), broken) {
 		t.Errorf("broken events file: %v", err)
 	}
+}
+
+// countFor is the Stats counter a record with Decision d must land in: what the consumer does
+// with it, in replay's words.
+func countFor(d cloudtrail.Decision) string {
+	switch {
+	case d.Outcome == cloudtrail.Act:
+		return "Put"
+	case d.Outcome == cloudtrail.Skip && d.Reason == cloudtrail.FailedCall:
+		return "Failed"
+	case d.Outcome == cloudtrail.Skip:
+		return "Ignored"
+	case d.Outcome == cloudtrail.Reject:
+		return "Malformed"
+	}
+	return "no outcome"
+}
+
+// counted names the one counter of st (a replay of one record, open range) that is 1.
+func counted(st Stats) string {
+	var names []string
+	for name, n := range map[string]int{"Put": st.Put, "Failed": st.Failed, "Ignored": st.Ignored, "Malformed": st.Malformed, "OutOfRange": st.OutOfRange} {
+		if n == 1 {
+			names = append(names, name)
+		} else if n != 0 {
+			return fmt.Sprintf("%s=%d", name, n)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, "+")
 }

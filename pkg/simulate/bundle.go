@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // bundleJSON builds the batch or transaction Bundle of b's entries.
@@ -26,10 +27,10 @@ func (r *runner) bundleJSON(b *op) ([]byte, error) {
 	for i, o := range b.entries {
 		res := o.res
 		e := entry{Request: request{Method: method(o), URL: res.resourceType}}
-		if o.kind != cloudtrail.Create {
+		if o.kind != event.Create {
 			e.Request.URL += "/" + res.id
 		}
-		if o.kind != cloudtrail.Delete {
+		if o.kind != event.Delete {
 			body, err := Body(res.resourceType, res.seed, o.version, res.id, r.patientRef(res))
 			if err != nil {
 				return nil, err
@@ -47,7 +48,7 @@ func (r *runner) bundleJSON(b *op) ([]byte, error) {
 				})
 			}
 		}
-		if o.kind == cloudtrail.Create {
+		if o.kind == event.Create {
 			e.FullURL = "urn:uuid:" + newUUID()
 		}
 		entries[i] = e
@@ -77,7 +78,7 @@ func (r *runner) writeBundle(ctx context.Context, b *op, records chan<- types.Pu
 		switch {
 		case res.Status/100 != 2:
 			return fmt.Errorf("simulate: bundle %d entry %d (%s %s): status %d %s", b.seq+1, i, method(o), o.res.resourceType, res.Status, res.Detail)
-		case res.LastUpdated.IsZero() || res.VersionID == "" || (o.kind == cloudtrail.Create && res.ID == ""):
+		case res.LastUpdated.IsZero() || res.VersionID == "" || (o.kind == event.Create && res.ID == ""):
 			return fmt.Errorf("simulate: bundle %d entry %d: response lacks location, etag or lastModified", b.seq+1, i)
 		}
 		if res.LastUpdated.Before(eventTime) {
@@ -92,7 +93,7 @@ func (r *runner) writeBundle(ctx context.Context, b *op, records chan<- types.Pu
 	var recs []types.PutRecordsRequestEntry
 	var eventID, drop string
 	if r.cfg.InjectEvents {
-		c := cloudtrail.Change{DatastoreID: ds, Operation: cloudtrail.Mixed, EventTime: eventTime}
+		c := cloudtrail.Change{DatastoreID: ds, Operation: event.Mixed, EventTime: eventTime}
 		if r.cfg.BundleHint == HintBundleType {
 			c.EventName, c.ResourceType = "CreateResource", "Bundle"
 		}
@@ -104,13 +105,13 @@ func (r *runner) writeBundle(ctx context.Context, b *op, records chan<- types.Pu
 
 	r.mu.Lock()
 	for i, o := range b.entries {
-		if o.kind == cloudtrail.Create {
+		if o.kind == event.Create {
 			o.res.id = results[i].ID
 		}
 		v := results[i].Version
 		entry := ManifestEntry{
 			DatastoreID: ds, ResourceType: o.res.resourceType, ID: o.res.id, VersionID: v.VersionID,
-			LastUpdated: v.LastUpdated.UTC(), Operation: o.kind.String(), Via: via, Method: method(o),
+			LastUpdated: v.LastUpdated.UTC(), Operation: o.kind, Via: via, Method: method(o),
 			Bundle: b.seq + 1, EventID: eventID, HintDropped: drop,
 		}
 		if err = r.manifest.Encode(entry); err != nil {

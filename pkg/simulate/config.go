@@ -12,6 +12,7 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // Defaults.
@@ -296,7 +297,7 @@ func (c Config) Validate() error {
 		// The consumer must act on what we inject: try a record with this region and account.
 		probe := cloudtrail.Change{
 			EventID: newUUID(), DatastoreID: strings.Repeat("0", 32), ResourceType: "Patient",
-			Operation: cloudtrail.Create, EventTime: time.Unix(1e9, 0), Region: c.Region, Account: c.Account,
+			Operation: event.Create, EventTime: time.Unix(1e9, 0), Region: c.Region, Account: c.Account,
 		}
 		data, err := cloudtrail.Encode(probe, newUUID(), newUUID())
 		if err != nil {

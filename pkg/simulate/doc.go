@@ -25,5 +25,6 @@
 // meta.tag marking them as simulated. They describe no real person.
 //
 // The package talks to the outside through two small interfaces, FHIRWriter and RecordSink,
-// with HTTP and Kinesis implementations here; tests substitute fakes for failure injection.
+// with an HTTP implementation here and the Kinesis one in kinesisput; tests substitute fakes
+// for failure injection.
 package simulate

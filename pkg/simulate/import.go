@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // runImport writes cfg.Import new resources through the Importer, one job per datastore, lists
@@ -69,7 +70,7 @@ func (r *runner) runImport(ctx context.Context, p *planner, records chan<- types
 				at = t.Add(time.Second)
 			}
 			c := cloudtrail.Change{
-				EventID: newUUID(), DatastoreID: ds, Operation: cloudtrail.Import, EventTime: at,
+				EventID: newUUID(), DatastoreID: ds, Operation: event.Import, EventTime: at,
 				Region: r.cfg.Region, Account: r.cfg.Account,
 				JobID: job.JobID, JobStatus: job.Status, JobSubmitTime: job.SubmitTime,
 			}
@@ -89,7 +90,7 @@ func (r *runner) runImport(ctx context.Context, p *planner, records chan<- types
 			v := versions[i]
 			if err = r.manifest.Encode(ManifestEntry{
 				DatastoreID: ds, ResourceType: res.resourceType, ID: res.id, VersionID: v.VersionID,
-				LastUpdated: v.LastUpdated.UTC(), Operation: cloudtrail.Create.String(), Via: ViaImport,
+				LastUpdated: v.LastUpdated.UTC(), Operation: event.Create, Via: ViaImport,
 				JobID: job.JobID, EventID: eventID,
 			}); err != nil {
 				break

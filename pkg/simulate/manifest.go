@@ -1,6 +1,10 @@
 package simulate
 
-import "time"
+import (
+	"time"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+)
 
 // How a write was made (ManifestEntry.Via).
 const (
@@ -23,8 +27,8 @@ type ManifestEntry struct {
 	VersionID string `json:"versionId"`
 	// LastUpdated is the version's meta.lastUpdated; for a delete, when the response arrived
 	// (a Bundle entry: its response.lastModified).
-	LastUpdated time.Time `json:"lastUpdated"`
-	Operation   string    `json:"operation"` // create, update or delete
+	LastUpdated time.Time       `json:"lastUpdated"`
+	Operation   event.Operation `json:"operation"` // event.Create, event.Update or event.Delete
 	// Via says how the write was made: ViaREST, ViaBatch, ViaTransaction or ViaImport.
 	Via string `json:"via,omitempty"`
 	// Method is the HTTP method of the call or Bundle entry: POST, PUT, PATCH (a JSON Patch)

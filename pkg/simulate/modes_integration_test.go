@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/healthlake"
 
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 )
 
 // localRun runs cfg against the local FHIR server and a new kinesalite stream and returns the
@@ -20,7 +21,8 @@ import (
 func localRun(t *testing.T, cfg Config) (Summary, []ManifestEntry, []cloudtrail.Decision) {
 	t.Helper()
 	fhirBase := "http://" + stack.Addr(t, stack.FHIR)
-	kc, stream := localStream(t, 2)
+	kc := stack.KinesisClient(t)
+	stream := stack.CreateStream(t, kc, "simulate-test", 2)
 	endpoint := fhirBase + "/datastore/{datastoreId}/r4/"
 	importURL, err := LocalImportURL(endpoint)
 	if err != nil {
@@ -30,7 +32,7 @@ func localRun(t *testing.T, cfg Config) (Summary, []ManifestEntry, []cloudtrail.
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := NewKinesisSink(kc, stream, SinkOptions{})
+	sink, err := kinesisput.New(kc, stream, kinesisput.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func localRun(t *testing.T, cfg Config) (Summary, []ManifestEntry, []cloudtrail.
 	}
 	t.Logf("summary %+v", sum)
 	var decided []cloudtrail.Decision
-	for _, r := range readStream(t, kc, stream) {
+	for _, r := range stack.ReadStream(t, kc, stream) {
 		decided = append(decided, validator.Decide(r.Data))
 	}
 	entries := readManifest(t, manifest.Bytes())
@@ -102,7 +104,7 @@ func TestBundlesOnLocalStack(t *testing.T) {
 			}
 			for _, d := range decided {
 				c := d.Change
-				if d.Outcome != cloudtrail.Act || c.Operation != cloudtrail.Mixed || !c.AllTypes {
+				if d.Outcome != cloudtrail.Act || c.Operation != event.Mixed || !c.AllTypes {
 					t.Fatalf("record: %s %s %+v", d.Outcome, d.Reason, c)
 				}
 				wantName, wantType := "ProcessBundle", ""
@@ -152,7 +154,7 @@ func TestPatchOnLocalStack(t *testing.T) {
 	for _, d := range decided {
 		if d.Change.EventName == "PatchResource" {
 			hinted++
-			if !patches[d.Change.EventID] || d.Change.Operation != cloudtrail.Update {
+			if !patches[d.Change.EventID] || d.Change.Operation != event.Update {
 				t.Errorf("PatchResource hint %+v for no PATCH of the manifest", d.Change)
 			}
 		} else if patches[d.Change.EventID] {
@@ -181,7 +183,7 @@ func TestImportOnLocalStack(t *testing.T) {
 		if d.Outcome != cloudtrail.Act {
 			t.Fatalf("record %s %s", d.Outcome, d.Reason)
 		}
-		if d.Change.Operation == cloudtrail.Import {
+		if d.Change.Operation == event.Import {
 			imports = append(imports, d.Change)
 		}
 	}
@@ -203,9 +205,7 @@ func TestImportOnLocalStack(t *testing.T) {
 		t.Errorf("%d imported lines, event %+v", imported, ev)
 	}
 
-	hl := healthlake.NewFromConfig(aws.Config{
-		Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""), HTTPClient: httpClient(t),
-	}, func(o *healthlake.Options) { o.BaseEndpoint = aws.String("http://" + stack.Addr(t, stack.FHIR)) })
+	hl := healthlake.NewFromConfig(stack.AWSConfig(t), func(o *healthlake.Options) { o.BaseEndpoint = aws.String(stack.URL(t, stack.FHIR)) })
 	job, err := hl.DescribeFHIRImportJob(context.Background(), &healthlake.DescribeFHIRImportJobInput{DatastoreId: aws.String(ds), JobId: aws.String(ev.JobID)})
 	if err != nil {
 		t.Fatal(err)

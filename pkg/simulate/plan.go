@@ -4,7 +4,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 // op is one planned FHIR write.
@@ -12,7 +12,7 @@ type op struct {
 	seq     int
 	at      time.Duration // when to start it, from the start of the run
 	res     *resource
-	kind    cloudtrail.Operation
+	kind    event.Operation
 	version int  // the body version: 0 for the create, n for the n-th update
 	dup     bool // put its CloudTrail record twice
 	hostile int  // index into hostileRecords of an extra record to put after it; -1 for none
@@ -115,7 +115,7 @@ func (p *planner) nextBundle() *op {
 		return nil
 	}
 	first := entries[0]
-	b := &op{seq: p.bundles, at: first.at, kind: cloudtrail.Mixed, entries: entries, dup: first.dup, hostile: first.hostile, drop: first.drop}
+	b := &op{seq: p.bundles, at: first.at, kind: event.Mixed, entries: entries, dup: first.dup, hostile: first.hostile, drop: first.drop}
 	p.bundles++
 	return b
 }
@@ -162,7 +162,7 @@ func (p *planner) next() *op {
 	}
 	// Drawn only when used, so that plans without them stay as they were.
 	if p.cfg.PatchRatio > 0 {
-		o.patch = p.rng.Float64() < p.cfg.PatchRatio && o.kind == cloudtrail.Update
+		o.patch = p.rng.Float64() < p.cfg.PatchRatio && o.kind == event.Update
 	}
 	if p.cfg.DropHints > 0 {
 		o.drop = p.rng.Float64() < p.cfg.DropHints
@@ -208,7 +208,7 @@ func (p *planner) mutate(key typeKey, at time.Duration) *op {
 		if res := live[i]; !p.busy[res] {
 			live[i] = live[len(live)-1]
 			p.live[key] = live[:len(live)-1]
-			return p.chain(&op{at: at, res: res, kind: cloudtrail.Delete})
+			return p.chain(&op{at: at, res: res, kind: event.Delete})
 		}
 	}
 	return p.create(key, at)
@@ -217,12 +217,12 @@ func (p *planner) mutate(key typeKey, at time.Duration) *op {
 func (p *planner) create(key typeKey, at time.Duration) *op {
 	res := &resource{datastore: key.datastore, resourceType: key.resourceType, seed: p.rng.Uint64()}
 	p.live[key] = append(p.live[key], res)
-	return p.chain(&op{at: at, res: res, kind: cloudtrail.Create})
+	return p.chain(&op{at: at, res: res, kind: event.Create})
 }
 
 func (p *planner) update(res *resource, at time.Duration) *op {
 	res.updates++
-	return p.chain(&op{at: at, res: res, kind: cloudtrail.Update, version: res.updates})
+	return p.chain(&op{at: at, res: res, kind: event.Update, version: res.updates})
 }
 
 // chain orders o after the resource's previous op.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
 func planAll(cfg Config, seed uint64, limit int) []*op {
@@ -77,7 +77,7 @@ func TestPlanIsDeterministic(t *testing.T) {
 func TestPlanMix(t *testing.T) {
 	cfg := mixConfig()
 	ops := planAll(cfg, 7, 1e6)
-	kinds := map[cloudtrail.Operation]int{}
+	kinds := map[event.Operation]int{}
 	dups, hostile := 0, 0
 	deleted := map[*resource]bool{}
 	versions := map[*resource]int{}
@@ -93,18 +93,18 @@ func TestPlanMix(t *testing.T) {
 			t.Fatalf("op %d writes a resource deleted before", o.seq)
 		}
 		switch o.kind {
-		case cloudtrail.Create:
+		case event.Create:
 			if o.after != nil || versions[o.res] != 0 {
 				t.Fatalf("op %d: a create with a predecessor", o.seq)
 			}
-		case cloudtrail.Update:
+		case event.Update:
 			if o.after == nil {
 				t.Fatalf("op %d: an update without a predecessor", o.seq)
 			}
 			if versions[o.res]++; o.version != versions[o.res] {
 				t.Fatalf("op %d: version %d, want %d", o.seq, o.version, versions[o.res])
 			}
-		case cloudtrail.Delete:
+		case event.Delete:
 			if o.after == nil {
 				t.Fatalf("op %d: a delete without a predecessor", o.seq)
 			}
@@ -117,8 +117,8 @@ func TestPlanMix(t *testing.T) {
 		}
 	}
 	// Early writes find nothing to update, so updates and deletes fall a little short.
-	near("updates", kinds[cloudtrail.Update], 0.3*5000)
-	near("deletes", kinds[cloudtrail.Delete], 0.1*5000)
+	near("updates", kinds[event.Update], 0.3*5000)
+	near("deletes", kinds[event.Delete], 0.1*5000)
 	near("duplicates", dups, 0.1*5000)
 	near("hostile", hostile, 0.05*5000)
 	if len(ops) != 5000 {
@@ -131,11 +131,11 @@ func TestPlanHotResource(t *testing.T) {
 	cfg.Writes, cfg.HotResourceUpdates = 50, 20
 	ops := planAll(cfg, 1, 1e6)
 	hot := ops[0].res
-	if ops[0].kind != cloudtrail.Create || hot.datastore != ds1 || hot.resourceType != "Patient" {
+	if ops[0].kind != event.Create || hot.datastore != ds1 || hot.resourceType != "Patient" {
 		t.Fatalf("first op %+v, want a create of the first datastore's first type", ops[0])
 	}
 	for i := 1; i <= 20; i++ {
-		if ops[i].res != hot || ops[i].kind != cloudtrail.Update || ops[i].version != i || ops[i].at != 0 {
+		if ops[i].res != hot || ops[i].kind != event.Update || ops[i].version != i || ops[i].at != 0 {
 			t.Fatalf("op %d is not update %d of the hot resource", i, i)
 		}
 	}
@@ -261,7 +261,7 @@ func TestPlanBundles(t *testing.T) {
 			if o.patch {
 				patches++
 			}
-			if o.kind == cloudtrail.Update {
+			if o.kind == event.Update {
 				updates++
 			}
 			n++

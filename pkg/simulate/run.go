@@ -18,6 +18,8 @@ import (
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 )
 
 // Summary is what a run did.
@@ -41,6 +43,12 @@ type Summary struct {
 	HintsDropped int
 	Started      time.Time
 	Elapsed      time.Duration
+}
+
+// RecordSink puts records into the stream; kinesisput.Sink is one. Put returns nil only when
+// every record was accepted; it may reorder them (the consumer expects any order).
+type RecordSink interface {
+	Put(ctx context.Context, records []types.PutRecordsRequestEntry) error
 }
 
 // Run makes the writes cfg describes through writer, lists each in manifest (one JSON line,
@@ -108,7 +116,7 @@ type runner struct {
 func (r *runner) run(ctx context.Context, p *planner) error {
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *op)
-	records := make(chan types.PutRecordsRequestEntry, 2*MaxBatchRecords)
+	records := make(chan types.PutRecordsRequestEntry, 2*kinesisput.MaxBatchRecords)
 
 	start := r.cfg.Clock.Now()
 	r.start = start
@@ -264,13 +272,13 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 	var v Version
 	var err error
 	switch o.kind {
-	case cloudtrail.Create, cloudtrail.Update:
+	case event.Create, event.Update:
 		var body []byte
 		if body, err = Body(res.resourceType, res.seed, o.version, res.id, r.patientRef(res)); err != nil {
 			return err
 		}
 		switch {
-		case o.kind == cloudtrail.Create:
+		case o.kind == event.Create:
 			v, err = r.writer.Create(ctx, res.datastore, res.resourceType, body)
 		case o.patch:
 			var patch []byte
@@ -280,13 +288,13 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 		default:
 			v, err = r.writer.Update(ctx, res.datastore, res.resourceType, res.id, body)
 		}
-	case cloudtrail.Delete:
+	case event.Delete:
 		v, err = r.writer.Delete(ctx, res.datastore, res.resourceType, res.id)
 	}
 	if err != nil {
 		return fmt.Errorf("simulate: write %d (%s %s): %w", o.seq, o.kind, res.resourceType, err)
 	}
-	if o.kind == cloudtrail.Create {
+	if o.kind == event.Create {
 		res.id = v.ID
 	}
 
@@ -298,7 +306,7 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 	}
 	entry := ManifestEntry{
 		DatastoreID: res.datastore, ResourceType: res.resourceType, ID: res.id, VersionID: v.VersionID,
-		LastUpdated: v.LastUpdated.UTC(), Operation: o.kind.String(), Via: ViaREST, Method: method(o),
+		LastUpdated: v.LastUpdated.UTC(), Operation: o.kind, Via: ViaREST, Method: method(o),
 	}
 	var recs []types.PutRecordsRequestEntry
 	if r.cfg.InjectEvents {
@@ -334,9 +342,9 @@ func (r *runner) write(ctx context.Context, o *op, records chan<- types.PutRecor
 // method is the HTTP method of a planned write.
 func method(o *op) string {
 	switch {
-	case o.kind == cloudtrail.Create:
+	case o.kind == event.Create:
 		return http.MethodPost
-	case o.kind == cloudtrail.Delete:
+	case o.kind == event.Delete:
 		return http.MethodDelete
 	case o.patch:
 		return http.MethodPatch
@@ -371,23 +379,23 @@ func (r *runner) countWrite(o *op) {
 		r.sum.Patches++
 	}
 	switch o.kind {
-	case cloudtrail.Create:
+	case event.Create:
 		r.sum.Creates++
-	case cloudtrail.Update:
+	case event.Update:
 		r.sum.Updates++
-	case cloudtrail.Delete:
+	case event.Delete:
 		r.sum.Deletes++
 	}
 }
 
 // trackPatient keeps the live patients of each datastore, for other resources' subjects;
 // r.mu is held.
-func (r *runner) trackPatient(res *resource, kind cloudtrail.Operation) {
+func (r *runner) trackPatient(res *resource, kind event.Operation) {
 	ids := r.patients[res.datastore]
 	switch kind {
-	case cloudtrail.Create:
+	case event.Create:
 		r.patients[res.datastore] = append(ids, res.id)
-	case cloudtrail.Delete:
+	case event.Delete:
 		for i, id := range ids {
 			if id == res.id {
 				ids[i] = ids[len(ids)-1]
@@ -423,10 +431,10 @@ func (r *runner) batch(ctx context.Context, records <-chan types.PutRecordsReque
 		if !ok {
 			return nil
 		}
-		buf, size := []types.PutRecordsRequestEntry{first}, recordSize(first)
+		buf, size := []types.PutRecordsRequestEntry{first}, kinesisput.RecordSize(first)
 		closed := false
 	fill:
-		for len(buf) < MaxBatchRecords && size < MaxBatchBytes/2 {
+		for len(buf) < kinesisput.MaxBatchRecords && size < kinesisput.MaxBatchBytes/2 {
 			select {
 			case rec, ok := <-records:
 				if !ok {
@@ -434,7 +442,7 @@ func (r *runner) batch(ctx context.Context, records <-chan types.PutRecordsReque
 					break fill
 				}
 				buf = append(buf, rec)
-				size += recordSize(rec)
+				size += kinesisput.RecordSize(rec)
 			default:
 				break fill
 			}

@@ -211,7 +211,7 @@ func TestRunWithFakes(t *testing.T) {
 			t.Fatalf("record for unknown event %s", c.EventID)
 		}
 		seen[c.EventID]++
-		if c.DatastoreID != e.DatastoreID || c.ResourceType != e.ResourceType || c.Operation.String() != e.Operation ||
+		if c.DatastoreID != e.DatastoreID || c.ResourceType != e.ResourceType || c.Operation != e.Operation ||
 			c.Region != DefaultRegion || c.Account != DefaultAccount {
 			t.Errorf("record %+v does not match manifest %+v", c, e)
 		}

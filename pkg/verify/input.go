@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
 
@@ -36,7 +37,7 @@ func readManifest(r io.Reader) ([]Write, error) {
 			return fmt.Errorf("manifest line %d: datastoreId, resourceType, id and lastUpdated are required", n)
 		}
 		switch w.Operation {
-		case "create", "update", "delete":
+		case event.Create, event.Update, event.Delete:
 		default:
 			return fmt.Errorf("manifest line %d: operation %q is not create, update or delete", n, w.Operation)
 		}

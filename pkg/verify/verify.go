@@ -77,13 +77,13 @@ func (r Report) OK() bool { return r.Missing == 0 }
 
 // Example identifies a missing write; it carries no resource content.
 type Example struct {
-	DatastoreID  string    `json:"datastoreId"`
-	ResourceType string    `json:"resourceType"`
-	ID           string    `json:"id"`
-	VersionID    string    `json:"versionId,omitempty"`
-	Operation    string    `json:"operation"`
-	LastUpdated  time.Time `json:"lastUpdated"`
-	Why          string    `json:"why"`
+	DatastoreID  string          `json:"datastoreId"`
+	ResourceType string          `json:"resourceType"`
+	ID           string          `json:"id"`
+	VersionID    string          `json:"versionId,omitempty"`
+	Operation    event.Operation `json:"operation"`
+	LastUpdated  time.Time       `json:"lastUpdated"`
+	Why          string          `json:"why"`
 }
 
 // seen is one change event for a resource of the manifest.
@@ -117,7 +117,7 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 	for _, w := range writes {
 		written[keyOf(w)] = true
 		datastores[w.DatastoreID] = true
-		if w.Operation == "delete" {
+		if w.Operation == event.Delete {
 			rep.Deletes++
 		}
 		rep.ByVia[via(w)]++
@@ -185,12 +185,12 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 		first, ok := firstCovering(byKey[keyOf(w)], w)
 		if ok {
 			latencies = append(latencies, first.Sub(w.LastUpdated))
-			if w.Operation == "delete" {
+			if w.Operation == event.Delete {
 				rep.DeletesAnnounced++
 			}
 			continue
 		}
-		if w.Operation == "delete" && !opts.ExpectDeletes {
+		if w.Operation == event.Delete && !opts.ExpectDeletes {
 			continue
 		}
 		rep.Missing++
@@ -221,7 +221,7 @@ func Verify(manifest, events io.Reader, opts Options) (Report, error) {
 func firstCovering(events []seen, w Write) (time.Time, bool) {
 	var first time.Time
 	for _, e := range events {
-		covers := e.delete || (w.Operation != "delete" && !e.lastUpdated.Before(w.LastUpdated))
+		covers := e.delete || (w.Operation != event.Delete && !e.lastUpdated.Before(w.LastUpdated))
 		if covers && (first.IsZero() || e.received.Before(first)) {
 			first = e.received
 		}
@@ -233,7 +233,7 @@ func why(events []seen, w Write) string {
 	switch {
 	case len(events) == 0:
 		return "no event for this resource"
-	case w.Operation == "delete":
+	case w.Operation == event.Delete:
 		return "no delete event for this resource"
 	}
 	latest := slices.MaxFunc(events, func(a, b seen) int { return a.lastUpdated.Compare(b.lastUpdated) })

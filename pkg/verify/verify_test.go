@@ -31,7 +31,7 @@ func manifest(ws ...Write) string {
 	return b.String()
 }
 
-func write(op, ds, typ, id, vid string, lastUpdated time.Time) Write {
+func write(op event.Operation, ds, typ, id, vid string, lastUpdated time.Time) Write {
 	return Write{DatastoreID: ds, ResourceType: typ, ID: id, VersionID: vid, LastUpdated: lastUpdated, Operation: op, EventID: "ev-" + id}
 }
 
@@ -51,7 +51,7 @@ func events(es ...ev) string {
 		dt := map[string]string{"create": event.DetailTypeCreated, "update": event.DetailTypeUpdated, "delete": event.DetailTypeDeleted}[e.action]
 		detail, _ := json.Marshal(event.ChangeDetail{
 			DatastoreID: e.ds, ResourceType: e.typ, ID: e.id, VersionID: e.vid,
-			LastUpdated: event.Timestamp{Time: e.lastUpdated}, Action: event.Action(e.action),
+			LastUpdated: event.Timestamp{Time: e.lastUpdated}, Action: event.Operation(e.action),
 			Resource: json.RawMessage(fmt.Sprintf(`{"resourceType":%q,"id":%q}`, e.typ, e.id)),
 			Trigger:  event.TriggerDetail{EventIDs: []string{}},
 		})

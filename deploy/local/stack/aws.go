@@ -100,6 +100,39 @@ func WaitStreamActive(t testing.TB, kc *kinesis.Client, stream string) {
 	})
 }
 
+// ReadStream reads every record of every shard of stream from TRIM_HORIZON, shard by shard.
+func ReadStream(t testing.TB, kc *kinesis.Client, stream string) []ktypes.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ls, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatalf("ListShards %s: %v", stream, err)
+	}
+	var all []ktypes.Record
+	for _, sh := range ls.Shards {
+		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+			StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon,
+		})
+		if err != nil {
+			t.Fatalf("GetShardIterator %s: %v", stream, err)
+		}
+		iter := it.ShardIterator
+		for iter != nil {
+			out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(1000)})
+			if err != nil {
+				t.Fatalf("GetRecords %s: %v", stream, err)
+			}
+			all = append(all, out.Records...)
+			if len(out.Records) == 0 {
+				break // an open shard has a next iterator forever; empty means read to the end
+			}
+			iter = out.NextShardIterator
+		}
+	}
+	return all
+}
+
 // Eventually polls cond every 50 ms until it holds, and fails the test naming what it waited
 // for when timeout passes first.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {

@@ -10,7 +10,7 @@ func TestActionFor(t *testing.T) {
 	for _, tc := range []struct {
 		version          string
 		creates, updates bool
-		want             event.Action
+		want             event.Operation
 	}{
 		// Numeric versionIds (HealthLake) decide, whatever the window saw.
 		{"1", false, true, event.Create},

@@ -1,4 +1,4 @@
-package simulate
+package kinesisput
 
 import (
 	"context"
@@ -12,6 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/retry"
 )
 
 // fakeKinesis fails records on demand: Kinesis's partial failures cannot be provoked on
@@ -53,16 +56,16 @@ func entries(n, size int) []types.PutRecordsRequestEntry {
 	return es
 }
 
-func newSink(t *testing.T, k *fakeKinesis, stream string) (*KinesisSink, *[]time.Duration) {
-	var slept []time.Duration
-	s, err := NewKinesisSink(k, stream, SinkOptions{MaxAttempts: 4, Sleep: func(_ context.Context, d time.Duration) error {
-		slept = append(slept, d)
-		return nil
-	}})
+// newSink returns a sink that waits on a fake clock (each wait passes at once) with the
+// longest jitter (each wait is its cap), and the waits' clock.
+func newSink(t *testing.T, k *fakeKinesis, stream string) (*Sink, *clocktest.Fake) {
+	t.Helper()
+	clk := clocktest.NewAuto(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
+	s, err := New(k, stream, Options{Retry: retry.Policy{MaxAttempts: 4, Clock: clk, Rand: func() float64 { return 1 }}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, &slept
+	return s, clk
 }
 
 func TestBatches(t *testing.T) {
@@ -90,7 +93,7 @@ func TestKinesisSinkRetriesFailedRecordsByIndex(t *testing.T) {
 		// Call 1 fails r1 and r3, call 2 (the retry of those two) fails r3 again.
 		return (call == 1 && (data == "r1" || data == "r3")) || (call == 2 && data == "r3")
 	}}
-	s, slept := newSink(t, k, "the-stream")
+	s, clk := newSink(t, k, "the-stream")
 	if err := s.Put(context.Background(), entries(5, 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +111,9 @@ func TestKinesisSinkRetriesFailedRecordsByIndex(t *testing.T) {
 	if want := "r0,r1,r2,r3,r4 | r1,r3 | r3"; strings.Join(got, " | ") != want {
 		t.Errorf("calls %q, want %q", strings.Join(got, " | "), want)
 	}
-	if fmt.Sprint(*slept) != "[100ms 200ms]" {
-		t.Errorf("backoff %v", *slept)
+	// The default schedule: caps 100 ms, then 200 ms.
+	if fmt.Sprint(clk.Waits()) != "[100ms 200ms]" {
+		t.Errorf("backoff %v", clk.Waits())
 	}
 }
 
@@ -143,5 +147,34 @@ func TestKinesisSinkRefusesBadRecords(t *testing.T) {
 	}
 	if len(k.calls) != 0 {
 		t.Errorf("%d calls for refused records", len(k.calls))
+	}
+}
+
+// The waits are full jitter on the retry policy: drawn in [0, cap], here half of each cap;
+// the retries stop at ctx's deadline rather than sleep past it.
+func TestKinesisSinkBacksOffWithJitterWithinTheDeadline(t *testing.T) {
+	k := &fakeKinesis{fail: func(call int, data string) bool { return data == "r0" && call < 3 }}
+	clk := clocktest.NewAuto(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
+	s, err := New(k, "s", Options{Retry: retry.Policy{Clock: clk, Rand: func() float64 { return 0.5 }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(context.Background(), entries(2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(clk.Waits()) != "[50ms 100ms]" || len(k.calls) != 3 {
+		t.Errorf("waits %v in %d calls", clk.Waits(), len(k.calls))
+	}
+
+	// ctx's deadline is real time: the fake clock starts now, the waits are long.
+	clk = clocktest.NewAuto(time.Now())
+	k = &fakeKinesis{fail: func(int, string) bool { return true }}
+	s, _ = New(k, "s", Options{Retry: retry.Policy{Base: 40 * time.Minute, Max: 2 * time.Hour, Clock: clk, Rand: func() float64 { return 1 }}})
+	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(time.Hour))
+	defer cancel()
+	err = s.Put(ctx, entries(1, 0))
+	// 40 min, then 80 min would end after the deadline: two calls, no second wait.
+	if !errors.Is(err, retry.ErrDeadline) || len(k.calls) != 2 {
+		t.Errorf("err = %v after %d calls", err, len(k.calls))
 	}
 }
