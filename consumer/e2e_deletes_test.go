@@ -51,7 +51,7 @@ func TestE2EDeletes(t *testing.T) {
 		}
 		deleted[wr.DS][wr.Type+"/"+wr.ID] = true
 		rec, err := cloudtrail.Encode(cloudtrail.Change{
-			EventID: "ct-" + stack.RandomHex(10), DatastoreID: wr.DS, ResourceType: wr.Type, Operation: cloudtrail.Delete,
+			EventID: "ct-" + stack.RandomHex(10), DatastoreID: wr.DS, ResourceType: wr.Type, Operation: event.Delete,
 			EventTime: at, Region: "us-east-1", Account: "123456789012",
 		}, "eb-"+stack.RandomHex(10), "req-"+stack.RandomHex(6))
 		if err != nil {

@@ -62,7 +62,7 @@ func TestUnitDeletesSettledAtVerification(t *testing.T) {
 		r.advance(3 * time.Second)
 
 		r.fhir.remove(obsKey, id)
-		deleted := w.hint(obsKey, cloudtrail.Delete)
+		deleted := w.hint(obsKey, event.Delete)
 		r.advanceUntil("delete acked", 100*time.Millisecond, 30*time.Second, deleted.done)
 		if n := len(r.bus.events(event.DetailTypeDeleted)); n != 0 {
 			t.Fatalf("%d deletes emitted before the history index showed the delete; the test needs the first read to miss it", n)
@@ -75,8 +75,8 @@ func TestUnitDeletesSettledAtVerification(t *testing.T) {
 		}
 
 		r.advance(20 * time.Second)
-		phantom := w.hint(obsKey, cloudtrail.Delete)                          // a DeleteResource hint with no delete in history
-		bundle := w.hint(coalesce.Key{DatastoreID: testDS}, cloudtrail.Mixed) // a Bundle that deleted nothing
+		phantom := w.hint(obsKey, event.Delete)                          // a DeleteResource hint with no delete in history
+		bundle := w.hint(coalesce.Key{DatastoreID: testDS}, event.Mixed) // a Bundle that deleted nothing
 		r.advanceUntil("phantom acked", 100*time.Millisecond, 30*time.Second, func() bool { return phantom.done() && bundle.done() })
 		if n := len(r.bus.events(event.DetailTypeDeletesUnresolved)); n != 0 {
 			t.Fatalf("%d unresolved reports before the verification horizon", n)

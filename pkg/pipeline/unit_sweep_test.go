@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 )
 
@@ -92,7 +92,7 @@ func TestUnitLostHintsInATimelineGap(t *testing.T) {
 			ids = append(ids, id)
 			if hinted {
 				hints = append(hints, r.clock.Now())
-				acks = append(acks, w.hint(obsKey, cloudtrail.Update))
+				acks = append(acks, w.hint(obsKey, event.Update))
 			}
 			r.advance(500 * time.Millisecond)
 		}

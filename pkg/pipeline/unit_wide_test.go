@@ -174,7 +174,7 @@ func TestUnitReportRetried(t *testing.T) {
 					return nil
 				}
 				w := r.start("w1")
-				b := w.hint(coalesce.Key{DatastoreID: testDS}, cloudtrail.Mixed)
+				b := w.hint(coalesce.Key{DatastoreID: testDS}, event.Mixed)
 				r.advanceUntil("ack", 100*time.Millisecond, 30*time.Second, b.done)
 				r.advance(10 * time.Second)
 				got, failed := len(r.bus.events(event.DetailTypeRangeFailed)), w.pipe.Stats().Snapshot().EmitFailed
