@@ -2,7 +2,6 @@ package simulate
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -300,7 +299,8 @@ func (c Config) Validate() error {
 			Operation: event.Create, EventTime: time.Unix(1e9, 0), Region: c.Region, Account: c.Account,
 		}
 		data, err := cloudtrail.Encode(probe, newUUID(), newUUID())
-		if err != nil {
+		validator, verr := cloudtrail.NewValidator(nil)
+		if err = errors.Join(err, verr); err != nil {
 			bad("cloudtrail record: %v", err)
 		} else if d := validator.Decide(data); d.Outcome != cloudtrail.Act {
 			bad("region %q or account %q would make the consumer %s the records: %s", c.Region, c.Account, d.Outcome, d.Detail)
@@ -308,10 +308,3 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// validator is the consumer's own check, used to refuse a region or account it would reject.
-var validator, _ = cloudtrail.NewValidator(nil)
-
-// sleep is the default SinkOptions.Sleep: clock.Sleep on the real clock. It stays only until
-// sink.go moves onto a Clock too (issue 12, done apart from this change).
-func sleep(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, clock.Real{}, d) }

@@ -90,7 +90,7 @@ func TestRunOnLocalStack(t *testing.T) {
 	}
 	hostile, acted := 0, map[string]int{}
 	for _, r := range records {
-		d := validator.Decide(r.Data)
+		d := decide(t, r.Data)
 		if d.Outcome != cloudtrail.Act {
 			if d.Outcome != cloudtrail.Reject {
 				t.Errorf("record is %s (%s), want act or reject", d.Outcome, d.Reason)

@@ -46,7 +46,7 @@ func localRun(t *testing.T, cfg Config) (Summary, []ManifestEntry, []cloudtrail.
 	t.Logf("summary %+v", sum)
 	var decided []cloudtrail.Decision
 	for _, r := range stack.ReadStream(t, kc, stream) {
-		decided = append(decided, validator.Decide(r.Data))
+		decided = append(decided, decide(t, r.Data))
 	}
 	entries := readManifest(t, manifest.Bytes())
 	checkServer(t, httpClient(t), fhirBase, entries)

@@ -197,7 +197,7 @@ func TestRunWithFakes(t *testing.T) {
 	seen := map[string]int{}
 	hostile := 0
 	for _, r := range sink.records {
-		d := validator.Decide(r.Data)
+		d := decide(t, r.Data)
 		if d.Outcome != cloudtrail.Act {
 			hostile++
 			if d.Outcome != cloudtrail.Reject {
