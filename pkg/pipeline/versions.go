@@ -45,13 +45,47 @@ func (p *Pipeline) skippedVersions(ctx context.Context, claims Claims, k coalesc
 		return nil
 	}
 	since := p.cfg.Clock.Now().Add(-p.cfg.VersionsLookback)
+	// The version below each updated resource's is claimed for the whole page at once: one
+	// Redis round trip, and for most resources (no gap) the only one.
+	var cands []versionCandidate
+	var below []dedup.Identity
 	for _, c := range found {
 		n, err := strconv.ParseUint(c.VersionID, 10, 64)
 		if err != nil || n < 2 || c.Action == event.Delete {
 			continue // the first version, or an opaque versionId: nothing to tell
 		}
-		older, err := p.olderVersions(ctx, vr, claims, k, c, n, since, o)
+		cands = append(cands, versionCandidate{change: c, n: n})
+		below = append(below, versionIdentity(k, c.ID, n-1))
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	res, err := claims.Claim(ctx, below)
+	if err != nil {
+		return fmt.Errorf("dedup claim: %w", err)
+	}
+	for i, cand := range cands {
+		switch res[i] {
+		case dedup.Duplicate:
+			continue // no gap: the version before went out
+		case dedup.Pending:
+			o.pending++ // another worker emits it; this chunk runs again shortly
+			continue
+		}
+		older, err := p.olderVersions(ctx, vr, claims, k, cand.change, cand.n, since, o)
 		if err != nil {
+			// The walks not started keep claims of their version below: give them back.
+			var rest []dedup.Identity
+			for j := i + 1; j < len(cands); j++ {
+				if res[j] == dedup.New {
+					rest = append(rest, below[j])
+				}
+			}
+			if len(rest) > 0 {
+				if rerr := claims.Release(ctx, rest); rerr != nil {
+					p.cfg.Logger.WarnContext(ctx, "dedup release failed; claims will expire", "error", rerr)
+				}
+			}
 			return err
 		}
 		for batch := range slices.Chunk(older, 10) {
@@ -64,11 +98,20 @@ func (p *Pipeline) skippedVersions(ctx context.Context, claims Claims, k coalesc
 	return nil
 }
 
+// versionCandidate is a resource a search found at version n ≥ 2.
+type versionCandidate struct {
+	change event.Change
+	n      uint64
+}
+
+func versionIdentity(k coalesce.Key, id string, v uint64) dedup.Identity {
+	return dedup.Identity{DatastoreID: k.DatastoreID, ResourceType: k.ResourceType, ID: id, VersionID: strconv.FormatUint(v, 10)}
+}
+
 // olderVersions returns, oldest first and claimed, the versions of c below n not emitted yet.
+// The caller claimed version n−1 (won): the walk starts there.
 func (p *Pipeline) olderVersions(ctx context.Context, vr VersionReader, claims Claims, k coalesce.Key, c event.Change, n uint64, since time.Time, o *outcome) ([]event.Change, error) {
-	id := func(v uint64) dedup.Identity {
-		return dedup.Identity{DatastoreID: k.DatastoreID, ResourceType: k.ResourceType, ID: c.ID, VersionID: strconv.FormatUint(v, 10)}
-	}
+	id := func(v uint64) dedup.Identity { return versionIdentity(k, c.ID, v) }
 	var held []dedup.Identity // claimed by this walk and not (yet) to be emitted
 	release := func() {
 		if len(held) > 0 {
@@ -76,17 +119,6 @@ func (p *Pipeline) olderVersions(ctx context.Context, vr VersionReader, claims C
 				p.cfg.Logger.WarnContext(ctx, "dedup release failed; claims will expire", "error", err)
 			}
 		}
-	}
-	res, err := claims.Claim(ctx, []dedup.Identity{id(n - 1)})
-	if err != nil {
-		return nil, fmt.Errorf("dedup claim: %w", err)
-	}
-	switch res[0] {
-	case dedup.Duplicate:
-		return nil, nil // no gap: the version before went out
-	case dedup.Pending:
-		o.pending++ // another worker emits it; this chunk runs again shortly
-		return nil, nil
 	}
 	held = append(held, id(n-1))
 
