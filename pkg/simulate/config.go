@@ -2,7 +2,6 @@ package simulate
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -311,7 +310,3 @@ func (c Config) Validate() error {
 
 // validator is the consumer's own check, used to refuse a region or account it would reject.
 var validator, _ = cloudtrail.NewValidator(nil)
-
-// sleep is the default SinkOptions.Sleep: clock.Sleep on the real clock. It stays only until
-// sink.go moves onto a Clock too (issue 12, done apart from this change).
-func sleep(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, clock.Real{}, d) }
