@@ -79,7 +79,7 @@ func (p *Pipeline) olderVersions(ctx context.Context, vr VersionReader, claims C
 	}
 	res, err := claims.Claim(ctx, []dedup.Identity{id(n - 1)})
 	if err != nil {
-		return nil, fmt.Errorf("dedup claim: %w", err)
+		return nil, err
 	}
 	switch res[0] {
 	case dedup.Duplicate:
@@ -101,7 +101,7 @@ func (p *Pipeline) olderVersions(ctx context.Context, vr VersionReader, claims C
 			res, err := claims.Claim(ctx, []dedup.Identity{id(v)})
 			if err != nil {
 				release()
-				return nil, fmt.Errorf("dedup claim: %w", err)
+				return nil, err
 			}
 			if res[0] == dedup.Pending {
 				o.pending++

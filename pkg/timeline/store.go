@@ -255,7 +255,7 @@ func (s *Store) Sync(ctx context.Context, k coalesce.Key, w Want, tryLease bool)
 var ErrLeaseLost = errors.New("timeline: lease lost")
 
 // ErrConflict means the timeline moved since it was read: read it again. Nothing was written.
-var ErrConflict = errors.New("timeline: timeline moved meanwhile")
+var ErrConflict = errors.New("timeline: moved meanwhile")
 
 // advanceScript moves the timeline by compare-and-set while the lease is ours, and records
 // the chunk's verification obligation in the same step.
