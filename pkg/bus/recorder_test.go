@@ -15,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
@@ -36,13 +35,13 @@ func recorderURL(t testing.TB) string {
 // static credentials so nothing reaches a real credential provider, and without the SDK's own
 // retries, so that throttled calls reach the Emitter's retry (and the test does not wait for
 // the SDK's backoff of up to 20 s). Its idle connections are closed when the test ends (goleak
-// would see their goroutines).
-func recorderClient(t testing.TB, url string) *eventbridge.Client {
+// would see their goroutines). opts adjust it further (the benchmarks' transports).
+func recorderClient(t testing.TB, url string, opts ...func(*eventbridge.Options)) *eventbridge.Client {
 	t.Helper()
-	return stack.EventBridgeClient(t, func(o *eventbridge.Options) {
+	return stack.EventBridgeClient(t, append([]func(*eventbridge.Options){func(o *eventbridge.Options) {
 		o.BaseEndpoint = aws.String(url)
 		o.Retryer = aws.NopRetryer{}
-	})
+	}}, opts...)...)
 }
 
 type recorderStats struct {
@@ -229,15 +228,7 @@ func BenchmarkEmitRecorder(b *testing.B) {
 				tr = awshttp.NewBuildableClient().GetTransport()
 			}
 			b.Cleanup(tr.CloseIdleConnections)
-			hc := &http.Client{Transport: tr}
-			client := eventbridge.NewFromConfig(aws.Config{
-				Region:      "us-east-1",
-				Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-				HTTPClient:  hc,
-			}, func(o *eventbridge.Options) {
-				o.BaseEndpoint = aws.String(url)
-				o.Retryer = aws.NopRetryer{}
-			})
+			client := recorderClient(b, url, func(o *eventbridge.Options) { o.HTTPClient = &http.Client{Transport: tr} })
 			e, err := bus.New(client, opts)
 			if err != nil {
 				b.Fatal(err)
@@ -266,14 +257,7 @@ func BenchmarkEmitLatency(b *testing.B) {
 			opts := bus.Options{MaxInFlight: n}
 			tr := bus.HTTPClient(opts).GetTransport()
 			b.Cleanup(tr.CloseIdleConnections)
-			client := eventbridge.NewFromConfig(aws.Config{
-				Region:      "us-east-1",
-				Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-				HTTPClient:  &http.Client{Transport: tr},
-			}, func(o *eventbridge.Options) {
-				o.BaseEndpoint = aws.String(url)
-				o.Retryer = aws.NopRetryer{}
-			})
+			client := recorderClient(b, url, func(o *eventbridge.Options) { o.HTTPClient = &http.Client{Transport: tr} })
 			e, err := bus.New(client, opts)
 			if err != nil {
 				b.Fatal(err)
