@@ -31,7 +31,10 @@ func TestUnitAllVersions(t *testing.T) {
 				r.advance(15 * time.Second) // past verification: nothing more may come
 				var versions []string
 				for _, e := range r.bus.events("") {
-					if d := detail[event.ChangeDetail](e); e.isChange() && d.ID == id {
+					if !e.isChange() {
+						continue
+					}
+					if d := detail[event.ChangeDetail](e); d.ID == id {
 						versions = append(versions, d.VersionID)
 					}
 				}
