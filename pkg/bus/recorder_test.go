@@ -227,19 +227,11 @@ func BenchmarkEmitRecorder(b *testing.B) {
 			if tc.sdkPool {
 				tr = awshttp.NewBuildableClient().GetTransport()
 			}
-			b.Cleanup(tr.CloseIdleConnections)
-			client := recorderClient(b, url, func(o *eventbridge.Options) { o.HTTPClient = &http.Client{Transport: tr} })
-			e, err := bus.New(client, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			benchEmit(b, e, in)
+			benchEmit(b, recorderEmitter(b, url, opts, tr), in)
 		})
 	}
 }
 
-// BenchmarkEmitFake is the emitter's own cost per event (packing, goroutines, result
-// handling) against an in-memory PutEvents that accepts everything: no network, no SDK.
 // BenchmarkEmitLatency is BenchmarkEmitRecorder with the recorder holding each call 20 ms
 // (delayMs), as a stand-in for the round trip to EventBridge: throughput is then MaxInFlight
 // × 10 entries / 20 ms at most (Little's law), which is what MaxInFlight is for.
@@ -255,18 +247,25 @@ func BenchmarkEmitLatency(b *testing.B) {
 	for _, n := range []int{1, 4, 8, 16, 32, 64} {
 		b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) {
 			opts := bus.Options{MaxInFlight: n}
-			tr := bus.HTTPClient(opts).GetTransport()
-			b.Cleanup(tr.CloseIdleConnections)
-			client := recorderClient(b, url, func(o *eventbridge.Options) { o.HTTPClient = &http.Client{Transport: tr} })
-			e, err := bus.New(client, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			benchEmit(b, e, in)
+			benchEmit(b, recorderEmitter(b, url, opts, bus.HTTPClient(opts).GetTransport()), in)
 		})
 	}
 }
 
+// recorderEmitter is an Emitter with opts on a recorder client that sends through tr, whose
+// idle connections are closed when the benchmark ends.
+func recorderEmitter(b *testing.B, url string, opts bus.Options, tr *http.Transport) *bus.Emitter {
+	b.Helper()
+	b.Cleanup(tr.CloseIdleConnections)
+	e, err := bus.New(recorderClient(b, url, func(o *eventbridge.Options) { o.HTTPClient = &http.Client{Transport: tr} }), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// BenchmarkEmitFake is the emitter's own cost per event (packing, goroutines, result
+// handling) against an in-memory PutEvents that accepts everything: no network, no SDK.
 func BenchmarkEmitFake(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
