@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -126,27 +127,13 @@ func (o Options) retryPolicy() retry.Policy {
 }
 
 func (o Options) withDefaults() Options {
-	if o.MaxInFlight == 0 {
-		o.MaxInFlight = DefaultMaxInFlight
-	}
-	if o.MaxAttempts == 0 {
-		o.MaxAttempts = DefaultMaxAttempts
-	}
-	if o.BaseBackoff == 0 {
-		o.BaseBackoff = DefaultBaseBackoff
-	}
-	if o.MaxBackoff == 0 {
-		o.MaxBackoff = max(DefaultMaxBackoff, o.BaseBackoff)
-	}
-	if o.CallTimeout == 0 {
-		o.CallTimeout = DefaultCallTimeout
-	}
-	if o.MaxEntryBytes == 0 {
-		o.MaxEntryBytes = DefaultMaxEntryBytes
-	}
-	if o.MaxRequestBytes == 0 {
-		o.MaxRequestBytes = max(MaxRequestBytes, o.MaxEntryBytes)
-	}
+	o.MaxInFlight = cmp.Or(o.MaxInFlight, DefaultMaxInFlight)
+	o.MaxAttempts = cmp.Or(o.MaxAttempts, DefaultMaxAttempts)
+	o.BaseBackoff = cmp.Or(o.BaseBackoff, DefaultBaseBackoff)
+	o.MaxBackoff = cmp.Or(o.MaxBackoff, max(DefaultMaxBackoff, o.BaseBackoff))
+	o.CallTimeout = cmp.Or(o.CallTimeout, DefaultCallTimeout)
+	o.MaxEntryBytes = cmp.Or(o.MaxEntryBytes, DefaultMaxEntryBytes)
+	o.MaxRequestBytes = cmp.Or(o.MaxRequestBytes, max(MaxRequestBytes, o.MaxEntryBytes))
 	o.Clock = clock.Or(o.Clock)
 	return o
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
@@ -36,13 +35,13 @@ func recorderURL(t testing.TB) string {
 // static credentials so nothing reaches a real credential provider, and without the SDK's own
 // retries, so that throttled calls reach the Emitter's retry (and the test does not wait for
 // the SDK's backoff of up to 20 s). Its idle connections are closed when the test ends (goleak
-// would see their goroutines).
-func recorderClient(t testing.TB, url string) *eventbridge.Client {
+// would see their goroutines). opts adjust it further (the benchmarks' transports).
+func recorderClient(t testing.TB, url string, opts ...func(*eventbridge.Options)) *eventbridge.Client {
 	t.Helper()
-	return stack.EventBridgeClient(t, func(o *eventbridge.Options) {
+	return stack.EventBridgeClient(t, append([]func(*eventbridge.Options){func(o *eventbridge.Options) {
 		o.BaseEndpoint = aws.String(url)
 		o.Retryer = aws.NopRetryer{}
-	})
+	}}, opts...)...)
 }
 
 type recorderStats struct {
@@ -228,27 +227,11 @@ func BenchmarkEmitRecorder(b *testing.B) {
 			if tc.sdkPool {
 				tr = awshttp.NewBuildableClient().GetTransport()
 			}
-			b.Cleanup(tr.CloseIdleConnections)
-			hc := &http.Client{Transport: tr}
-			client := eventbridge.NewFromConfig(aws.Config{
-				Region:      "us-east-1",
-				Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-				HTTPClient:  hc,
-			}, func(o *eventbridge.Options) {
-				o.BaseEndpoint = aws.String(url)
-				o.Retryer = aws.NopRetryer{}
-			})
-			e, err := bus.New(client, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			benchEmit(b, e, in)
+			benchEmit(b, recorderEmitter(b, url, opts, tr), in)
 		})
 	}
 }
 
-// BenchmarkEmitFake is the emitter's own cost per event (packing, goroutines, result
-// handling) against an in-memory PutEvents that accepts everything: no network, no SDK.
 // BenchmarkEmitLatency is BenchmarkEmitRecorder with the recorder holding each call 20 ms
 // (delayMs), as a stand-in for the round trip to EventBridge: throughput is then MaxInFlight
 // × 10 entries / 20 ms at most (Little's law), which is what MaxInFlight is for.
@@ -264,25 +247,25 @@ func BenchmarkEmitLatency(b *testing.B) {
 	for _, n := range []int{1, 4, 8, 16, 32, 64} {
 		b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) {
 			opts := bus.Options{MaxInFlight: n}
-			tr := bus.HTTPClient(opts).GetTransport()
-			b.Cleanup(tr.CloseIdleConnections)
-			client := eventbridge.NewFromConfig(aws.Config{
-				Region:      "us-east-1",
-				Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-				HTTPClient:  &http.Client{Transport: tr},
-			}, func(o *eventbridge.Options) {
-				o.BaseEndpoint = aws.String(url)
-				o.Retryer = aws.NopRetryer{}
-			})
-			e, err := bus.New(client, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			benchEmit(b, e, in)
+			benchEmit(b, recorderEmitter(b, url, opts, bus.HTTPClient(opts).GetTransport()), in)
 		})
 	}
 }
 
+// recorderEmitter is an Emitter with opts on a recorder client that sends through tr, whose
+// idle connections are closed when the benchmark ends.
+func recorderEmitter(b *testing.B, url string, opts bus.Options, tr *http.Transport) *bus.Emitter {
+	b.Helper()
+	b.Cleanup(tr.CloseIdleConnections)
+	e, err := bus.New(recorderClient(b, url, func(o *eventbridge.Options) { o.HTTPClient = &http.Client{Transport: tr} }), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// BenchmarkEmitFake is the emitter's own cost per event (packing, goroutines, result
+// handling) against an in-memory PutEvents that accepts everything: no network, no SDK.
 func BenchmarkEmitFake(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {

@@ -1,6 +1,7 @@
 package dedup_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -66,6 +67,20 @@ func newStore(t testing.TB, rdb redis.UniversalClient, opts dedup.Options) *dedu
 		t.Fatal(err)
 	}
 	return s
+}
+
+// twoStores is two workers' stores, owners worker-a and worker-b, sharing one Redis client
+// and a prefix (opts.Prefix, else a unique one; its keys are removed when the test ends);
+// opts sets the rest of both.
+func twoStores(t testing.TB, opts dedup.Options) (rdb *redis.Client, a, b *dedup.Store) {
+	t.Helper()
+	opts.Prefix = cmp.Or(opts.Prefix, uniquePrefix())
+	rdb = newRedis(t, opts.Prefix)
+	opts.Owner = "worker-a"
+	a = newStore(t, rdb, opts)
+	opts.Owner = "worker-b"
+	b = newStore(t, rdb, opts)
+	return rdb, a, b
 }
 
 func testContext(t testing.TB) context.Context {

@@ -1,6 +1,7 @@
 package dedup
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -55,15 +56,9 @@ func (o Options) Validate() error {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix
-	}
-	if o.ClaimTTL == 0 {
-		o.ClaimTTL = DefaultClaimTTL
-	}
-	if o.DoneTTL == 0 {
-		o.DoneTTL = DefaultDoneTTL
-	}
+	o.Prefix = cmp.Or(o.Prefix, DefaultPrefix)
+	o.ClaimTTL = cmp.Or(o.ClaimTTL, DefaultClaimTTL)
+	o.DoneTTL = cmp.Or(o.DoneTTL, DefaultDoneTTL)
 	if o.Owner == "" {
 		o.Owner = RandomOwner()
 	}

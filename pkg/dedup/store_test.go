@@ -27,10 +27,7 @@ func claimOne(t *testing.T, s *dedup.Store, id dedup.Identity) dedup.Result {
 }
 
 func TestClaimProtocol(t *testing.T) {
-	prefix := uniquePrefix()
-	rdb := newRedis(t, prefix)
-	a := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-a"})
-	b := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-b"})
+	_, a, b := twoStores(t, dedup.Options{})
 	ctx := testContext(t)
 	id := ident("p1", "1")
 
@@ -59,10 +56,7 @@ func TestClaimProtocol(t *testing.T) {
 }
 
 func TestReleaseDeletesOnlyOwnClaim(t *testing.T) {
-	prefix := uniquePrefix()
-	rdb := newRedis(t, prefix)
-	a := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-a"})
-	b := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-b"})
+	rdb, a, b := twoStores(t, dedup.Options{})
 	ctx := testContext(t)
 	id := ident("p1", "1")
 	key := a.Key(id)
@@ -126,11 +120,7 @@ func TestReleaseWithoutCachedScript(t *testing.T) {
 }
 
 func TestClaimExpires(t *testing.T) {
-	prefix := uniquePrefix()
-	rdb := newRedis(t, prefix)
-	const ttl = 200 * time.Millisecond
-	a := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-a", ClaimTTL: ttl})
-	b := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-b", ClaimTTL: ttl})
+	_, a, b := twoStores(t, dedup.Options{ClaimTTL: 200 * time.Millisecond})
 	id := ident("p1", "1")
 
 	if got := claimOne(t, a, id); got != dedup.New {
@@ -225,10 +215,8 @@ func TestTTLs(t *testing.T) {
 // identity.
 func TestClaimPipelineAlignsByIndex(t *testing.T) {
 	prefix := uniquePrefix()
-	rdb := newRedis(t, prefix)
+	rdb, a, other := twoStores(t, dedup.Options{Prefix: prefix})
 	ctx := testContext(t)
-	a := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-a"})
-	other := newStore(t, rdb, dedup.Options{Prefix: prefix, Owner: "worker-b"})
 
 	ids := make([]dedup.Identity, 100)
 	want := make([]dedup.Result, 100)

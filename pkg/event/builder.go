@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,12 +128,8 @@ func NewBuilder(opts Options) (Builder, error) {
 	if err := opts.Validate(); err != nil {
 		return Builder{}, err
 	}
-	if opts.Source == "" {
-		opts.Source = DefaultSource
-	}
-	if opts.Content == "" {
-		opts.Content = FullResource
-	}
+	opts.Source = cmp.Or(opts.Source, DefaultSource)
+	opts.Content = cmp.Or(opts.Content, FullResource)
 	return Builder{opts: opts, made: true}, nil
 }
 
@@ -144,13 +141,7 @@ func DatastoreARN(region, account, datastoreID string) string {
 
 // where is the region and account of c's datastore: c's own, else the Builder's.
 func (b Builder) where(c Change) (region, account string, err error) {
-	region, account = c.Region, c.Account
-	if region == "" {
-		region = b.opts.Region
-	}
-	if account == "" {
-		account = b.opts.Account
-	}
+	region, account = cmp.Or(c.Region, b.opts.Region), cmp.Or(c.Account, b.opts.Account)
 	if !validRegion(region) || !isDigits(account, 12) {
 		return "", "", fmt.Errorf("event: change %s/%s: no valid region and account for the datastore ARN", c.ResourceType, c.ID)
 	}

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"cmp"
 	"time"
 	"unicode/utf8"
 
@@ -33,10 +34,7 @@ func (b Builder) operational(detailType string, detail any, at time.Time) types.
 		// Strings always marshal (invalid UTF-8 becomes U+FFFD); keep the entry valid anyway.
 		js = `{"reason":"unencodable"}`
 	}
-	source := b.opts.Source
-	if source == "" {
-		source = DefaultSource
-	}
+	source := cmp.Or(b.opts.Source, DefaultSource)
 	e := types.PutEventsRequestEntry{
 		Source:       aws.String(source),
 		DetailType:   aws.String(detailType),

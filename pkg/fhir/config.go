@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -185,27 +186,13 @@ func (c Config) withDefaults() Config {
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
 	}
-	if c.PageSize == 0 {
-		c.PageSize = DefaultPageSize
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.BaseBackoff == 0 {
-		c.BaseBackoff = DefaultBaseBackoff
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = max(DefaultMaxBackoff, c.BaseBackoff)
-	}
-	if c.MaxPages == 0 {
-		c.MaxPages = DefaultMaxPages
-	}
-	if c.MaxPageBytes == 0 {
-		c.MaxPageBytes = DefaultMaxPageBytes
-	}
-	if c.CountMode == "" {
-		c.CountMode = CountSummary
-	}
+	c.PageSize = cmp.Or(c.PageSize, DefaultPageSize)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.BaseBackoff = cmp.Or(c.BaseBackoff, DefaultBaseBackoff)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, max(DefaultMaxBackoff, c.BaseBackoff))
+	c.MaxPages = cmp.Or(c.MaxPages, DefaultMaxPages)
+	c.MaxPageBytes = cmp.Or(c.MaxPageBytes, DefaultMaxPageBytes)
+	c.CountMode = cmp.Or(c.CountMode, CountSummary)
 	c.Clock = clock.Or(c.Clock)
 	if c.Rand == nil {
 		c.Rand = rand.Float64

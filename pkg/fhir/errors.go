@@ -130,7 +130,7 @@ type StatusError struct {
 
 func (e *StatusError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fhir %s: HTTP %d", e.Op, e.StatusCode)
+	fmt.Fprintf(&b, "fhir: HTTP %d", e.StatusCode)
 	if len(e.IssueCodes) > 0 {
 		fmt.Fprintf(&b, " (issues: %s)", strings.Join(e.IssueCodes, ", "))
 	}

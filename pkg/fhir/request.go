@@ -47,7 +47,7 @@ func (c *Client) get(ctx context.Context, op string, u *url.URL) ([]byte, error)
 	case err == nil:
 		return body, nil
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("fhir %s: %w", op, ctx.Err())
+		return nil, fmt.Errorf("fhir: %w", ctx.Err())
 	case errors.Is(err, retry.ErrExhausted) && !errors.As(err, &se):
 		// A StatusError counts its attempts itself.
 		return nil, fmt.Errorf("%w (after %d attempts)", err, attempts)
@@ -62,7 +62,7 @@ func (c *Client) attempt(ctx context.Context, op string, u *url.URL) (body []byt
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		// The error would quote the URL; it cannot happen for a URL this package built.
-		return nil, 0, permanent(fmt.Errorf("fhir %s: cannot build the request", op))
+		return nil, 0, permanent(errors.New("fhir: cannot build the request"))
 	}
 	req.Header.Set("Accept", "application/fhir+json")
 	start := time.Now()
@@ -74,7 +74,7 @@ func (c *Client) attempt(ctx context.Context, op string, u *url.URL) (body []byt
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, 0, fmt.Errorf("fhir %s: %w", op, &transportError{err})
+		return nil, 0, fmt.Errorf("fhir: %w", &transportError{err})
 	}
 	defer resp.Body.Close()
 
@@ -83,7 +83,7 @@ func (c *Client) attempt(ctx context.Context, op string, u *url.URL) (body []byt
 		body, err = c.readPage(resp)
 		c.observe(ctx, op, code, start)
 		if err != nil {
-			return nil, 0, fmt.Errorf("fhir %s: %w", op, err)
+			return nil, 0, fmt.Errorf("fhir: %w", err)
 		}
 		return body, 0, nil
 	default:

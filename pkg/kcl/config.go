@@ -1,6 +1,7 @@
 package kcl
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -111,39 +112,17 @@ func (c Config) withDefaults() Config {
 	if c.WorkerID == "" {
 		c.WorkerID = defaultWorkerID()
 	}
-	if c.InitialPosition == "" {
-		c.InitialPosition = DefaultInitialPosition
-	}
-	if c.ShardSyncInterval == 0 {
-		c.ShardSyncInterval = DefaultShardSyncInterval
-	}
-	if c.FailoverTime == 0 {
-		c.FailoverTime = DefaultFailoverTime
-	}
-	if c.LeaseRefreshInterval == 0 {
-		c.LeaseRefreshInterval = c.FailoverTime / 4
-	}
-	if c.MaxRecords == 0 {
-		c.MaxRecords = DefaultMaxRecords
-	}
-	if c.IdleTimeBetweenReads == 0 {
-		c.IdleTimeBetweenReads = DefaultIdleTimeBetweenReads
-	}
-	if c.MaxInFlightPerShard == 0 {
-		c.MaxInFlightPerShard = DefaultMaxInFlightPerShard
-	}
-	if c.CheckpointInterval == 0 {
-		c.CheckpointInterval = DefaultCheckpointInterval
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = c.ShutdownTimeout * 2 / 3
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.InitialPosition = cmp.Or(c.InitialPosition, DefaultInitialPosition)
+	c.ShardSyncInterval = cmp.Or(c.ShardSyncInterval, DefaultShardSyncInterval)
+	c.FailoverTime = cmp.Or(c.FailoverTime, DefaultFailoverTime)
+	c.LeaseRefreshInterval = cmp.Or(c.LeaseRefreshInterval, c.FailoverTime/4)
+	c.MaxRecords = cmp.Or(c.MaxRecords, DefaultMaxRecords)
+	c.IdleTimeBetweenReads = cmp.Or(c.IdleTimeBetweenReads, DefaultIdleTimeBetweenReads)
+	c.MaxInFlightPerShard = cmp.Or(c.MaxInFlightPerShard, DefaultMaxInFlightPerShard)
+	c.CheckpointInterval = cmp.Or(c.CheckpointInterval, DefaultCheckpointInterval)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, c.ShutdownTimeout*2/3)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
 

@@ -1,6 +1,7 @@
 package kcl
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,9 +59,7 @@ func New(cfg Config, kc *kinesis.Client, db *dynamodb.Client, h Handler) (*Consu
 	if kc == nil || db == nil || h == nil {
 		return nil, errors.New("kcl: Kinesis client, DynamoDB client and handler are required")
 	}
-	if cfg.Region == "" {
-		cfg.Region = kc.Options().Region
-	}
+	cfg.Region = cmp.Or(cfg.Region, kc.Options().Region)
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kcl config: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/bus"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock/clocktest"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/dedup"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/pipeline"
 )
 
@@ -126,25 +127,35 @@ type fakeBus struct {
 	fail     func(call, i int, e busEvent) error
 }
 
-// busEvent is an accepted entry, its detail decoded.
+// busEvent is an accepted entry: its DetailType and its detail as the builder wrote it. Read
+// the detail with detail, as the output contract's type of the DetailType.
 type busEvent struct {
 	DetailType string
-	D          struct {
-		DatastoreID  string    `json:"datastoreId"`
-		ResourceType string    `json:"resourceType"`
-		ID           string    `json:"id"`
-		VersionID    string    `json:"versionId"`
-		Action       string    `json:"action"`
-		From         string    `json:"from"`
-		To           string    `json:"to"`
-		Reason       string    `json:"reason"`
-		Attempts     int       `json:"attempts"`
-		LastUpdated  time.Time `json:"lastUpdated"`
-		LowWatermark string    `json:"lowWatermark"`
-		HeldBy       string    `json:"heldBy"`
-		Count        int       `json:"count"`
-		Bundles      int       `json:"bundles"`
+	Detail     json.RawMessage
+}
+
+// String shows the detail as JSON in test failures.
+func (e busEvent) String() string { return e.DetailType + " " + string(e.Detail) }
+
+// isChange tells whether e is a change event (FHIR Resource Created, Updated or Deleted).
+func (e busEvent) isChange() bool {
+	switch e.DetailType {
+	case event.DetailTypeCreated, event.DetailTypeUpdated, event.DetailTypeDeleted:
+		return true
 	}
+	return false
+}
+
+// detail decodes e's detail as T: event.ChangeDetail for the change events, event.Rejected,
+// event.RangeFailed, event.Watermark or event.DeletesUnresolved for the reports. It panics
+// rather than taking a testing.TB because bus.fail calls it on the pipeline's goroutines;
+// the builder made the JSON, so only a T that does not fit the DetailType fails.
+func detail[T any](e busEvent) T {
+	var d T
+	if err := json.Unmarshal(e.Detail, &d); err != nil {
+		panic(fmt.Sprintf("%s detail: %v", e.DetailType, err))
+	}
+	return d
 }
 
 func (b *fakeBus) Emit(_ context.Context, entries []ebtypes.PutEventsRequestEntry) []error {
@@ -153,10 +164,9 @@ func (b *fakeBus) Emit(_ context.Context, entries []ebtypes.PutEventsRequestEntr
 	b.calls++
 	errs := make([]error, len(entries))
 	for i, e := range entries {
-		var ev busEvent
-		ev.DetailType = *e.DetailType
-		if err := json.Unmarshal([]byte(*e.Detail), &ev.D); err != nil {
-			panic(err) // the builder made it
+		ev := busEvent{DetailType: *e.DetailType, Detail: json.RawMessage(*e.Detail)}
+		if !json.Valid(ev.Detail) {
+			panic("detail is not JSON: " + ev.DetailType) // the builder made it
 		}
 		if b.fail != nil {
 			if errs[i] = b.fail(b.calls, i, ev); errs[i] != nil {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/redis/go-redis/v9"
 
@@ -109,15 +108,13 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ebOpts := eventbridge.Options{
-		BaseEndpoint: aws.String(h.recorder), Region: "us-east-1", Retryer: aws.NopRetryer{},
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-		HTTPClient:  &http.Client{Transport: h.http},
-	}
-	if o.tel != nil {
-		telemetry.AWS(&ebOpts.APIOptions, *o.tel)
-	}
-	eb := eventbridge.New(ebOpts)
+	// No SDK retries: bus.Emitter's own retry is the one under test.
+	eb := stack.EventBridgeClient(t, func(eo *eventbridge.Options) {
+		eo.Retryer = aws.NopRetryer{}
+		if o.tel != nil {
+			telemetry.AWS(&eo.APIOptions, *o.tel)
+		}
+	})
 	emitter, err := bus.New(eb, bus.Options{BaseBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -229,6 +229,10 @@ func TestDeletesResolvedThroughHistory(t *testing.T) {
 // TestRedisOutage: Redis stops mid-run for 10 s; the pipeline stops acking (fails
 // closed) and finishes once it is back — nothing missing, nothing twice.
 func TestRedisOutage(t *testing.T) {
+	// The harness's other servers first: without the stack (-short) the test skips before it
+	// starts a redis-server for nothing.
+	stack.Addr(t, stack.FHIR)
+	stack.Addr(t, stack.EventBridge)
 	r := startRedis(t)
 	h := newHarness(t, harnessOptions{redis: r.addr})
 	ds := stack.RandomHex(16)

@@ -227,9 +227,9 @@ func (w *worker) write(k coalesce.Key, id string) (string, *ack) {
 func (r *rig) changes() map[string]int {
 	out := make(map[string]int)
 	for _, e := range r.bus.events("") {
-		switch e.DetailType {
-		case event.DetailTypeCreated, event.DetailTypeUpdated, event.DetailTypeDeleted:
-			out[e.D.ResourceType+"/"+e.D.ID+"/"+e.D.VersionID+"/"+e.D.Action]++
+		if e.isChange() {
+			d := detail[event.ChangeDetail](e)
+			out[d.ResourceType+"/"+d.ID+"/"+d.VersionID+"/"+string(d.Action)]++
 		}
 	}
 	return out

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -38,13 +37,13 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 	tls := p.parts.Timelines
 	st, err := tls.Sync(ctx, k, job.want, true)
 	if err != nil {
-		return runResult{key: k, err: fmt.Errorf("sync: %w", err), unsynced: job.want}
+		return runResult{key: k, err: err, unsynced: job.want}
 	}
 	res := runResult{key: k, tl: st.Timeline}
 	if job.hints > 0 {
 		// Known types are what a hint that names none (a Bundle, an import) is looked for in.
 		if err := tls.NoteTypes(ctx, k.DatastoreID, p.cfg.Clock.Now(), k.ResourceType); err != nil {
-			return runResult{key: k, err: fmt.Errorf("note type: %w", err), unsynced: timeline.Want{}}
+			return runResult{key: k, err: err, unsynced: timeline.Want{}}
 		}
 	}
 	if !st.Leased {

@@ -264,7 +264,7 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 	} else {
 		results, err := claims.Claim(ctx, ids)
 		if err != nil {
-			return fmt.Errorf("dedup claim: %w", err)
+			return err
 		}
 		for i, r := range results {
 			switch r {
@@ -336,7 +336,7 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 		if err := claims.MarkDone(ctx, accepted); err != nil {
 			// The events are out; searching again may emit them again once the claims
 			// expire. A duplicate, never a loss.
-			return errors.Join(again, fmt.Errorf("dedup mark done: %w", err))
+			return errors.Join(again, err)
 		}
 	}
 	if again != nil {

@@ -36,10 +36,11 @@ func TestUnitDeletesResolvedOrReported(t *testing.T) {
 				r.advance(5 * time.Second)
 				deletes := r.bus.events(event.DetailTypeDeleted)
 				unresolved := r.bus.events(event.DetailTypeDeletesUnresolved)
-				if history && (len(deletes) != 1 || deletes[0].D.ID != id || len(unresolved) != 0) {
+				if history && (len(deletes) != 1 || detail[event.ChangeDetail](deletes[0]).ID != id || len(unresolved) != 0) {
 					t.Errorf("with history: %d deletes %+v, %d unresolved; want the one delete", len(deletes), deletes, len(unresolved))
 				}
-				if !history && (len(deletes) != 0 || len(unresolved) != 1 || unresolved[0].D.Count != 1 || unresolved[0].D.Reason != "forbidden") {
+				if !history && (len(deletes) != 0 || len(unresolved) != 1 ||
+					detail[event.DeletesUnresolved](unresolved[0]).Count != 1 || detail[event.DeletesUnresolved](unresolved[0]).Reason != "forbidden") {
 					t.Errorf("without history: %d deletes, unresolved %+v; want one report of 1", len(deletes), unresolved)
 				}
 			})
@@ -86,7 +87,10 @@ func TestUnitDeletesSettledAtVerification(t *testing.T) {
 		})
 		r.advance(20 * time.Second)
 		un := r.bus.events(event.DetailTypeDeletesUnresolved)
-		if len(un) != 1 || un[0].D.Count != 1 || un[0].D.Reason != "missing-from-history" || un[0].D.Bundles != 0 {
+		if len(un) != 1 {
+			t.Fatalf("unresolved reports %+v; want one", un)
+		}
+		if d := detail[event.DeletesUnresolved](un[0]); d.Count != 1 || d.Reason != "missing-from-history" || d.Bundles != 0 {
 			t.Errorf("unresolved reports %+v; want one of count 1, reason missing-from-history", un)
 		}
 		if n := len(r.bus.events(event.DetailTypeDeleted)); n != 1 {

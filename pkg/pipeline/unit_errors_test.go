@@ -27,7 +27,7 @@ func TestUnitPermanentFHIRErrorsPark(t *testing.T) {
 				_, a := w.write(obsKey, "")
 				r.advanceUntil("ack", 100*time.Millisecond, 30*time.Second, a.done)
 				failed := r.bus.events(event.DetailTypeRangeFailed)
-				if len(failed) != 1 || failed[0].D.Reason != reason {
+				if len(failed) != 1 || detail[event.RangeFailed](failed[0]).Reason != reason {
 					t.Fatalf("Range Failed %+v, want one with reason %s", failed, reason)
 				}
 				if ps := r.tl.parkedRanges(); len(ps) != 1 || ps[0].Reason != reason {
@@ -140,7 +140,7 @@ func TestUnitEntryRejectedIsCountedNotLooped(t *testing.T) {
 	unit(t, nil, func(t *testing.T, r *rig) {
 		var bad string
 		r.bus.fail = func(_, _ int, e busEvent) error {
-			if e.D.ID == bad {
+			if e.isChange() && detail[event.ChangeDetail](e).ID == bad {
 				return busMalformed()
 			}
 			return nil

@@ -56,7 +56,7 @@ func TestUnitParkAndRetry(t *testing.T) {
 		if len(failed) != 1 {
 			t.Fatalf("%d Range Failed reports, want 1 for one outage: %+v", len(failed), failed)
 		}
-		if d := failed[0].D; d.ResourceType != "Patient" || d.Reason != "forbidden" || d.Attempts != r.cfg.ParkAttempts {
+		if d := detail[event.RangeFailed](failed[0]); d.ResourceType != "Patient" || d.Reason != "forbidden" || d.Attempts != r.cfg.ParkAttempts {
 			t.Errorf("report %+v", d)
 		}
 		ps := r.tl.parkedRanges()
@@ -108,7 +108,7 @@ func TestUnitParkBusyKey(t *testing.T) {
 			}
 		}
 		failed := r.bus.events(event.DetailTypeRangeFailed)
-		if len(failed) != 1 || failed[0].D.Attempts != r.cfg.ParkAttempts {
+		if len(failed) != 1 || detail[event.RangeFailed](failed[0]).Attempts != r.cfg.ParkAttempts {
 			t.Fatalf("after %v of hints: Range Failed %+v, want one after %d attempts", r.clock.Now().Sub(t0), failed, r.cfg.ParkAttempts)
 		}
 		if took := r.clock.Now().Sub(t0); took > 10*time.Second {

@@ -31,8 +31,11 @@ func TestUnitAllVersions(t *testing.T) {
 				r.advance(15 * time.Second) // past verification: nothing more may come
 				var versions []string
 				for _, e := range r.bus.events("") {
-					if e.D.ID == id {
-						versions = append(versions, e.D.VersionID)
+					if !e.isChange() {
+						continue
+					}
+					if d := detail[event.ChangeDetail](e); d.ID == id {
+						versions = append(versions, d.VersionID)
 					}
 				}
 				want := []string{"1"}

@@ -37,9 +37,10 @@ func TestUnitWatermark(t *testing.T) {
 				continue
 			}
 			marks++
-			low, err := time.Parse(time.RFC3339Nano, e.D.LowWatermark)
+			wm := detail[event.Watermark](e)
+			low, err := time.Parse(time.RFC3339Nano, wm.LowWatermark)
 			if err != nil {
-				t.Fatalf("watermark %q: %v", e.D.LowWatermark, err)
+				t.Fatalf("watermark %q: %v", wm.LowWatermark, err)
 			}
 			if low.Before(last) {
 				t.Errorf("watermark moved back: %v after %v", low, last)
@@ -48,7 +49,10 @@ func TestUnitWatermark(t *testing.T) {
 			// Every change before it is on the bus already.
 			emittedBefore := map[string]bool{}
 			for _, c := range r.bus.events("")[:i] {
-				emittedBefore[c.D.ResourceType+"/"+c.D.ID] = true
+				if c.isChange() {
+					d := detail[event.ChangeDetail](c)
+					emittedBefore[d.ResourceType+"/"+d.ID] = true
+				}
 			}
 			for _, w := range r.fhir.writesBefore(low) {
 				if !emittedBefore[w] {
@@ -91,10 +95,10 @@ func TestUnitWatermarkHeldByParkedRange(t *testing.T) {
 		if len(evs) == 0 {
 			t.Fatal("no watermark")
 		}
-		lastEv := evs[len(evs)-1]
-		low, _ := time.Parse(time.RFC3339Nano, lastEv.D.LowWatermark)
-		if low.After(ps[0].Range.From) || lastEv.D.HeldBy == "" {
-			t.Errorf("watermark %v (held by %q) passes the parked range from %v", low, lastEv.D.HeldBy, ps[0].Range.From)
+		last := detail[event.Watermark](evs[len(evs)-1])
+		low, _ := time.Parse(time.RFC3339Nano, last.LowWatermark)
+		if low.After(ps[0].Range.From) || last.HeldBy == "" {
+			t.Errorf("watermark %v (held by %q) passes the parked range from %v", low, last.HeldBy, ps[0].Range.From)
 		}
 	})
 }

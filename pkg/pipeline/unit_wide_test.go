@@ -197,7 +197,7 @@ func TestUnitUntypedHintReported(t *testing.T) {
 		b := w.hint(coalesce.Key{DatastoreID: testDS}, event.Mixed)
 		r.advanceUntil("ack", 100*time.Millisecond, 10*time.Second, b.done)
 		failed := r.bus.events(event.DetailTypeRangeFailed)
-		if len(failed) != 1 || failed[0].D.Reason != "no-known-type" || failed[0].D.DatastoreID != testDS {
+		if len(failed) != 1 || detail[event.RangeFailed](failed[0]).Reason != "no-known-type" || detail[event.RangeFailed](failed[0]).DatastoreID != testDS {
 			t.Errorf("Range Failed reports %+v, want one no-known-type for the datastore", failed)
 		}
 		if s := w.pipe.Stats().Snapshot(); s.UntypedHints != 1 {

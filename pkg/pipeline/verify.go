@@ -78,7 +78,7 @@ func (p *Pipeline) countMatches(ctx context.Context, k coalesce.Key, iv coalesce
 		counted, err = false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("count: %w", err)
 	}
 	if !counted {
 		if p.countIgnored.CompareAndSwap(false, true) {

@@ -62,7 +62,7 @@ func (p *Pipeline) skippedVersions(ctx context.Context, claims Claims, k coalesc
 	}
 	res, err := claims.Claim(ctx, below)
 	if err != nil {
-		return fmt.Errorf("dedup claim: %w", err)
+		return err
 	}
 	for i, cand := range cands {
 		switch res[i] {
@@ -133,7 +133,7 @@ func (p *Pipeline) olderVersions(ctx context.Context, vr VersionReader, claims C
 			res, err := claims.Claim(ctx, []dedup.Identity{id(v)})
 			if err != nil {
 				release()
-				return nil, fmt.Errorf("dedup claim: %w", err)
+				return nil, err
 			}
 			if res[0] == dedup.Pending {
 				o.pending++

@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -47,9 +48,7 @@ type Reporter struct {
 
 // New returns a Reporter writing to w; its rate is measured from now.
 func New(w io.Writer, o Options) *Reporter {
-	if o.Label == "" {
-		o.Label = "items"
-	}
+	o.Label = cmp.Or(o.Label, "items")
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
 	}

@@ -80,9 +80,7 @@ type Stats struct {
 // each file with the files done and the total. An unreadable file stops the replay with an
 // error naming it; what was put before stays put, and Stats counts it.
 func Run(ctx context.Context, files []string, sink RecordSink, o Options, progress func(done, total int)) (Stats, error) {
-	if o.Rate == 0 {
-		o.Rate = DefaultRate
-	}
+	o.Rate = cmp.Or(o.Rate, DefaultRate)
 	if !(o.Rate > 0) || math.IsInf(o.Rate, 0) {
 		return Stats{}, fmt.Errorf("replay: rate %v is not a positive number of records per second", o.Rate)
 	}

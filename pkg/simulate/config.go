@@ -187,18 +187,10 @@ func (c Config) withDefaults() Config {
 	if c.BurstSize > 0 && c.BurstEvery == 0 {
 		c.BurstEvery = DefaultBurstEvery
 	}
-	if c.Region == "" {
-		c.Region = DefaultRegion
-	}
-	if c.Account == "" {
-		c.Account = DefaultAccount
-	}
-	if c.PartitionKey == "" {
-		c.PartitionKey = PartitionByEventID
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
+	c.Region = cmp.Or(c.Region, DefaultRegion)
+	c.Account = cmp.Or(c.Account, DefaultAccount)
+	c.PartitionKey = cmp.Or(c.PartitionKey, PartitionByEventID)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
 	c.Clock = clock.Or(c.Clock)
 	return c
 }

@@ -384,10 +384,7 @@ func outcome(body io.Reader) string {
 		return ""
 	}
 	i := oo.Issue[0]
-	text := i.Diagnostics
-	if text == "" {
-		text = i.Details.Text
-	}
+	text := cmp.Or(i.Diagnostics, i.Details.Text)
 	s := strings.TrimSpace(i.Code + " " + text)
 	if len(s) > 300 {
 		s = s[:300] + "…"

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,10 +131,7 @@ func configured(v string) bool {
 }
 
 func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
-	name := cfg.ServiceName
-	if name == "" {
-		name = DefaultServiceName
-	}
+	name := cmp.Or(cfg.ServiceName, DefaultServiceName)
 	version := cfg.ServiceVersion
 	if version == "" {
 		version = buildVersion()

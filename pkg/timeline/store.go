@@ -1,6 +1,7 @@
 package timeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,15 +46,9 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("timeline: nil redis client")
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
-	}
-	if opts.LeaseTTL == 0 {
-		opts.LeaseTTL = DefaultLeaseTTL
-	}
-	if opts.StateTTL == 0 {
-		opts.StateTTL = DefaultStateTTL
-	}
+	opts.Prefix = cmp.Or(opts.Prefix, DefaultPrefix)
+	opts.LeaseTTL = cmp.Or(opts.LeaseTTL, DefaultLeaseTTL)
+	opts.StateTTL = cmp.Or(opts.StateTTL, DefaultStateTTL)
 	switch {
 	case opts.Owner == "":
 		return nil, errors.New("timeline: an owner is required")
@@ -260,7 +255,7 @@ func (s *Store) Sync(ctx context.Context, k coalesce.Key, w Want, tryLease bool)
 var ErrLeaseLost = errors.New("timeline: lease lost")
 
 // ErrConflict means the timeline moved since it was read: read it again. Nothing was written.
-var ErrConflict = errors.New("timeline: timeline moved meanwhile")
+var ErrConflict = errors.New("timeline: moved meanwhile")
 
 // advanceScript moves the timeline by compare-and-set while the lease is ours, and records
 // the chunk's verification obligation in the same step.

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -101,9 +102,7 @@ type identity struct {
 // (the recorder's JSON lines) and reports what it found. It returns an error only for
 // unreadable input or a malformed manifest; missing writes are a Report, not an error.
 func Verify(manifest, events io.Reader, opts Options) (Report, error) {
-	if opts.Source == "" {
-		opts.Source = DefaultSource
-	}
+	opts.Source = cmp.Or(opts.Source, DefaultSource)
 	if opts.MaxExamples <= 0 {
 		opts.MaxExamples = DefaultMaxExamples
 	}
