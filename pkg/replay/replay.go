@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/google/uuid"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
@@ -138,7 +138,7 @@ func (p *putter) file(ctx context.Context, name string) error {
 	p.stats.Files++
 	for _, raw := range records {
 		p.stats.Records++
-		id := newUUID()
+		id := uuid.NewString()
 		if kind == eventsFile {
 			id = cmp.Or(eventID(raw), id)
 		}
@@ -251,13 +251,4 @@ func readLogFile(name string) (records []json.RawMessage, kind fileKind, err err
 		}
 		records = append(records, ev)
 	}
-}
-
-// newUUID returns a random (version 4) UUID, the shape of an EventBridge event id.
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

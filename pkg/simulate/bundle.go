@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/google/uuid"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
@@ -49,7 +50,7 @@ func (r *runner) bundleJSON(b *op) ([]byte, error) {
 			}
 		}
 		if o.kind == event.Create {
-			e.FullURL = "urn:uuid:" + newUUID()
+			e.FullURL = "urn:uuid:" + uuid.NewString()
 		}
 		entries[i] = e
 	}

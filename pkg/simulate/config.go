@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
@@ -287,10 +289,10 @@ func (c Config) Validate() error {
 	if c.InjectEvents {
 		// The consumer must act on what we inject: try a record with this region and account.
 		probe := cloudtrail.Change{
-			EventID: newUUID(), DatastoreID: strings.Repeat("0", 32), ResourceType: "Patient",
+			EventID: uuid.NewString(), DatastoreID: strings.Repeat("0", 32), ResourceType: "Patient",
 			Operation: event.Create, EventTime: time.Unix(1e9, 0), Region: c.Region, Account: c.Account,
 		}
-		data, err := cloudtrail.Encode(probe, newUUID(), newUUID())
+		data, err := cloudtrail.Encode(probe, uuid.NewString(), uuid.NewString())
 		validator, verr := cloudtrail.NewValidator(nil)
 		if err = errors.Join(err, verr); err != nil {
 			bad("cloudtrail record: %v", err)

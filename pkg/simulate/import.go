@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
@@ -23,7 +24,7 @@ func (r *runner) runImport(ctx context.Context, p *planner, records chan<- types
 	for range r.cfg.Import {
 		k := p.keys[p.rng.IntN(len(p.keys))]
 		// Import keeps the source's ids, so we choose them: a UUID is a valid FHIR id.
-		res := &resource{datastore: k.datastore, resourceType: k.resourceType, seed: p.rng.Uint64(), id: newUUID()}
+		res := &resource{datastore: k.datastore, resourceType: k.resourceType, seed: p.rng.Uint64(), id: uuid.NewString()}
 		byDS[k.datastore] = append(byDS[k.datastore], res)
 	}
 	for _, ds := range r.cfg.Datastores { // in order: the plan's order
@@ -70,7 +71,7 @@ func (r *runner) runImport(ctx context.Context, p *planner, records chan<- types
 				at = t.Add(time.Second)
 			}
 			c := cloudtrail.Change{
-				EventID: newUUID(), DatastoreID: ds, Operation: event.Import, EventTime: at,
+				EventID: uuid.NewString(), DatastoreID: ds, Operation: event.Import, EventTime: at,
 				Region: r.cfg.Region, Account: r.cfg.Account,
 				JobID: job.JobID, JobStatus: job.Status, JobSubmitTime: job.SubmitTime,
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/clock"
@@ -222,10 +223,10 @@ func (r *runner) dropped(o *op, started time.Time) string {
 // hint encodes the CloudTrail record of c (plus its duplicate and o's hostile record) unless
 // drop says it is lost; it returns the records to put and c's event id.
 func (r *runner) hint(o *op, c cloudtrail.Change, drop string) ([]types.PutRecordsRequestEntry, string, error) {
-	c.EventID, c.Region, c.Account = newUUID(), r.cfg.Region, r.cfg.Account
+	c.EventID, c.Region, c.Account = uuid.NewString(), r.cfg.Region, r.cfg.Account
 	c.EventTime = c.EventTime.UTC().Truncate(time.Second)
-	envelopeID := newUUID()
-	data, err := cloudtrail.Encode(c, envelopeID, newUUID())
+	envelopeID := uuid.NewString()
+	data, err := cloudtrail.Encode(c, envelopeID, uuid.NewString())
 	if err != nil {
 		return nil, "", err
 	}
@@ -242,7 +243,7 @@ func (r *runner) hint(o *op, c cloudtrail.Change, drop string) ([]types.PutRecor
 		}
 	}
 	if o.hostile >= 0 {
-		recs = append(recs, types.PutRecordsRequestEntry{Data: hostileRecords[o.hostile].data, PartitionKey: aws.String(newUUID())})
+		recs = append(recs, types.PutRecordsRequestEntry{Data: hostileRecords[o.hostile].data, PartitionKey: aws.String(uuid.NewString())})
 	}
 	return recs, c.EventID, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/recorded"
 )
@@ -230,7 +231,7 @@ func (r *Recorder) Handler() http.Handler {
 type record = recorded.Line
 
 func (r *Recorder) serveAPI(w http.ResponseWriter, req *http.Request) {
-	w.Header().Set("X-Amzn-RequestId", newID())
+	w.Header().Set("X-Amzn-RequestId", uuid.NewString())
 	if target := req.Header.Get("X-Amz-Target"); target != putEventsTarget {
 		writeAPIError(w, http.StatusBadRequest, "UnknownOperationException",
 			fmt.Sprintf("operation %q is not supported by the eventbridge recorder (only %s)", target, putEventsTarget))
@@ -295,7 +296,7 @@ func (r *Recorder) serveAPI(w http.ResponseWriter, req *http.Request) {
 		if results[i].ErrorCode != "" {
 			continue
 		}
-		results[i].EventID = newID()
+		results[i].EventID = uuid.NewString()
 		appendLine(lines, r.toRecord(received, results[i].EventID, e, details[i]))
 	}
 	err = r.append(lines.Bytes())
@@ -440,13 +441,4 @@ func (r *Recorder) count(f func(*Stats)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f(&r.stats)
-}
-
-// newID returns a random UUID (version 4), the shape of AWS event ids.
-func newID() string {
-	var b [16]byte
-	_, _ = crand.Read(b[:]) // never fails since Go 1.24
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
