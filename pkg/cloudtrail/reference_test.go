@@ -181,9 +181,10 @@ func (j *refStatus) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Decide decodes one Kinesis record's data (an aws.healthlake EventBridge event: an API call via
-// CloudTrail, or an import job event) and says whether to act on it, skip it or reject it. It never panics and never returns a
-// zero Outcome; see the package documentation for the order of the checks.
+// Decide decodes one Kinesis record's data (an aws.healthlake EventBridge event: an API call
+// via CloudTrail, or an import job event) and says whether to act on it, skip it or reject
+// it. It never panics and never returns a zero Outcome; see the package documentation for
+// the order of the checks.
 func refDecide(v *Validator, data []byte) Decision {
 	// 1. Decode.
 	if len(data) > MaxDataSize {

@@ -88,8 +88,9 @@ type Config struct {
 	// Default HistoryOrderDetect (assume nothing).
 	HistoryOrder HistoryOrder
 	// OnRequest, if set, is called after every HTTP attempt with the operation ("search",
-	// "count", "history", "instance-history" or "vread"), the status code (0 when no response arrived) and the attempt's duration.
-	// It must be cheap and safe for concurrent use.
+	// "count", "history", "instance-history" or "vread"), the status code (0 when no
+	// response arrived) and the attempt's duration. It must be cheap and safe for concurrent
+	// use.
 	OnRequest func(op string, status int, dur time.Duration)
 	// MeterProvider gets the client's instruments (hlcdc.fhir.requests and
 	// hlcdc.fhir.request.duration, recorded with each request's context). Default: none.

@@ -26,8 +26,8 @@
 // ErrUnsupported, ErrHistoryUnsupported, ErrPagingLoop, ErrForeignNextLink, ErrMalformedBundle,
 // …) and Reason names it with a short stable string for reports. Throttling (429), server
 // errors (500, 502, 503, 504) and network errors are retried with exponential backoff and
-// full jitter, honouring Retry-After (the policy of pkg/retry); retry.IsPermanent tells callers whether a later retry of the
-// whole call can help.
+// full jitter, honouring Retry-After (the policy of pkg/retry); retry.IsPermanent tells
+// callers whether a later retry of the whole call can help.
 //
 // Pages are handed to a visit callback one at a time, so callers can dedup and emit page by
 // page. A page is decoded in one pass that keeps each resource's bytes exactly as sent and

@@ -176,9 +176,9 @@ func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.
 // covers them: history is read again over each group of overlapping hints, what the first
 // read missed is emitted (a delete the history index showed late), and where it still holds
 // fewer deletes than there were DeleteResource hints, the shortfall is reported as "HealthLake
-// CDC Deletes Unresolved" (reason missing-from-history) — a delete hint is never acked in silence. Then
-// the hints are forgotten. Bundle hints are read too but expect nothing: a Bundle may delete
-// nothing.
+// CDC Deletes Unresolved" (reason missing-from-history) — a delete hint is never acked in
+// silence. Then the hints are forgotten. Bundle hints are read too but expect nothing: a
+// Bundle may delete nothing.
 //
 // The shortfall over-reports where a DeleteResource call changed nothing (a second delete of
 // a deleted resource), and a delete and a re-create within one group still count as one

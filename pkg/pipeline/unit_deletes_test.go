@@ -8,6 +8,20 @@ import (
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 )
 
+// createThenDelete creates an Observation with its hint, then deletes it with its hint, and
+// returns once both records are acked: the delete's id.
+func createThenDelete(r *rig, w *worker) string {
+	r.t.Helper()
+	r.advance(200 * time.Millisecond)
+	id, created := w.write(obsKey, "")
+	r.advanceUntil("create acked", 100*time.Millisecond, 30*time.Second, created.done)
+	r.advance(3 * time.Second)
+	r.fhir.remove(obsKey, id)
+	deleted := w.hint(obsKey, event.Delete)
+	r.advanceUntil("delete acked", 100*time.Millisecond, 30*time.Second, deleted.done)
+	return id
+}
+
 // TestUnitDeletesResolvedOrReported: a delete hint becomes "FHIR Resource Deleted" where the
 // server has type-level history; where it refuses history, "HealthLake CDC Deletes
 // Unresolved" reports the hints (once), and the records are acked.
@@ -26,13 +40,7 @@ func TestUnitDeletesResolvedOrReported(t *testing.T) {
 					}
 				}
 				w := r.start("w1")
-				r.advance(200 * time.Millisecond)
-				id, created := w.write(obsKey, "")
-				r.advanceUntil("create acked", 100*time.Millisecond, 30*time.Second, created.done)
-				r.advance(3 * time.Second)
-				r.fhir.remove(obsKey, id)
-				deleted := w.hint(obsKey, event.Delete)
-				r.advanceUntil("delete acked", 100*time.Millisecond, 30*time.Second, deleted.done)
+				id := createThenDelete(r, w)
 				r.advance(5 * time.Second)
 				deletes := r.bus.events(event.DetailTypeDeleted)
 				unresolved := r.bus.events(event.DetailTypeDeletesUnresolved)
@@ -57,14 +65,7 @@ func TestUnitDeletesSettledAtVerification(t *testing.T) {
 	unit(t, nil, func(t *testing.T, r *rig) {
 		r.fhir.delay, r.fhir.historyLags = 6*time.Second, true // past the first read (range end + settle), before verify (10 s)
 		w := r.start("w1")
-		r.advance(200 * time.Millisecond)
-		id, created := w.write(obsKey, "")
-		r.advanceUntil("create acked", 100*time.Millisecond, 30*time.Second, created.done)
-		r.advance(3 * time.Second)
-
-		r.fhir.remove(obsKey, id)
-		deleted := w.hint(obsKey, event.Delete)
-		r.advanceUntil("delete acked", 100*time.Millisecond, 30*time.Second, deleted.done)
+		createThenDelete(r, w)
 		if n := len(r.bus.events(event.DetailTypeDeleted)); n != 0 {
 			t.Fatalf("%d deletes emitted before the history index showed the delete; the test needs the first read to miss it", n)
 		}

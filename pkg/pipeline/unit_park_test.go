@@ -35,8 +35,9 @@ func TestUnitParkAndRetry(t *testing.T) {
 		if !r.hasEvent(obsKey, obs) {
 			t.Error("the healthy key's write was not emitted")
 		}
-		// Parked after ParkAttempts (the report says how many); later chunks of the outage grow the parked range, one attempt each: the record is
-		// acked about when its range has settled.
+		// Parked after ParkAttempts (the report says how many); later chunks of the outage
+		// grow the parked range, one attempt each: the record is acked about when its range
+		// has settled.
 		r.advanceUntil("the failing key's ack (parked)", 100*time.Millisecond, 10*time.Second, pa.done)
 		// The outage goes on: more writes and hints for both keys, for 20 s.
 		var later []*ack
