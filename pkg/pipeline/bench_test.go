@@ -1,12 +1,14 @@
 package pipeline_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -41,6 +43,7 @@ import (
 type pagedSearcher struct {
 	raw       json.RawMessage
 	perSecond int
+	version   string // every resource's versionId; "" is "1"
 }
 
 func (s *pagedSearcher) Search(ctx context.Context, _, _ string, from, to time.Time, visit func(fhir.Page) error) error {
@@ -51,7 +54,7 @@ func (s *pagedSearcher) Search(ctx context.Context, _, _ string, from, to time.T
 		}
 		for i := range s.perSecond {
 			page.Resources = append(page.Resources, fhir.Resource{
-				ResourceType: "Observation", ID: fmt.Sprintf("obs-%d-%03d", sec.Unix(), i), VersionID: "1",
+				ResourceType: "Observation", ID: benchID(sec, i), VersionID: cmp.Or(s.version, "1"),
 				LastUpdated: sec.Add(time.Duration(i) * time.Millisecond), Raw: s.raw,
 			})
 			if len(page.Resources) == 100 {
@@ -66,6 +69,20 @@ func (s *pagedSearcher) Search(ctx context.Context, _, _ string, from, to time.T
 		return visit(page)
 	}
 	return nil
+}
+
+func benchID(sec time.Time, i int) string { return fmt.Sprintf("obs-%d-%03d", sec.Unix(), i) }
+
+var _ pipeline.VersionReader = (*pagedSearcher)(nil)
+
+// InstanceHistory and VRead make pagedSearcher a pipeline.VersionReader that knows no older
+// version: with versions=all, the benchmark's resources never have a gap to read.
+func (s *pagedSearcher) InstanceHistory(context.Context, string, string, string, time.Time, func(fhir.HistoryPage) error) error {
+	return nil
+}
+
+func (s *pagedSearcher) VRead(context.Context, string, string, string, string) (fhir.Resource, error) {
+	return fhir.Resource{}, fhir.ErrNotFound
 }
 
 func (s *pagedSearcher) HistoryRange(context.Context, string, string, time.Time, time.Time, func(fhir.HistoryPage) error) error {
@@ -85,11 +102,20 @@ func (s *pagedSearcher) HistoryRange(context.Context, string, string, time.Time,
 //
 // emit=fake replaces the recorder with an in-memory PutEvents that accepts every entry: the
 // path up to the bus client, without the recorder's HTTP and file work on the same cores.
+//
+// versions=all is emit=fake with CDC_VERSIONS=all over updates: every resource found is at
+// version 2, and version 1 of each went out before the timer started (marked done), so the
+// path adds the check that no version was skipped — the common case of that mode.
 func BenchmarkPipeline(b *testing.B) {
-	b.Run("tracing=off", func(b *testing.B) { benchPipeline(b, false, false) })
-	b.Run("tracing=on", func(b *testing.B) { benchPipeline(b, true, false) })
-	b.Run("tracing=off/emit=fake", func(b *testing.B) { benchPipeline(b, false, true) })
+	b.Run("tracing=off", func(b *testing.B) { benchPipeline(b, benchOptions{}) })
+	b.Run("tracing=on", func(b *testing.B) { benchPipeline(b, benchOptions{tracing: true}) })
+	b.Run("tracing=off/emit=fake", func(b *testing.B) { benchPipeline(b, benchOptions{fakeEmit: true}) })
+	b.Run("tracing=off/emit=fake/versions=all", func(b *testing.B) {
+		benchPipeline(b, benchOptions{fakeEmit: true, allVersions: true})
+	})
 }
+
+type benchOptions struct{ tracing, fakeEmit, allVersions bool }
 
 // acceptAll is a PutEvents that accepts every entry.
 type acceptAll struct{}
@@ -102,7 +128,7 @@ func (acceptAll) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _ 
 	return out, nil
 }
 
-func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
+func benchPipeline(b *testing.B, o benchOptions) {
 	tel, err := telemetry.Setup(context.Background(), telemetry.Config{Getenv: func(string) string { return "" }})
 	if err != nil {
 		b.Fatal(err)
@@ -110,7 +136,7 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 	defer tel.Shutdown(context.Background())
 	var prov *telemetry.Providers
 	var tp trace.TracerProvider = tel.TracerProvider
-	if tracing {
+	if o.tracing {
 		sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
 			sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 		defer sdk.Shutdown(context.Background())
@@ -140,7 +166,7 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 			telemetry.AWS(&o.APIOptions, *prov)
 		}
 	})
-	if fakeEmit {
+	if o.fakeEmit {
 		api = acceptAll{}
 	}
 	emitter, err := bus.New(api, bus.Options{})
@@ -155,6 +181,9 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 	ds := stack.RandomHex(16)
 	body := []byte(`{"resourceType":"Observation","id":"ID","meta":{"versionId":"1","lastUpdated":"2026-11-20T09:15:03.123Z"},"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/p-1"},"effectiveDateTime":"2026-11-20T09:15:00Z","valueQuantity":{"value":72,"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"},"note":[{"text":"synthetic benchmark data, no real person"}]}`)
 	searcher := &pagedSearcher{raw: json.RawMessage(body), perSecond: perWindow}
+	if o.allVersions {
+		searcher.version = "2"
+	}
 
 	tls, err := timeline.New(rdb, timeline.Options{Prefix: "bench:tl:" + stack.RandomHex(4) + ":", Owner: dedup.RandomOwner()})
 	if err != nil {
@@ -166,6 +195,7 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 	cfg.Timeline = coalesce.Config{Window: time.Millisecond, MaxSpan: 5 * time.Minute}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.TracerProvider, cfg.MeterProvider = tp, tel.MeterProvider
+	cfg.AllVersions = o.allVersions
 	validator, _ := cloudtrail.NewValidator(nil)
 	p, err := pipeline.New(cfg, pipeline.Parts{
 		Validator: validator, FHIR: searcher, Emitter: emitter, Events: builder, Timelines: tls,
@@ -191,6 +221,20 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 			Region: "us-east-1", Account: "123456789012",
 		}, "env", "req")
 	}
+	if o.allVersions {
+		// Version 1 of every resource the searches will find went out already.
+		ids := make([]dedup.Identity, 0, n)
+		for sec := range n / perWindow {
+			for i := range perWindow {
+				ids = append(ids, dedup.Identity{DatastoreID: ds, ResourceType: "Observation", ID: benchID(base.Add(time.Duration(sec)*time.Second), i), VersionID: "1"})
+			}
+		}
+		for batch := range slices.Chunk(ids, 1000) {
+			if err := store.MarkDone(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	var acked atomic.Int64
 	ack := func() { acked.Add(1) }
 	b.ReportAllocs()
@@ -200,7 +244,7 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 	batch := kcl.BatchSpans(tp, "bench")
 	bctx, end := ctx, func() {}
 	for i := range n {
-		if tracing && i%perWindow == 0 {
+		if o.tracing && i%perWindow == 0 {
 			end()
 			bctx, end = batch(ctx, kcl.Batch{ShardID: "s", Records: perWindow})
 		}
@@ -222,6 +266,9 @@ func benchPipeline(b *testing.B, tracing, fakeEmit bool) {
 	}
 	if s.EmitFailed > 0 {
 		b.Fatalf("emit failures: %+v", s)
+	}
+	if o.allVersions && (s.SkippedVersions != 0 || s.VersionReads != 0) {
+		b.Fatalf("versions=all did not take the no-gap path: %d skipped versions emitted, %d history reads", s.SkippedVersions, s.VersionReads)
 	}
 }
 
