@@ -284,8 +284,8 @@ func (v *tlView) Deletes(_ context.Context, k coalesce.Key, iv coalesce.Interval
 	return out, nil
 }
 
-func (v *tlView) ForgetDeletes(_ context.Context, k coalesce.Key, ds []coalesce.Interval) error {
-	if len(ds) == 0 {
+func (v *tlView) ForgetDeletes(_ context.Context, k coalesce.Key, hs []timeline.HistoryHint) error {
+	if len(hs) == 0 {
 		return nil
 	}
 	unlock, err := v.enter("forget-deletes")
@@ -293,9 +293,15 @@ func (v *tlView) ForgetDeletes(_ context.Context, k coalesce.Key, ds []coalesce.
 		return err
 	}
 	defer unlock()
-	for _, d := range ds {
-		delete(v.f.key(k).dels, member(d))
-		delete(v.f.key(k).bundles, member(d))
+	fk := v.f.key(k)
+	for _, h := range hs {
+		// One hint each, as the store removes exactly the members it returned.
+		counts := map[bool]map[string]int{false: fk.dels, true: fk.bundles}[h.Bundle]
+		if m := member(h.Range); counts[m] > 1 {
+			counts[m]--
+		} else {
+			delete(counts, m)
+		}
 	}
 	return nil
 }

@@ -225,10 +225,10 @@ func (p *Pipeline) settleDeletes(ctx context.Context, k coalesce.Key, tl coalesc
 			continue // history refused: reported and forgotten as unresolved
 		}
 		var expected int
-		var ranges []coalesce.Interval
+		var settled []timeline.HistoryHint
 		for _, h := range ready {
 			if g.Contains(h.Range) {
-				ranges = append(ranges, h.Range)
+				settled = append(settled, h)
 				if !h.Bundle {
 					expected++
 				}
@@ -239,7 +239,7 @@ func (p *Pipeline) settleDeletes(ctx context.Context, k coalesce.Key, tl coalesc
 				return err
 			}
 		}
-		if err := p.parts.Timelines.ForgetDeletes(ctx, k, ranges); err != nil {
+		if err := p.parts.Timelines.ForgetDeletes(ctx, k, settled); err != nil {
 			return err
 		}
 	}
@@ -365,9 +365,7 @@ func (p *Pipeline) unresolvedDeletes(ctx context.Context, k coalesce.Key, r coal
 		return err
 	}
 	var deletes, bundles int
-	ranges := make([]coalesce.Interval, len(hints))
-	for i, h := range hints {
-		ranges[i] = h.Range
+	for _, h := range hints {
 		if h.Bundle {
 			bundles++
 		} else {
@@ -380,7 +378,7 @@ func (p *Pipeline) unresolvedDeletes(ctx context.Context, k coalesce.Key, r coal
 	if err := p.reportUnresolved(ctx, k, r, deletes, bundles, fhir.Reason(cause)); err != nil {
 		return err
 	}
-	return p.parts.Timelines.ForgetDeletes(ctx, k, ranges)
+	return p.parts.Timelines.ForgetDeletes(ctx, k, hints)
 }
 
 // reportUnresolved puts one "Deletes Unresolved" report on the bus: count DeleteResource

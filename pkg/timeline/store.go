@@ -321,6 +321,7 @@ type HistoryHint struct {
 	Range coalesce.Interval
 	// Bundle: the hint may have deleted any number of resources, or none.
 	Bundle bool
+	member string // the hint's own member in Redis, for ForgetDeletes
 }
 
 // Deletes returns the history hints recorded for k whose ranges reach into iv, one per hint
@@ -342,44 +343,30 @@ func (s *Store) Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interva
 		}
 		if d.From.Before(iv.To) {
 			_, n, _ := strings.Cut(m, "#")
-			out = append(out, HistoryHint{Range: d, Bundle: strings.HasPrefix(n, "b")})
+			out = append(out, HistoryHint{Range: d, Bundle: strings.HasPrefix(n, "b"), member: m})
 		}
 	}
 	return out, nil
 }
 
 // ForgetDeletes drops history hints that are settled (their history was read and what it
-// lacked was reported): every hint, of either kind, recorded with one of those ranges.
-func (s *Store) ForgetDeletes(ctx context.Context, k coalesce.Key, ds []coalesce.Interval) error {
-	if len(ds) == 0 {
+// lacked was reported): exactly the hints given, as Deletes returned them — a hint recorded
+// meanwhile with the same range stays, to be settled on its own.
+func (s *Store) ForgetDeletes(ctx context.Context, k coalesce.Key, hs []HistoryHint) error {
+	members := make([]any, 0, len(hs))
+	for _, h := range hs {
+		if h.member != "" {
+			members = append(members, h.member)
+		}
+	}
+	if len(members) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2*len(ds))
-	for _, d := range ds {
-		args = append(args, ms(d.From), ms(d.To))
-	}
-	if err := forgetDeletesScript.Run(ctx, s.rdb, []string{s.key(k, ":dels")}, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	if err := s.rdb.ZRem(ctx, s.key(k, ":dels"), members...).Err(); err != nil {
 		return fmt.Errorf("timeline: forget deletes %s: %w", k.ResourceType, err)
 	}
 	return nil
 }
-
-// forgetDeletesScript removes the members of each (from, to) range, whatever their hint
-// number.
-//
-//	KEYS: dels
-//	ARGV: (from, to) pairs
-var forgetDeletesScript = redis.NewScript(`
-for i = 1, #ARGV, 2 do
-  local prefix = ARGV[i] .. '-' .. ARGV[i+1]
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[i+1], ARGV[i+1])) do
-    if m == prefix or string.sub(m, 1, #prefix + 1) == prefix .. '#' then
-      redis.call('ZREM', KEYS[1], m)
-    end
-  end
-end
-return 0
-`)
 
 // NoteTypes records that the datastore has resources of these types (seen in a hint or a
 // search), for the hints that name no type: a Bundle, a mutation without a resourceType, an

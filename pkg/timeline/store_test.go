@@ -278,7 +278,8 @@ func TestFinalAndWatermark(t *testing.T) {
 
 // TestDeletesCountedPerHint: two delete hints in the same second have the same range; both
 // are kept (a "Deletes Unresolved" report counts hints), a Bundle hint is kept apart from
-// them by kind, and forgetting the range drops all of them but not a neighbour.
+// them by kind, and forgetting the hints read drops exactly those: not a neighbour, nor a
+// hint of the same range recorded after the read.
 func TestDeletesCountedPerHint(t *testing.T) {
 	ctx := context.Background()
 	s := stores(t, 1, time.Minute)[0]
@@ -305,12 +306,22 @@ func TestDeletesCountedPerHint(t *testing.T) {
 	if all, _ := s.Deletes(ctx, k, coalesce.Interval{To: at(20)}); len(all) != 5 {
 		t.Errorf("hints reaching into (-inf, 20) = %d; want all 5", len(all))
 	}
-	if err := s.ForgetDeletes(ctx, k, []coalesce.Interval{iv(3, 5)}); err != nil {
+	var settled []timeline.HistoryHint
+	for _, d := range dels {
+		if d.Range == iv(3, 5) {
+			settled = append(settled, d)
+		}
+	}
+	// A hint with the same range recorded after the read is not among those settled.
+	if _, err := s.Sync(ctx, k, timeline.Want{Deletes: []coalesce.Interval{iv(3, 5)}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ForgetDeletes(ctx, k, settled); err != nil {
 		t.Fatal(err)
 	}
 	dels, err = s.Deletes(ctx, k, iv(0, 20))
-	if err != nil || len(dels) != 1 || dels[0].Range != iv(4, 6) || dels[0].Bundle {
-		t.Fatalf("after forgetting [3,5): %v %v; want [4,6) only", dels, err)
+	if err != nil || len(dels) != 2 || dels[0].Range == dels[1].Range || dels[0].Bundle || dels[1].Bundle {
+		t.Fatalf("after forgetting the four hints of [3,5): %v %v; want the [4,6) one and the new [3,5) one", dels, err)
 	}
 }
 
