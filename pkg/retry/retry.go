@@ -89,6 +89,13 @@ func (p Policy) Wait(ctx context.Context, n int, retryAfter time.Duration) error
 	return p.wait(ctx, p.Backoff(n, retryAfter), time.Time{})
 }
 
+// Sleep waits exactly d on the policy's clock, or returns ErrDeadline at once when d would
+// end after ctx's deadline: for a caller that takes a server's Retry-After as the whole wait
+// rather than as the least one (Wait).
+func (p Policy) Sleep(ctx context.Context, d time.Duration) error {
+	return p.wait(ctx, d, time.Time{})
+}
+
 func (p Policy) wait(ctx context.Context, d time.Duration, limit time.Time) error {
 	c := p.clock()
 	end := c.Now().Add(d)

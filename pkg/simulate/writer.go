@@ -304,7 +304,8 @@ func (w *HTTPWriter) write(ctx context.Context, method, u string, body []byte) (
 // request, so even a POST is safe to repeat). It returns the response of a 2xx status only.
 func (w *HTTPWriter) do(ctx context.Context, method, u string, body []byte) (*http.Response, error) {
 	// No jitter: the simulator is the only writer it paces, so each wait is the whole cap,
-	// BaseBackoff doubled up to 10 s, or the server's Retry-After when that is longer.
+	// BaseBackoff doubled up to 10 s — or the server's Retry-After, which replaces it: the
+	// server says when it takes writes again.
 	policy := retry.Policy{Base: w.o.BaseBackoff, Max: 10 * time.Second, Clock: w.o.Clock, Rand: func() float64 { return 1 }}
 	for attempt := 1; ; attempt++ {
 		var rd io.Reader
@@ -335,11 +336,11 @@ func (w *HTTPWriter) do(ctx context.Context, method, u string, body []byte) (*ht
 		if !throttled || attempt >= w.o.MaxAttempts {
 			return nil, &StatusError{Method: method, URL: u, Status: resp.StatusCode, Detail: detail}
 		}
-		var retryAfter time.Duration
+		wait := policy.Backoff(attempt, 0)
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-			retryAfter = time.Duration(s) * time.Second
+			wait = time.Duration(s) * time.Second
 		}
-		if err := policy.Wait(ctx, attempt, retryAfter); errors.Is(err, retry.ErrDeadline) {
+		if err := policy.Sleep(ctx, wait); errors.Is(err, retry.ErrDeadline) {
 			return nil, fmt.Errorf("%w (%w)", &StatusError{Method: method, URL: u, Status: resp.StatusCode, Detail: detail}, err)
 		} else if err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,31 @@ func TestHTTPWriterErrors(t *testing.T) {
 		if _, err := NewHTTPWriter(HTTPWriterOptions{Endpoint: bad}); err == nil {
 			t.Errorf("endpoint %q accepted", bad)
 		}
+	}
+}
+
+// A Retry-After replaces the writer's own backoff, also when it is the shorter wait: the
+// server says when it takes writes again.
+func TestHTTPWriterRetryAfterReplacesBackoff(t *testing.T) {
+	calls := 0
+	w, clock := newTestWriter(t, func(rw http.ResponseWriter, r *http.Request) {
+		calls++
+		switch {
+		case calls <= 4:
+			rw.WriteHeader(http.StatusServiceUnavailable)
+		case calls == 5:
+			rw.Header().Set("Retry-After", "1")
+			rw.WriteHeader(http.StatusTooManyRequests)
+		default:
+			rw.WriteHeader(http.StatusCreated)
+			io.WriteString(rw, `{"id":"p1","meta":{"versionId":"1","lastUpdated":"2026-01-02T03:04:05Z"}}`)
+		}
+	})
+	if _, err := w.Create(context.Background(), ds1, "Patient", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, time.Second}
+	if slept := clock.Waits(); calls != 6 || !slices.Equal(slept, want) {
+		t.Errorf("calls %d, waits %v; want 6 calls, waits %v (the 1 s Retry-After, not the 3.2 s backoff, last)", calls, slept, want)
 	}
 }
