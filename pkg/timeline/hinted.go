@@ -3,6 +3,7 @@ package timeline
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/coalesce"
@@ -36,25 +37,41 @@ func daySeconds(iv coalesce.Interval, f func(day time.Time, lo, hi int64)) {
 	}
 }
 
-// markHinted records that hints reached the seconds of ivs.
+// markHinted records that hints reached the seconds of ivs. A long range (an import's
+// hours) costs two commands, not one per second: its whole bytes are set at once.
 func (s *Store) markHinted(ctx context.Context, k coalesce.Key, ivs []coalesce.Interval) error {
-	ops := map[time.Time][]any{}
+	pipe := s.rdb.Pipeline()
+	days := map[time.Time]bool{}
 	for _, iv := range ivs {
 		daySeconds(iv, func(day time.Time, lo, hi int64) {
-			for sec := lo; sec < hi; sec++ {
-				ops[day] = append(ops[day], "SET", "u1", sec, 1)
+			key := s.hintedKey(k, day)
+			days[day] = true
+			first, last := (lo+7)/8, hi/8 // the whole bytes: [first, last)
+			var bits []any
+			if first >= last { // within one byte, or two partial ones
+				for sec := lo; sec < hi; sec++ {
+					bits = append(bits, "SET", "u1", sec, 1)
+				}
+			} else {
+				for sec := lo; sec < first*8; sec++ {
+					bits = append(bits, "SET", "u1", sec, 1)
+				}
+				for sec := last * 8; sec < hi; sec++ {
+					bits = append(bits, "SET", "u1", sec, 1)
+				}
+				pipe.SetRange(ctx, key, first, strings.Repeat("\xff", int(last-first)))
+			}
+			if len(bits) > 0 {
+				pipe.BitField(ctx, key, bits...)
 			}
 		})
 	}
-	if len(ops) == 0 {
+	if len(days) == 0 {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
-	for day, args := range ops {
-		key := s.hintedKey(k, day)
-		pipe.BitField(ctx, key, args...)
+	for day := range days {
 		// Kept as long as the key's state may still be searched over that day.
-		pipe.Expire(ctx, key, s.opts.StateTTL+24*time.Hour)
+		pipe.Expire(ctx, s.hintedKey(k, day), s.opts.StateTTL+24*time.Hour)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("timeline: mark hinted %s: %w", k.ResourceType, err)

@@ -366,3 +366,27 @@ func TestHintedSeconds(t *testing.T) {
 		t.Errorf("hinted in an hour with no hint: %v %v", is(sec(3001)), err)
 	}
 }
+
+// TestHintedLongRange: a range of hours (an import's) is recorded whole — every second of it
+// hinted, none beside it — with its whole bytes set at once.
+func TestHintedLongRange(t *testing.T) {
+	ctx := context.Background()
+	s := stores(t, 1, time.Minute)[0]
+	k := coalesce.Key{DatastoreID: key.DatastoreID, ResourceType: "Claim"}
+	from := time.Date(2026, 12, 2, 21, 0, 3, 0, time.UTC) // not on a byte boundary
+	to := time.Date(2026, 12, 3, 2, 0, 13, 500, time.UTC) // over midnight, inside a second
+	if _, err := s.Sync(ctx, k, timeline.Want{Range: coalesce.Interval{From: from, To: to}, Hinted: []coalesce.Interval{{From: from, To: to}}}, false); err != nil {
+		t.Fatal(err)
+	}
+	all := coalesce.Interval{From: from.Add(-time.Hour), To: to.Add(time.Hour)}
+	is, err := s.Hinted(ctx, k, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for at := all.From; at.Before(all.To); at = at.Add(time.Second) {
+		want := !at.Before(from.Truncate(time.Second)) && at.Before(to.Truncate(time.Second).Add(time.Second))
+		if got := is(at); got != want {
+			t.Fatalf("hinted(%v) = %v; want %v", at, got, want)
+		}
+	}
+}
