@@ -261,7 +261,15 @@ func (v *tlView) Release(_ context.Context, k coalesce.Key) error {
 }
 
 func (v *tlView) Deletes(_ context.Context, k coalesce.Key, iv coalesce.Interval) ([]timeline.HistoryHint, error) {
-	unlock, err := v.enter("deletes")
+	return v.historyHints("deletes", k, func(d coalesce.Interval) bool { return ms(d.To) > ms(iv.From) && d.From.Before(iv.To) })
+}
+
+func (v *tlView) DeletesBefore(_ context.Context, k coalesce.Key, t time.Time) ([]timeline.HistoryHint, error) {
+	return v.historyHints("deletes-before", k, func(d coalesce.Interval) bool { return !d.To.After(t) })
+}
+
+func (v *tlView) historyHints(op string, k coalesce.Key, keep func(coalesce.Interval) bool) ([]timeline.HistoryHint, error) {
+	unlock, err := v.enter(op)
 	if err != nil {
 		return nil, err
 	}
@@ -270,8 +278,7 @@ func (v *tlView) Deletes(_ context.Context, k coalesce.Key, iv coalesce.Interval
 	fk := v.f.key(k)
 	for bundle, members := range map[bool]map[string]int{false: fk.dels, true: fk.bundles} {
 		for m, n := range members {
-			d := parseMember(m)
-			if (iv.From.IsZero() || ms(d.To) > ms(iv.From)) && d.From.Before(iv.To) {
+			if d := parseMember(m); keep(d) {
 				for range n {
 					out = append(out, timeline.HistoryHint{Range: d, Bundle: bundle})
 				}

@@ -53,6 +53,7 @@ type Timelines interface {
 	Advance(ctx context.Context, k coalesce.Key, old coalesce.Timeline, chunk coalesce.Interval, verifyAt time.Time) error
 	Release(ctx context.Context, k coalesce.Key) error
 	Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interval) ([]timeline.HistoryHint, error)
+	DeletesBefore(ctx context.Context, k coalesce.Key, t time.Time) ([]timeline.HistoryHint, error)
 	ForgetDeletes(ctx context.Context, k coalesce.Key, hs []timeline.HistoryHint) error
 	DueKeys(ctx context.Context, now time.Time, limit int) ([]coalesce.Key, error)
 	Due(ctx context.Context, k coalesce.Key, now time.Time) ([]timeline.Obligation, error)

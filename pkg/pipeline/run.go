@@ -64,12 +64,10 @@ func (p *Pipeline) runKey(ctx context.Context, job runJob) runResult {
 	defer span.End()
 	p.met.runHints.Record(ctx, int64(job.hints))
 
-	// Delete hints for ranges searched already need their history read on their own — unless
-	// they are old enough to be settled at the end of this run, which reads them anyway.
+	// Delete hints for ranges searched already need their history read on their own.
 	var late []coalesce.Interval
-	horizon := p.cfg.Clock.Now().Add(-p.cfg.Timeline.VerifyAfter)
 	for _, d := range append(job.want.Deletes, job.want.Bundles...) {
-		if st.Timeline.Covers(d) && d.To.After(horizon) {
+		if st.Timeline.Covers(d) {
 			late = append(late, d)
 		}
 	}

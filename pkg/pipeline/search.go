@@ -32,6 +32,11 @@ type outcome struct {
 // page, and records the newest version of each resource for verification. It returns how many
 // changes it emitted, or errPendingClaims when some are another worker's to finish.
 func (p *Pipeline) searchChunk(ctx context.Context, k coalesce.Key, chunk coalesce.Interval, src source) (int, error) {
+	// Read before taking a FHIR slot: it is a Redis call.
+	hinted, err := p.parts.Timelines.Hinted(ctx, k, chunk)
+	if err != nil {
+		return 0, err
+	}
 	select {
 	case p.fhirSem <- struct{}{}:
 		defer func() { <-p.fhirSem }()
@@ -44,11 +49,9 @@ func (p *Pipeline) searchChunk(ctx context.Context, k coalesce.Key, chunk coales
 	}
 	trigger := event.Trigger{EventIDs: src.eventIDs, From: chunk.From, To: chunk.To}
 	tp := traceParent(trace.SpanContextFromContext(ctx))
-	hinted, err := p.parts.Timelines.Hinted(ctx, k, chunk)
-	if err != nil {
-		return 0, err
-	}
-	o := outcome{hinted: hinted}
+	// Only what this search found in its chunk is counted as found without a hint (older
+	// versions and deletes before the chunk are the hints' or other chunks' to count).
+	o := outcome{hinted: func(t time.Time) bool { return t.Before(chunk.From) || !t.Before(chunk.To) || hinted(t) }}
 	defer func() { p.stats.SweepFound.Add(int64(o.unhinted)) }()
 	distinct := 0
 	err = p.parts.FHIR.Search(ctx, k.DatastoreID, k.ResourceType, chunk.From, chunk.To, func(pg fhir.Page) error {
@@ -96,13 +99,15 @@ func (p *Pipeline) searchChunk(ctx context.Context, k coalesce.Key, chunk coales
 		return o.emitted, err
 	}
 	// A delete hint's range may start before this chunk (in a part searched before the
-	// hint arrived): read its history whole, up to the chunk's end. Repeats are deduped.
+	// hint arrived): read its history whole, up to the chunk's end. Repeats are deduped. A
+	// hint whose range goes on past the chunk is read again, whole, with the next one.
 	var hist coalesce.Set
 	for _, d := range ds {
 		hist.Add(coalesce.Interval{From: d.Range.From, To: minTime(d.Range.To, chunk.To)})
 	}
+	final := p.cfg.Timeline.VerifyAfter == 0
 	for _, r := range hist.Intervals() {
-		if _, _, err := p.readDeletesIn(ctx, claims, k, r, src, tp, &o); err != nil {
+		if err := p.resolveDeletes(ctx, claims, k, r, ds, final, src, tp, &o); err != nil {
 			return o.emitted, err
 		}
 	}
@@ -124,9 +129,16 @@ func (p *Pipeline) readDeletes(ctx context.Context, k coalesce.Key, ranges []coa
 	for _, r := range ranges {
 		s.Add(r)
 	}
+	horizon := p.cfg.Clock.Now().Add(-p.cfg.Timeline.VerifyAfter)
 	var o outcome
 	for _, r := range s.Intervals() {
-		if _, _, err := p.readDeletesIn(ctx, claims, k, r, src, tp, &o); err != nil {
+		hints, err := p.parts.Timelines.Deletes(ctx, k, r)
+		if err != nil {
+			return err
+		}
+		// Past the verification horizon already (a hint that late): this read is the last.
+		final := p.cfg.Timeline.VerifyAfter == 0 || !r.To.After(horizon)
+		if err := p.resolveDeletes(ctx, claims, k, r, hints, final, src, tp, &o); err != nil {
 			return err
 		}
 	}
@@ -134,6 +146,50 @@ func (p *Pipeline) readDeletes(ctx context.Context, k coalesce.Key, ranges []coa
 		return errPendingClaims
 	}
 	return nil
+}
+
+// resolveDeletes reads the type's history over r, emitting the deletes it holds, and settles
+// the history hints that lie wholly in r: where history holds at least as many deletes as
+// there were DeleteResource hints, they are done; where it holds fewer, they wait for one more
+// read at the verification horizon (settleDeletes) — a delete the history index shows late is
+// found then — unless this read is final, when the shortfall is reported as "HealthLake CDC
+// Deletes Unresolved" (reason missing-from-history): a delete hint is never acked in silence.
+// Bundle hints expect nothing (a Bundle may delete nothing): settled by any read.
+//
+// The shortfall over-reports where a DeleteResource call changed nothing (a second delete of
+// a deleted resource); a delete and a re-create within r count as one delete found per
+// delete entry, which is what the hints count.
+func (p *Pipeline) resolveDeletes(ctx context.Context, claims Claims, k coalesce.Key, r coalesce.Interval, hints []timeline.HistoryHint, final bool, src source, tp string, o *outcome) error {
+	pendingBefore := o.pending
+	found, reported, err := p.readDeletesIn(ctx, claims, k, r, src, tp, o)
+	if err != nil || reported {
+		return err // reported: history refused, the hints reported and forgotten as unresolved
+	}
+	if o.pending > pendingBefore {
+		return nil // another worker is mid-emit: settled when this range is read again
+	}
+	var expected int
+	var settled []timeline.HistoryHint
+	for _, h := range hints {
+		if r.Contains(h.Range) {
+			settled = append(settled, h)
+			if !h.Bundle {
+				expected++
+			}
+		}
+	}
+	short := expected - found
+	switch {
+	case len(settled) == 0:
+		return nil
+	case short > 0 && !final:
+		return nil // read again at the horizon
+	case short > 0:
+		if err := p.reportUnresolved(ctx, k, r, short, 0, reasonDeleteNotFound); err != nil {
+			return err
+		}
+	}
+	return p.parts.Timelines.ForgetDeletes(ctx, k, settled)
 }
 
 // readDeletesIn resolves deletes through the type's history: a search cannot see a deleted
@@ -171,31 +227,22 @@ func (p *Pipeline) readDeletesIn(ctx context.Context, claims Claims, k coalesce.
 	return found, false, nil
 }
 
-// settleDeletes makes the key's history hints final once they are old enough to be verified
-// (their range ended VerifyAfter ago, as a chunk's verification waits) and the timeline
-// covers them: history is read again over each group of overlapping hints, what the first
-// read missed is emitted (a delete the history index showed late), and where it still holds
-// fewer deletes than there were DeleteResource hints, the shortfall is reported as "HealthLake
-// CDC Deletes Unresolved" (reason missing-from-history) — a delete hint is never acked in
-// silence. Then the hints are forgotten. Bundle hints are read too but expect nothing: a
-// Bundle may delete nothing.
-//
-// The shortfall over-reports where a DeleteResource call changed nothing (a second delete of
-// a deleted resource), and a delete and a re-create within one group still count as one
-// delete found per delete entry, which is what the hints count.
+// settleDeletes gives the key's history hints that came up short at their first read one
+// last read, once their range ended VerifyAfter ago (as a chunk's verification waits) and
+// the timeline covers them (resolveDeletes, final).
 func (p *Pipeline) settleDeletes(ctx context.Context, k coalesce.Key, tl coalesce.Timeline, src source) error {
-	horizon := minTime(tl.Frontier, p.cfg.Clock.Now().Add(-p.cfg.Timeline.VerifyAfter))
-	if tl.Frontier.IsZero() {
-		return nil
+	if p.cfg.Timeline.VerifyAfter == 0 || tl.Frontier.IsZero() {
+		return nil // every read is final then
 	}
-	hints, err := p.parts.Timelines.Deletes(ctx, k, coalesce.Interval{To: horizon})
+	horizon := minTime(tl.Frontier, p.cfg.Clock.Now().Add(-p.cfg.Timeline.VerifyAfter))
+	hints, err := p.parts.Timelines.DeletesBefore(ctx, k, horizon)
 	if err != nil {
 		return err
 	}
 	var groups coalesce.Set
 	ready := hints[:0]
 	for _, h := range hints {
-		if !h.Range.To.After(horizon) && tl.Covers(h.Range) {
+		if tl.Covers(h.Range) {
 			ready = append(ready, h)
 			groups.Add(h.Range)
 		}
@@ -208,40 +255,19 @@ func (p *Pipeline) settleDeletes(ctx context.Context, k coalesce.Key, tl coalesc
 		claims = p.parts.NewClaims()
 	}
 	tp := traceParent(trace.SpanContextFromContext(ctx))
+	var o outcome
 	for _, g := range groups.Intervals() {
-		var o outcome
-		found, reported, err := p.readDeletesIn(ctx, claims, k, g, src, tp, &o)
-		if err != nil {
+		emitted := o.emitted
+		if err := p.resolveDeletes(ctx, claims, k, g, ready, true, src, tp, &o); err != nil {
 			return err
-		}
-		if o.pending > 0 {
-			return errPendingClaims
 		}
 		p.stats.DeletesSettled.Add(1)
 		if claims != nil { // without dedup every delete found is emitted again
-			p.stats.DeletesFoundLate.Add(int64(o.emitted))
+			p.stats.DeletesFoundLate.Add(int64(o.emitted - emitted))
 		}
-		if reported {
-			continue // history refused: reported and forgotten as unresolved
-		}
-		var expected int
-		var settled []timeline.HistoryHint
-		for _, h := range ready {
-			if g.Contains(h.Range) {
-				settled = append(settled, h)
-				if !h.Bundle {
-					expected++
-				}
-			}
-		}
-		if short := expected - found; short > 0 {
-			if err := p.reportUnresolved(ctx, k, g, short, 0, reasonDeleteNotFound); err != nil {
-				return err
-			}
-		}
-		if err := p.parts.Timelines.ForgetDeletes(ctx, k, settled); err != nil {
-			return err
-		}
+	}
+	if o.pending > 0 {
+		return errPendingClaims
 	}
 	return nil
 }
@@ -326,12 +352,8 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 	if claims == nil {
 		return again
 	}
-	if len(release) > 0 {
-		// A claim left behind expires after the claim TTL, so a failed release only delays.
-		if err := claims.Release(ctx, release); err != nil {
-			p.cfg.Logger.WarnContext(ctx, "dedup release failed; claims will expire", "error", err)
-		}
-	}
+	// A claim left behind expires after the claim TTL, so a failed release only delays.
+	p.releaseClaims(ctx, claims, release)
 	if len(accepted) > 0 {
 		if err := claims.MarkDone(ctx, accepted); err != nil {
 			// The events are out; searching again may emit them again once the claims
@@ -343,6 +365,17 @@ func (p *Pipeline) emit(ctx context.Context, claims Claims, changes []event.Chan
 		return fmt.Errorf("emit: %w", again)
 	}
 	return nil
+}
+
+// releaseClaims gives back claims that will not be emitted now; where Redis refuses, they
+// expire after the claim TTL.
+func (p *Pipeline) releaseClaims(ctx context.Context, claims Claims, ids []dedup.Identity) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := claims.Release(ctx, ids); err != nil {
+		p.cfg.Logger.WarnContext(ctx, "dedup release failed; claims will expire", "error", err)
+	}
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -391,7 +424,7 @@ func (p *Pipeline) reportUnresolved(ctx context.Context, k coalesce.Key, r coale
 	}, p.cfg.Clock.Now())); err != nil {
 		return err
 	}
-	p.stats.DeletesUnresolved.Add(int64(count))
+	p.stats.DeletesUnresolved.Add(int64(count + bundles))
 	p.cfg.Logger.WarnContext(ctx, "deletes unresolved; reported", "datastoreId", k.DatastoreID,
 		"resourceType", k.ResourceType, "deletes", count, "bundles", bundles, "reason", reason)
 	return nil

@@ -51,14 +51,20 @@ func TestUnitDeletesResolvedOrReported(t *testing.T) {
 					detail[event.DeletesUnresolved](unresolved[0]).Count != 1 || detail[event.DeletesUnresolved](unresolved[0]).Reason != "forbidden") {
 					t.Errorf("without history: %d deletes, unresolved %+v; want one report of 1", len(deletes), unresolved)
 				}
+				// Settled at the first read (found, or reported): no history read at the
+				// verification horizon, however long we wait.
+				r.advance(30 * time.Second)
+				if s := w.pipe.Stats().Snapshot(); s.DeletesSettled != 0 {
+					t.Errorf("%d history re-reads at the horizon for a delete settled at its first read", s.DeletesSettled)
+				}
 			})
 		})
 	}
 }
 
-// TestUnitDeletesSettledAtVerification: at the verification horizon every delete hint is
-// checked against history again. A delete the history index showed late (after the first
-// read) is emitted then; a delete hint history still does not hold is reported as "Deletes
+// TestUnitDeletesSettledAtVerification: a delete hint that its first history read could not
+// match is read again at the verification horizon. A delete the history index showed late
+// (after the first read) is emitted then; a delete hint history still does not hold is reported as "Deletes
 // Unresolved" with reason missing-from-history; a Bundle hint with no delete behind it is not. The
 // records are acked at once either way (the report, not the ack, waits for the horizon).
 func TestUnitDeletesSettledAtVerification(t *testing.T) {

@@ -72,29 +72,41 @@ func (p *Pipeline) skippedVersions(ctx context.Context, claims Claims, k coalesc
 			o.pending++ // another worker emits it; this chunk runs again shortly
 			continue
 		}
-		older, err := p.olderVersions(ctx, vr, claims, k, cand.change, cand.n, since, o)
-		if err != nil {
-			// The walks not started keep claims of their version below: give them back.
+		if err := p.emitOlder(ctx, vr, claims, k, cand, since, o); err != nil {
+			// The walks not started keep claims of their version below: give them back, or
+			// the search's retry (a new owner) would find them pending until they expire.
 			var rest []dedup.Identity
 			for j := i + 1; j < len(cands); j++ {
 				if res[j] == dedup.New {
 					rest = append(rest, below[j])
 				}
 			}
-			if len(rest) > 0 {
-				if rerr := claims.Release(ctx, rest); rerr != nil {
-					p.cfg.Logger.WarnContext(ctx, "dedup release failed; claims will expire", "error", rerr)
-				}
-			}
+			p.releaseClaims(ctx, claims, rest)
 			return err
 		}
-		for batch := range slices.Chunk(older, 10) {
-			if err := p.emit(ctx, claims, batch, o); err != nil {
-				return err
-			}
-		}
-		p.stats.SkippedVersions.Add(int64(len(older)))
 	}
+	return nil
+}
+
+// emitOlder reads and emits, oldest first, the versions of cand that a search skipped.
+func (p *Pipeline) emitOlder(ctx context.Context, vr VersionReader, claims Claims, k coalesce.Key, cand versionCandidate, since time.Time, o *outcome) error {
+	older, err := p.olderVersions(ctx, vr, claims, k, cand.change, cand.n, since, o)
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(older); start += 10 {
+		end := min(start+10, len(older))
+		if err := p.emit(ctx, claims, older[start:end], o); err != nil {
+			// emit settled its own batch; the later ones are still this walk's claims.
+			var rest []dedup.Identity
+			for _, c := range older[end:] {
+				rest = append(rest, dedup.Identity{DatastoreID: c.DatastoreID, ResourceType: c.ResourceType, ID: c.ID, VersionID: c.VersionID})
+			}
+			p.releaseClaims(ctx, claims, rest)
+			return err
+		}
+	}
+	p.stats.SkippedVersions.Add(int64(len(older)))
 	return nil
 }
 
@@ -113,13 +125,7 @@ func versionIdentity(k coalesce.Key, id string, v uint64) dedup.Identity {
 func (p *Pipeline) olderVersions(ctx context.Context, vr VersionReader, claims Claims, k coalesce.Key, c event.Change, n uint64, since time.Time, o *outcome) ([]event.Change, error) {
 	id := func(v uint64) dedup.Identity { return versionIdentity(k, c.ID, v) }
 	var held []dedup.Identity // claimed by this walk and not (yet) to be emitted
-	release := func() {
-		if len(held) > 0 {
-			if err := claims.Release(ctx, held); err != nil {
-				p.cfg.Logger.WarnContext(ctx, "dedup release failed; claims will expire", "error", err)
-			}
-		}
-	}
+	release := func() { p.releaseClaims(ctx, claims, held) }
 	held = append(held, id(n-1))
 
 	hist, err := p.readVersions(ctx, vr, k, c.ID, n, since)

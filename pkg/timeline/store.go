@@ -331,20 +331,38 @@ func (s *Store) Deletes(ctx context.Context, k coalesce.Key, iv coalesce.Interva
 	if !iv.From.IsZero() {
 		lo = "(" + ms(iv.From)
 	}
-	members, err := s.rdb.ZRangeByScore(ctx, s.key(k, ":dels"), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
+	hs, err := s.historyHints(ctx, k, &redis.ZRangeBy{Min: lo, Max: "+inf"})
+	if err != nil {
+		return nil, err
+	}
+	out := hs[:0]
+	for _, h := range hs {
+		if h.Range.From.Before(iv.To) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// DeletesBefore returns the history hints recorded for k whose ranges end at or before t.
+func (s *Store) DeletesBefore(ctx context.Context, k coalesce.Key, t time.Time) ([]HistoryHint, error) {
+	return s.historyHints(ctx, k, &redis.ZRangeBy{Min: "-inf", Max: ms(t)})
+}
+
+// historyHints reads the hints whose range ends (the member's score) within by.
+func (s *Store) historyHints(ctx context.Context, k coalesce.Key, by *redis.ZRangeBy) ([]HistoryHint, error) {
+	members, err := s.rdb.ZRangeByScore(ctx, s.key(k, ":dels"), by).Result()
 	if err != nil {
 		return nil, fmt.Errorf("timeline: deletes %s: %w", k.ResourceType, err)
 	}
-	var out []HistoryHint
+	out := make([]HistoryHint, 0, len(members))
 	for _, m := range members {
 		d, err := parseMember(m)
 		if err != nil {
 			return nil, err
 		}
-		if d.From.Before(iv.To) {
-			_, n, _ := strings.Cut(m, "#")
-			out = append(out, HistoryHint{Range: d, Bundle: strings.HasPrefix(n, "b"), member: m})
-		}
+		_, n, _ := strings.Cut(m, "#")
+		out = append(out, HistoryHint{Range: d, Bundle: strings.HasPrefix(n, "b"), member: m})
 	}
 	return out, nil
 }
