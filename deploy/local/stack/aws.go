@@ -111,24 +111,35 @@ func ReadStream(t testing.TB, kc *kinesis.Client, stream string) []ktypes.Record
 	}
 	var all []ktypes.Record
 	for _, sh := range ls.Shards {
-		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
-			StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon,
-		})
+		all = append(all, ReadShard(t, kc, stream, aws.ToString(sh.ShardId))...)
+	}
+	return all
+}
+
+// ReadShard returns the records of one shard from TRIM_HORIZON to its tip: until a read
+// returns nothing and the shard is not behind (an empty read alone can come before the tip),
+// or the shard is closed and read to its end.
+func ReadShard(t testing.TB, kc *kinesis.Client, stream, shardID string) []ktypes.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+		StreamName: aws.String(stream), ShardId: aws.String(shardID), ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon,
+	})
+	if err != nil {
+		t.Fatalf("GetShardIterator %s/%s: %v", stream, shardID, err)
+	}
+	var all []ktypes.Record
+	for iter := it.ShardIterator; iter != nil; {
+		out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(1000)})
 		if err != nil {
-			t.Fatalf("GetShardIterator %s: %v", stream, err)
+			t.Fatalf("GetRecords %s/%s: %v", stream, shardID, err)
 		}
-		iter := it.ShardIterator
-		for iter != nil {
-			out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(1000)})
-			if err != nil {
-				t.Fatalf("GetRecords %s: %v", stream, err)
-			}
-			all = append(all, out.Records...)
-			if len(out.Records) == 0 {
-				break // an open shard has a next iterator forever; empty means read to the end
-			}
-			iter = out.NextShardIterator
+		all = append(all, out.Records...)
+		if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
+			break // an open shard has a next iterator forever
 		}
+		iter = out.NextShardIterator
 	}
 	return all
 }

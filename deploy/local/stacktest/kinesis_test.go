@@ -1,7 +1,6 @@
 package stacktest
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -55,14 +54,13 @@ func TestKinesisPutAndReadAllShards(t *testing.T) {
 	var got []string
 	nonEmpty := 0
 	for _, sh := range ls.Shards {
-		data, err := readShard(t, kc, stream, aws.ToString(sh.ShardId))
-		if err != nil {
-			t.Fatalf("shard %s: %v", aws.ToString(sh.ShardId), err)
-		}
-		if len(data) > 0 {
+		recs := stack.ReadShard(t, kc, stream, aws.ToString(sh.ShardId))
+		if len(recs) > 0 {
 			nonEmpty++
 		}
-		got = append(got, data...)
+		for _, r := range recs {
+			got = append(got, string(r.Data))
+		}
 	}
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
@@ -71,34 +69,4 @@ func TestKinesisPutAndReadAllShards(t *testing.T) {
 	if nonEmpty < 2 {
 		t.Errorf("records landed on %d shard(s), want them spread over several", nonEmpty)
 	}
-}
-
-// readShard reads a shard from TRIM_HORIZON until a read returns nothing new and the shard
-// has caught up with its tip.
-func readShard(t *testing.T, kc *kinesis.Client, stream, shardID string) ([]string, error) {
-	ctx := testContext(t, 30*time.Second)
-	it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
-		StreamName:        aws.String(stream),
-		ShardId:           aws.String(shardID),
-		ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
-	})
-	if err != nil {
-		return nil, err
-	}
-	var data []string
-	iter := it.ShardIterator
-	for iter != nil {
-		out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(1000)})
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range out.Records {
-			data = append(data, string(r.Data))
-		}
-		if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
-			return data, nil
-		}
-		iter = out.NextShardIterator
-	}
-	return nil, errors.New("shard closed before reaching its tip")
 }
