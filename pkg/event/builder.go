@@ -143,7 +143,7 @@ func DatastoreARN(region, account, datastoreID string) string {
 func (b Builder) where(c Change) (region, account string, err error) {
 	region, account = cmp.Or(c.Region, b.opts.Region), cmp.Or(c.Account, b.opts.Account)
 	if !validRegion(region) || !isDigits(account, 12) {
-		return "", "", fmt.Errorf("event: change %s/%s: no valid region and account for the datastore ARN", c.ResourceType, c.ID)
+		return "", "", fmt.Errorf("event: %s change: no valid region and account for the datastore ARN", c.ResourceType)
 	}
 	return region, account, nil
 }
@@ -154,7 +154,8 @@ func validRegion(r string) bool { return r != "" && !strings.ContainsAny(r, ": /
 // unless the content is IDOnly, the change is a delete, or the entry would then exceed
 // bus.MaxRequestBytes — in the last case it is built again without it and with
 // "contentOmitted":"size". An error means c is incomplete or its resource is not valid JSON;
-// sending it again will not help.
+// sending it again will not help. Errors name the resource type, never the id: they are
+// logged, and resource ids are PHI.
 func (b Builder) Entry(c Change) (types.PutEventsRequestEntry, error) {
 	if !b.made {
 		return types.PutEventsRequestEntry{}, errors.New("event: Builder not made by NewBuilder")
@@ -200,8 +201,7 @@ func (b Builder) Entry(c Change) (types.PutEventsRequestEntry, error) {
 func (b Builder) entry(c Change, d ChangeDetail, arn string) (types.PutEventsRequestEntry, error) {
 	js, err := marshal(d)
 	if err != nil {
-		return types.PutEventsRequestEntry{}, fmt.Errorf("event: %s/%s/_history/%s: resource is not valid JSON: %w",
-			c.ResourceType, c.ID, c.VersionID, err)
+		return types.PutEventsRequestEntry{}, fmt.Errorf("event: %s change: resource is not valid JSON: %w", c.ResourceType, err)
 	}
 	t := c.LastUpdated.UTC()
 	return types.PutEventsRequestEntry{
@@ -241,10 +241,10 @@ func (c Change) validate(content Content) error {
 		missing = append(missing, "resource")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("event: change %s/%s: missing %s", c.ResourceType, c.ID, strings.Join(missing, ", "))
+		return fmt.Errorf("event: %s change: missing %s", c.ResourceType, strings.Join(missing, ", "))
 	}
 	if c.Action.detailType() == "" {
-		return fmt.Errorf("event: change %s/%s: action %q is not create, update or delete", c.ResourceType, c.ID, c.Action)
+		return fmt.Errorf("event: %s change: action %q is not create, update or delete", c.ResourceType, c.Action)
 	}
 	return nil
 }
