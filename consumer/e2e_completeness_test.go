@@ -21,7 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/healthlake-cdc/healthlake-cdc/deploy/local/stack"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/cloudtrail"
+	"github.com/healthlake-cdc/healthlake-cdc/pkg/event"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/kinesisput"
 	"github.com/healthlake-cdc/healthlake-cdc/pkg/simulate"
 )
@@ -291,4 +295,49 @@ func metricWith(m map[string]float64, name, label string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestE2EBulkDeleteReported: a `$bulk-delete` job's CloudTrail record (StartFHIRBulkDeleteJob)
+// names no deleted resource, and the job deletes later, with no hint each. The consumer reports
+// it on the bus as "Deletes Unresolved" (reason bulk-delete, count 0) for the type it names,
+// and for every known type when it names none — never an ack in silence.
+func TestE2EBulkDeleteReported(t *testing.T) {
+	e := newE2E(t, 2)
+	e.startConsumer("bulk-1")
+	ds := stack.RandomHex(16)
+	known := []string{"Patient", "Observation"}
+	e.typedHints(ds, known)
+	bulk := func(rt string) []byte {
+		rec, err := cloudtrail.Encode(cloudtrail.Change{
+			EventID: uuid.NewString(), DatastoreID: ds, ResourceType: rt, Operation: event.BulkDelete,
+			EventTime: time.Now().UTC().Truncate(time.Second), Region: "us-east-1", Account: "123456789012",
+		}, uuid.NewString(), uuid.NewString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	e.put(bulk("Observation"), bulk(""))
+	want := map[string]int{"Observation": 2, "Patient": 1}
+	var got map[string]int
+	stack.Eventually(t, 60*time.Second, "bulk-delete reports for both types", func() bool {
+		got = map[string]int{}
+		for _, l := range stack.Recorded(t, e.source) {
+			if l.DetailType != event.DetailTypeDeletesUnresolved {
+				continue
+			}
+			d := stack.Detail[event.DeletesUnresolved](t, l)
+			if d.DatastoreID != ds || d.Reason != "bulk-delete" || d.Count != 0 || d.From != "1970-01-01T00:00:00.000Z" {
+				t.Fatalf("report %+v, want a bulk-delete report of the datastore, count 0, from the epoch", d)
+			}
+			got[d.ResourceType]++
+		}
+		return got["Observation"] >= want["Observation"] && got["Patient"] >= want["Patient"]
+	})
+	time.Sleep(3 * time.Second)
+	for rt, n := range want {
+		if got[rt] != n {
+			t.Errorf("%s: %d bulk-delete reports, want %d", rt, got[rt], n)
+		}
+	}
 }

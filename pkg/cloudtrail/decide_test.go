@@ -68,6 +68,7 @@ func TestDecideFixtures(t *testing.T) {
 		"update-conditional.json":          ct("8b9c0d1e-2f3a-4b4c-95d6-e7f8a9b0c1d2", "Patient", event.Update, "8s", "UpdateResource"),
 		"update-without-resourcetype.json": ct("44bb55cc-66dd-47ee-88ff-99aabbccddee", "", event.Mixed, "10s", "UpdateResource"),
 		"unknown-write.json":               unknown,
+		"bulk-delete-observation.json":     ct("2c3d4e5f-6071-4829-ab1c-d2e3f4051627", "Observation", event.BulkDelete, "11s", "StartFHIRBulkDeleteJob"),
 		"import-completed.json": imp("36c865ef-da41-76ef-c882-3ba8dad8656b", "-18s", DetailTypeImportJobCompleted,
 			"08c60716d6321710893ff88410e902c2", JobStatusCompleted),
 		"import-completed-with-errors.json": imp("b61387d7-bffe-4f01-8291-65dc4be52cc1", "-17s", DetailTypeImportJobCompletedWithErrors,
@@ -249,6 +250,13 @@ func TestDecideCases(t *testing.T) {
 			}
 		}
 	}
+	bulkDelete := func(typ string, all bool) func(t *testing.T, c Change) {
+		return func(t *testing.T, c Change) {
+			if c.Operation != event.BulkDelete || c.AllTypes != all || c.ResourceType != typ || c.Unrecognised {
+				t.Errorf("Change = %+v, want bulk-delete of %q, all types %v", c, typ, all)
+			}
+		}
+	}
 
 	cases := []tc{
 		// Not an EventBridge event at all.
@@ -385,6 +393,10 @@ func TestDecideCases(t *testing.T) {
 		act("resourceType null", p(pType, nil), mixed("")),
 		act("delete without resourceType", p(pEvName, "DeleteResource", pType, remove{}), mixed("")),
 		act("ProcessBundle", p(pEvName, "ProcessBundle", pType, remove{}), mixed("")),
+		act("bulk delete of a type", p(pEvName, "StartFHIRBulkDeleteJob", pStatus, 202), bulkDelete("Patient", false)),
+		act("bulk delete without resourceType", p(pEvName, "StartFHIRBulkDeleteJob", pType, remove{}), bulkDelete("", true)),
+		act("bulk delete of Bundle", p(pEvName, "StartFHIRBulkDeleteJob", pType, "Bundle"), bulkDelete("Bundle", false)),
+		skip("failed bulk delete", p(pEvName, "StartFHIRBulkDeleteJob", pStatus, 400), FailedCall),
 		act("ProcessBundle naming a type", p(pEvName, "ProcessBundle"), mixed("")),
 		act("ProcessBundle naming Bundle", p(pEvName, "ProcessBundle", pType, "Bundle"), mixed("Bundle")),
 		act("Transaction", p(pEvName, "Transaction", pType, remove{}), mixed("")),

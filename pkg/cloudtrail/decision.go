@@ -94,11 +94,13 @@ type Change struct {
 	EventID     string
 	DatastoreID string
 	// ResourceType is the one type changed. With AllTypes it is empty, or "Bundle" when the
-	// record named that type (the Bundle type is then one of the types to look at).
+	// record named that type (the Bundle type is then one of the types to look at). For a
+	// BulkDelete, the type the job deletes (AllTypes when the record names none).
 	ResourceType string
 	// Operation is event.Create, event.Update or event.Delete of ResourceType, or
 	// event.Mixed (a Bundle, a mutation without a type, another write-level operation, an
-	// unknown write-like name) or event.Import (a completed import job), both with AllTypes.
+	// unknown write-like name) or event.Import (a completed import job), both with AllTypes,
+	// or event.BulkDelete (a `$bulk-delete` job started: StartFHIRBulkDeleteJob).
 	Operation event.Operation
 	// EventTime: UTC, whole seconds. CloudTrail: detail.eventTime. Import: the EventBridge
 	// event's time, when the job finished (about its EndTime).
@@ -109,8 +111,9 @@ type Change struct {
 	// small set of AWS names, letters only (import detail-types: and spaces), at most 64
 	// characters; an unknown name that is not is OtherEventName. Safe as a metric label.
 	EventName string
-	// AllTypes: the change may touch every resource type of the datastore (Operation Mixed or
-	// Import). The consumer looks at every type it knows for DatastoreID.
+	// AllTypes: the change may touch every resource type of the datastore (Operation Mixed,
+	// Import, or BulkDelete naming no type). The consumer looks at every type it knows for
+	// DatastoreID.
 	AllTypes bool
 	// Unrecognised: a successful call whose eventName is in no list of this package and not
 	// read-like (see ActsOnEventName). Operation is Mixed. Count these by EventName: each is a

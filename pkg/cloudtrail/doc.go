@@ -20,6 +20,9 @@
 //     and never skipped in silence.
 //   - "Import Job Completed" / "Import Job Completed With Errors": Operation event.Import, AllTypes,
 //     JobID, JobStatus, JobSubmitTime; EventTime is the event's time (the job's end).
+//   - StartFHIRBulkDeleteJob (`$bulk-delete`): Operation event.BulkDelete of the type it names,
+//     or AllTypes when it names none. Its deletes happen later, inside the job, with no hint
+//     each (and, hard-deleted, without history): the consumer reports them, it cannot name them.
 //
 // Read-only names (ReadOnlyEventNames) and management names (ManagementEventNames: datastore,
 // job, tag and transformation-profile calls) are skipped: StartFHIRImportJob's changes are

@@ -15,7 +15,8 @@ import (
 // where no real CloudTrail exists.
 //
 // The eventName is c.EventName, or, when that is empty, CreateResource, UpdateResource,
-// DeleteResource or ProcessBundle for Create, Update, Delete or Mixed. So Encode makes
+// DeleteResource, ProcessBundle or StartFHIRBulkDeleteJob for Create, Update, Delete, Mixed or
+// BulkDelete. So Encode makes
 // PatchResource (EventName "PatchResource", Operation Update), Bundle-shaped hints
 // (ProcessBundle, or any mutation, with an empty ResourceType: no resourceType is written) and
 // unknown write-like names (any letters-only name Decide does not know) as well. The name must
@@ -24,7 +25,7 @@ import (
 func Encode(c Change, envelopeID, requestID string) ([]byte, error) {
 	name := c.EventName
 	if name == "" {
-		name = map[event.Operation]string{event.Create: "CreateResource", event.Update: "UpdateResource", event.Delete: "DeleteResource", event.Mixed: "ProcessBundle"}[c.Operation]
+		name = map[event.Operation]string{event.Create: "CreateResource", event.Update: "UpdateResource", event.Delete: "DeleteResource", event.Mixed: "ProcessBundle", event.BulkDelete: "StartFHIRBulkDeleteJob"}[c.Operation]
 	}
 	if !isLabel(name, false) {
 		return nil, fmt.Errorf("cloudtrail: encode: operation %v, event name %q: want a letters-only name", c.Operation, name)
@@ -33,7 +34,7 @@ func Encode(c Change, envelopeID, requestID string) ([]byte, error) {
 	if class != classMutation && class != classUnknown {
 		return nil, fmt.Errorf("cloudtrail: encode: %s is not a write Decide acts on", name)
 	}
-	if c.ResourceType == "" || c.ResourceType == "Bundle" {
+	if (c.ResourceType == "" || c.ResourceType == "Bundle") && op != event.BulkDelete {
 		op = event.Mixed
 	}
 	if op == event.Mixed && c.ResourceType != "" && c.ResourceType != "Bundle" {
@@ -48,6 +49,8 @@ func Encode(c Change, envelopeID, requestID string) ([]byte, error) {
 		status = 201
 	case event.Delete:
 		status = 204
+	case event.BulkDelete:
+		status = 202 // an asynchronous job, accepted
 	}
 	at := c.EventTime.UTC().Truncate(time.Second).Format(time.RFC3339)
 	type params struct {

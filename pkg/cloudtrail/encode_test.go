@@ -28,6 +28,12 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{"delete", with(func(c *Change) { c.Operation = event.Delete }), with(func(c *Change) { c.Operation, c.EventName = event.Delete, "DeleteResource" })},
 		{"patch", with(func(c *Change) { c.Operation, c.EventName = event.Update, "PatchResource" }),
 			with(func(c *Change) { c.Operation, c.EventName = event.Update, "PatchResource" })},
+		{"bulk delete", with(func(c *Change) { c.Operation = event.BulkDelete }),
+			with(func(c *Change) { c.Operation, c.EventName = event.BulkDelete, "StartFHIRBulkDeleteJob" })},
+		{"bulk delete of every type", with(func(c *Change) { c.Operation, c.ResourceType = event.BulkDelete, "" }),
+			with(func(c *Change) {
+				c.Operation, c.ResourceType, c.EventName, c.AllTypes = event.BulkDelete, "", "StartFHIRBulkDeleteJob", true
+			})},
 		{"bundle", with(func(c *Change) { c.Operation, c.ResourceType = event.Mixed, "" }),
 			with(func(c *Change) {
 				c.Operation, c.ResourceType, c.EventName, c.AllTypes = event.Mixed, "", "ProcessBundle", true

@@ -143,11 +143,13 @@ func checkAct(t *testing.T, d Decision, types []string) {
 		t.Fatalf("act with datastore id %q", c.DatastoreID)
 	}
 	if c.AllTypes {
-		// Every type: no type, or the Bundle type the record named.
-		if (c.ResourceType != "" && c.ResourceType != "Bundle") || (c.Operation != event.Mixed && c.Operation != event.Import) {
+		// Every type: no type, or the Bundle type a Mixed record named.
+		if (c.ResourceType != "" && (c.ResourceType != "Bundle" || c.Operation != event.Mixed)) ||
+			(c.Operation != event.Mixed && c.Operation != event.Import && c.Operation != event.BulkDelete) {
 			t.Fatalf("all-types act with %v and resource type %q", c.Operation, c.ResourceType)
 		}
-	} else if _, ok := slices.BinarySearch(types, c.ResourceType); !ok || c.ResourceType == "Bundle" {
+	} else if _, ok := slices.BinarySearch(types, c.ResourceType); !ok || (c.ResourceType == "Bundle" && c.Operation != event.BulkDelete) {
+		// A one-type act of Bundle is a bulk delete of stored Bundles; any other is Mixed.
 		t.Fatalf("act with resource type %q", c.ResourceType)
 	}
 	if c.Unrecognised && c.Operation != event.Mixed {
@@ -171,8 +173,8 @@ func checkAct(t *testing.T, d Decision, types []string) {
 			t.Fatalf("act with %q, unsafe in a URL", s)
 		}
 	}
-	allTypes := c.Operation == event.Mixed || c.Operation == event.Import
-	if !slices.Contains([]event.Operation{event.Create, event.Update, event.Delete, event.Mixed, event.Import}, c.Operation) || allTypes != c.AllTypes {
+	allTypes := c.Operation == event.Mixed || c.Operation == event.Import || (c.Operation == event.BulkDelete && c.ResourceType == "")
+	if !slices.Contains([]event.Operation{event.Create, event.Update, event.Delete, event.Mixed, event.Import, event.BulkDelete}, c.Operation) || allTypes != c.AllTypes {
 		t.Fatalf("act with operation %v, all types %v", c.Operation, c.AllTypes)
 	}
 	if c.EventTime.Location() != time.UTC || c.EventTime.Nanosecond() != 0 || c.EventTime.IsZero() {

@@ -55,6 +55,9 @@ var eventNameTable = [...]eventNameInfo{
 	{"SubmitPreAuthClaim", classMutation, event.Mixed},
 	{"GenerateDocumentWithGet", classMutation, event.Mixed},
 	{"GenerateDocumentWithPost", classMutation, event.Mixed},
+	// `$bulk-delete` of a type (the IAM action; the deletes come later, from the job, with no
+	// hint per resource): reported, since nothing can name them.
+	{"StartFHIRBulkDeleteJob", classMutation, event.BulkDelete},
 
 	{"ReadResource", classReadOnly, ""},
 	{"VersionReadResource", classReadOnly, ""},
@@ -103,7 +106,6 @@ var eventNameTable = [...]eventNameInfo{
 	{"StartFHIRExportJobWithGet", classManagement, ""},
 	{"StartFHIRExportJobWithPost", classManagement, ""},
 	{"CancelFHIRExportJobWithDelete", classManagement, ""},
-	{"StartFHIRBulkDeleteJob", classManagement, ""},
 	{"StartFHIRBulkMemberMatchJob", classManagement, ""},
 	{"StartDataTransformationJob", classManagement, ""},
 	{"CreateDataTransformationProfile", classManagement, ""},

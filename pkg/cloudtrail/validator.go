@@ -210,7 +210,10 @@ func (v *Validator) Decide(data []byte) Decision {
 	// A Bundle (by name or by type) or a write without a type may touch any type: the type
 	// named, other than Bundle itself, says nothing about the others.
 	op := name.op
-	if rt == "" || rt == "Bundle" || op == event.Mixed {
+	switch {
+	case op == event.BulkDelete:
+		// The type it names (Bundle too: stored Bundles), or every type when it names none.
+	case rt == "" || rt == "Bundle" || op == event.Mixed:
 		op = event.Mixed
 		if rt != "Bundle" {
 			rt = ""
@@ -235,7 +238,7 @@ func (v *Validator) Decide(data []byte) Decision {
 			Region:       s[2],
 			Account:      s[3],
 			EventName:    label,
-			AllTypes:     op == event.Mixed,
+			AllTypes:     op == event.Mixed || (op == event.BulkDelete && rt == ""),
 			Unrecognised: name.class == classUnknown,
 		},
 	}

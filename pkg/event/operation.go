@@ -6,7 +6,7 @@ import "strconv"
 // CloudTrail or import hint announces (cloudtrail.Change.Operation) and what happened to one
 // resource (Change.Action, the detail's "action" field). Only Create, Update and Delete are an
 // action; Mixed and Import are hints that name no single kind and resolve, resource by
-// resource, into those three.
+// resource, into those three; BulkDelete resolves into a report.
 type Operation string
 
 const (
@@ -20,10 +20,16 @@ const (
 	// Import: an import job completed ("Import Job Completed" or "… With Errors"): any number
 	// of creates and updates, of any type, between the job's submit time and the event's time.
 	Import Operation = "import"
+	// BulkDelete: a `$bulk-delete` job was started (StartFHIRBulkDeleteJob): every resource of
+	// the type (of every type when none is named) last modified before the job's submission, or
+	// in a start/end the call chose, is deleted later, asynchronously, with no hint per resource
+	// — and with its history too where the job hard-deletes. Nothing can name them: it resolves
+	// into a "Deletes Unresolved" report, not into actions.
+	BulkDelete Operation = "bulk-delete"
 )
 
-// String is the operation's name: "create", "update", "delete", "mixed" or "import", as in
-// the output contract and the metric labels.
+// String is the operation's name: "create", "update", "delete", "mixed", "import" or
+// "bulk-delete", as in the output contract and the metric labels.
 func (op Operation) String() string { return string(op) }
 
 // detailType is the entry's DetailType for an action; empty if op is not one (Mixed, Import

@@ -116,11 +116,13 @@ type wideHint struct {
 
 // wideResolved is a wide hint turned into per-type hints: its range and the types to look
 // at (none: the datastore has no known type). err: resolving failed and may be retried.
+// reported: a bulk delete, reported on the bus for each type; nothing to search.
 type wideResolved struct {
-	hint  wideHint
-	rng   coalesce.Interval
-	types []string
-	err   error
+	hint     wideHint
+	rng      coalesce.Interval
+	types    []string
+	reported bool
+	err      error
 }
 
 // schedule owns the keys' states: it files hints, acks them as timelines cover them, and
@@ -201,7 +203,7 @@ func (p *Pipeline) schedule(ctx context.Context, wg *sync.WaitGroup) {
 			// The time of arrival, not of the loop's top: the wait may have been long, and a
 			// hint's range is clamped to its arrival second.
 			now = p.cfg.Clock.Now()
-			if m.change.AllTypes {
+			if m.change.AllTypes || m.change.Operation == event.BulkDelete {
 				p.stats.WideHints.Add(1)
 				wide = append(wide, wideHint{msg: m, arrived: now})
 				break
@@ -270,6 +272,10 @@ func (p *Pipeline) file(keys map[coalesce.Key]*keyState, m hintMsg, now time.Tim
 // the record is done when every type's timeline covers the range.
 func (p *Pipeline) fileWide(keys map[coalesce.Key]*keyState, r wideResolved, now time.Time) {
 	m := r.hint.msg
+	if r.reported && len(r.types) > 0 {
+		m.done()
+		return
+	}
 	if len(r.types) == 0 {
 		p.stats.UntypedHints.Add(1)
 		p.cfg.Logger.Warn("a hint names no resource type and none is known for its datastore; nothing to search (set CDC_TYPES)",

@@ -389,6 +389,9 @@ func minTime(a, b time.Time) time.Time {
 // history, read again at the verification horizon, does not hold.
 const reasonDeleteNotFound = "missing-from-history"
 
+// reasonBulkDelete is the reason of a "Deletes Unresolved" report for a `$bulk-delete` job.
+const reasonBulkDelete = "bulk-delete"
+
 // unresolvedDeletes reports, as "HealthLake CDC Deletes Unresolved", the history hints reaching
 // into r that history cannot name (the server has no type-level history, or refuses it), so
 // consumers can reconcile; then forgets them, so each is reported once.

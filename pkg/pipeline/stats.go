@@ -26,6 +26,8 @@ type Stats struct {
 	// DeletesSettled counts the history re-reads that settled delete hints at the
 	// verification horizon; DeletesFoundLate the deletes only such a re-read found.
 	DeletesSettled, DeletesFoundLate atomic.Int64
+	// BulkDeletes counts the "Deletes Unresolved" reports of `$bulk-delete` jobs, one per type.
+	BulkDeletes atomic.Int64
 	// WideHints are hints that name no single type (Bundles, unknown writes, imports);
 	// UntypedHints those of them for a datastore with no known type (acked, nothing to
 	// search); Unrecognised the hints with an event name no list knows.
@@ -55,6 +57,7 @@ type Snapshot struct {
 	RejectsReported                                   int64
 	DeletesUnresolved                                 int64
 	DeletesSettled, DeletesFoundLate                  int64
+	BulkDeletes                                       int64
 	WideHints, UntypedHints, Unrecognised             int64
 	SweepRanges, SweepSkipped, SweepFound             int64
 	SkippedVersions, VersionReads, VersionsUnreadable int64
@@ -74,7 +77,8 @@ func (s *Stats) Snapshot() Snapshot {
 		RejectsReported:   s.RejectsReported.Load(),
 		DeletesUnresolved: s.DeletesUnresolved.Load(),
 		DeletesSettled:    s.DeletesSettled.Load(), DeletesFoundLate: s.DeletesFoundLate.Load(),
-		WideHints: s.WideHints.Load(), UntypedHints: s.UntypedHints.Load(), Unrecognised: s.Unrecognised.Load(),
+		BulkDeletes: s.BulkDeletes.Load(),
+		WideHints:   s.WideHints.Load(), UntypedHints: s.UntypedHints.Load(), Unrecognised: s.Unrecognised.Load(),
 		SweepRanges: s.SweepRanges.Load(), SweepSkipped: s.SweepSkipped.Load(), SweepFound: s.SweepFound.Load(),
 		SkippedVersions: s.SkippedVersions.Load(), VersionReads: s.VersionReads.Load(), VersionsUnreadable: s.VersionsUnreadable.Load(),
 	}

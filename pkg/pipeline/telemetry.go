@@ -88,6 +88,7 @@ func newInstruments(m metric.Meter, s *Stats) (instruments, error) {
 		{"hlcdc.deletes.unresolved", "Delete hints that history could not resolve (reported on the bus).", noAttrs, func(s Snapshot) int64 { return s.DeletesUnresolved }},
 		{"hlcdc.deletes.settle_reads", "History re-reads that settled delete hints at the verification horizon.", noAttrs, func(s Snapshot) int64 { return s.DeletesSettled }},
 		{"hlcdc.deletes.found_late", "Deletes only the re-read at the verification horizon found.", noAttrs, func(s Snapshot) int64 { return s.DeletesFoundLate }},
+		{"hlcdc.deletes.bulk_jobs", "Bulk delete jobs (StartFHIRBulkDeleteJob) reported as Deletes Unresolved, one report per type.", noAttrs, func(s Snapshot) int64 { return s.BulkDeletes }},
 		{"hlcdc.versions.skipped", "Older versions a search skipped, read back and emitted (CDC_VERSIONS=all).", noAttrs, func(s Snapshot) int64 { return s.SkippedVersions }},
 		{"hlcdc.versions.history_reads", "Instance-history reads for skipped versions (CDC_VERSIONS=all).", noAttrs, func(s Snapshot) int64 { return s.VersionReads }},
 		{"hlcdc.versions.unreadable", "Skipped versions the server could not give (history off for the type).", noAttrs, func(s Snapshot) int64 { return s.VersionsUnreadable }},

@@ -205,3 +205,57 @@ func TestUnitUntypedHintReported(t *testing.T) {
 		}
 	})
 }
+
+// TestUnitBulkDeleteReported: a `$bulk-delete` job (StartFHIRBulkDeleteJob) is reported as
+// "Deletes Unresolved" (reason bulk-delete, count 0: unknown) for the type it names, or for
+// every known type when it names none, over [epoch, its submission second + 1 s), and only
+// then acked — while the bus is unavailable, it waits. Nothing is searched for it.
+func TestUnitBulkDeleteReported(t *testing.T) {
+	unit(t, nil, func(t *testing.T, r *rig) {
+		var down atomic.Bool
+		r.bus.fail = func(_, _ int, e busEvent) error {
+			if e.DetailType == event.DetailTypeDeletesUnresolved && down.Load() {
+				return busUnavailable()
+			}
+			return nil
+		}
+		w := r.start("w1")
+		w.write(obsKey, "")
+		w.write(patKey, "")
+		r.advance(10 * time.Second)
+		searches := r.fhir.count("search") + r.fhir.count("history")
+
+		down.Store(true)
+		at := r.clock.Now().Truncate(time.Second)
+		typed := w.hint(obsKey, event.BulkDelete)
+		r.advance(5 * time.Second)
+		if typed.done() {
+			t.Fatal("the bulk delete was acked while its report could not be sent")
+		}
+		down.Store(false)
+		r.advanceUntil("the typed bulk delete's ack", 100*time.Millisecond, 30*time.Second, typed.done)
+		all := w.hint(coalesce.Key{DatastoreID: testDS}, event.BulkDelete)
+		r.advanceUntil("the typeless bulk delete's ack", 100*time.Millisecond, 30*time.Second, all.done)
+
+		got := map[string]int{}
+		for _, e := range r.bus.events(event.DetailTypeDeletesUnresolved) {
+			d := detail[event.DeletesUnresolved](e)
+			if d.Reason != "bulk-delete" || d.Count != 0 || d.DatastoreID != testDS || d.From != "1970-01-01T00:00:00.000Z" {
+				t.Errorf("report %+v, want bulk-delete, count 0, from the epoch", d)
+			}
+			if d.ResourceType == "Observation" && got["Observation"] == 0 && d.To != at.Add(time.Second).UTC().Format("2006-01-02T15:04:05.000Z") {
+				t.Errorf("the typed report ends at %s, want the job's second + 1 s (%v)", d.To, at.Add(time.Second))
+			}
+			got[d.ResourceType]++
+		}
+		if got["Observation"] != 2 || got["Patient"] != 1 || len(got) != 2 {
+			t.Errorf("reports per type %v, want Observation 2 (typed + typeless), Patient 1", got)
+		}
+		if s := w.pipe.Stats().Snapshot(); s.BulkDeletes != 3 {
+			t.Errorf("bulk delete reports counted %d, want 3", s.BulkDeletes)
+		}
+		if n := r.fhir.count("search") + r.fhir.count("history"); n != searches {
+			t.Errorf("%d searches and history reads for bulk deletes, want none", n-searches)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -41,6 +42,10 @@ func (p *Pipeline) resolveWide(ctx context.Context, hs []wideHint) []wideResolve
 			ts = append(slices.Clone(ts), "Bundle") // the record named it: a stored Bundle changed
 		}
 		out[i].types = ts
+		if ch.Operation == event.BulkDelete {
+			out[i] = p.reportBulkDelete(ctx, h, ts)
+			continue
+		}
 		if ch.Operation != event.Import {
 			out[i].rng = p.cfg.Timeline.HintRange(ch.EventTime, h.arrived)
 			continue
@@ -64,6 +69,29 @@ func (p *Pipeline) resolveWide(ctx context.Context, hs []wideHint) []wideResolve
 		}, p.cfg.Clock.Now()))
 	}
 	return out
+}
+
+// reportBulkDelete reports a `$bulk-delete` job as "HealthLake CDC Deletes Unresolved" for the
+// type it names, or for every type known when it names none: its deletes happen later, inside
+// the job, with no hint each, and a hard delete takes their history too, so nothing can name
+// them. The range is from the Unix epoch to the job's submission second: the job's default
+// (resources last modified since the datastore's creation, up to its submission); a start or
+// end the call chose is not in the CloudTrail record. count is 0: unknown.
+func (p *Pipeline) reportBulkDelete(ctx context.Context, h wideHint, types []string) wideResolved {
+	ch := h.msg.change
+	if ch.ResourceType != "" {
+		types = []string{ch.ResourceType}
+	}
+	r := wideResolved{hint: h, types: types, reported: true,
+		rng: coalesce.Interval{From: time.Unix(0, 0).UTC(), To: ch.EventTime.Add(time.Second)}}
+	for _, t := range types {
+		k := coalesce.Key{DatastoreID: ch.DatastoreID, ResourceType: t}
+		if r.err = p.reportUnresolved(ctx, k, r.rng, 0, 0, reasonBulkDelete); r.err != nil {
+			return r // retried whole: a report may repeat, none is lost
+		}
+		p.stats.BulkDeletes.Add(1)
+	}
+	return r
 }
 
 // importRange is the `_lastUpdated` range an import job's writes fall in: from its submit
