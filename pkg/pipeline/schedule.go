@@ -107,8 +107,8 @@ type runResult struct {
 	unsynced timeline.Want
 }
 
-// wideHint is a hint that names no single type (a Bundle, an unknown write, an import),
-// waiting to be resolved into the datastore's known types and its range.
+// wideHint is a hint that names no single type (a Bundle, an unknown write, an import), or a
+// bulk delete, waiting to be resolved into the datastore's known types and its range.
 type wideHint struct {
 	msg     hintMsg
 	arrived time.Time

@@ -28,9 +28,9 @@ type Stats struct {
 	DeletesSettled, DeletesFoundLate atomic.Int64
 	// BulkDeletes counts the "Deletes Unresolved" reports of `$bulk-delete` jobs, one per type.
 	BulkDeletes atomic.Int64
-	// WideHints are hints that name no single type (Bundles, unknown writes, imports);
-	// UntypedHints those of them for a datastore with no known type (acked, nothing to
-	// search); Unrecognised the hints with an event name no list knows.
+	// WideHints are hints that name no single type (Bundles, unknown writes, imports) and
+	// bulk deletes; UntypedHints those of them for a datastore with no known type (acked,
+	// nothing to search); Unrecognised the hints with an event name no list knows.
 	WideHints, UntypedHints, Unrecognised atomic.Int64
 	// SweepRanges are ranges no hint asked for that a sweep brought in; SweepSkipped those
 	// of them whose count matched, so they were not read. SweepFound counts the changes
