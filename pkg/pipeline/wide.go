@@ -28,6 +28,10 @@ func (p *Pipeline) resolveWide(ctx context.Context, hs []wideHint) []wideResolve
 			p.stats.Unrecognised.Add(1)
 			p.met.unrecognised.Add(ctx, 1, metric.WithAttributes(attribute.String("event_name", ch.EventName)))
 		}
+		if ch.Operation == event.BulkDelete && ch.ResourceType != "" {
+			out[i] = p.reportBulkDelete(ctx, h, []string{ch.ResourceType}) // no need for the known types
+			continue
+		}
 		ts, ok := types[ch.DatastoreID]
 		if !ok {
 			known, err := p.parts.Timelines.KnownTypes(ctx, ch.DatastoreID, p.cfg.Clock.Now())
@@ -71,17 +75,14 @@ func (p *Pipeline) resolveWide(ctx context.Context, hs []wideHint) []wideResolve
 	return out
 }
 
-// reportBulkDelete reports a `$bulk-delete` job as "HealthLake CDC Deletes Unresolved" for the
-// type it names, or for every type known when it names none: its deletes happen later, inside
+// reportBulkDelete reports a `$bulk-delete` job as "HealthLake CDC Deletes Unresolved" for each
+// of types — the one it names, or every type known when it names none: its deletes happen later, inside
 // the job, with no hint each, and a hard delete takes their history too, so nothing can name
 // them. The range is from the Unix epoch to the job's submission second: the job's default
 // (resources last modified since the datastore's creation, up to its submission); a start or
 // end the call chose is not in the CloudTrail record. count is 0: unknown.
 func (p *Pipeline) reportBulkDelete(ctx context.Context, h wideHint, types []string) wideResolved {
 	ch := h.msg.change
-	if ch.ResourceType != "" {
-		types = []string{ch.ResourceType}
-	}
 	r := wideResolved{hint: h, types: types, reported: true,
 		rng: coalesce.Interval{From: time.Unix(0, 0).UTC(), To: ch.EventTime.Add(time.Second)}}
 	for _, t := range types {
