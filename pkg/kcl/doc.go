@@ -30,6 +30,11 @@
 //     UpdateItem of the checkpoint alone, conditioned on this worker's id, the shard not
 //     ended, and the lease having more than a quarter of FailoverTime left: a worker that
 //     lost its lease cannot move anyone's checkpoint, and a ClaimRequest survives.
+//   - Taking a lease writes the checkpoint the taker's FetchCheckpoint read a moment before,
+//     conditioned on the owner and lease timeout only: the old owner's last checkpoint,
+//     landing before its release, was put back (a soak saw a checkpoint move backwards). Our
+//     lease table reads the checkpoint again just before a take, and only once the lease is
+//     free (released or run out), when no other worker can write one.
 //   - A failed lease renewal (a claim by a worker stealing the shard, a takeover, a DynamoDB
 //     error) ends the library's renewal for good, but the reader learns of it only after
 //     ProcessRecords returns; ZOMBIE is never delivered. Our lease table watches every lease:
@@ -57,13 +62,11 @@
 //
 // What cannot be reached from outside, and why it costs duplicates at worst, never loss:
 //
-//   - A worker taking over a lease writes the checkpoint it read just before, in the same
-//     PutItem that takes the lease (clientlibrary/checkpoint/dynamodb-checkpointer.go:
-//     216-220, 234). A checkpoint of the old owner landing between that read and that write
-//     would be put back — which our lease-time margin prevents unless the workers' clocks
-//     differ by more than it. A checkpoint moved back only makes records be read again; the
-//     soak (soak_test.go) watches every checkpoint for moves backwards under kills and
-//     reshards.
+//   - A worker taking over a run-out lease relies on the old owner having stopped
+//     checkpointing a margin before the lease's end by its own clock: workers whose clocks
+//     differ by more than the margin could still put a checkpoint back. A checkpoint moved
+//     back only makes records be read again; the soak (soak_test.go) watches every
+//     checkpoint for moves backwards under kills and reshards.
 //   - A child shard waits for its parent's SHARD_END only if the parent's lease already has
 //     a checkpoint, and the child of a merge waits for one parent only (the library keeps no
 //     AdjacentParentShardId, worker.go:493-499): order across a reshard is not guaranteed.

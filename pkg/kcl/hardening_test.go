@@ -313,6 +313,64 @@ func TestStaleOwnerCheckpointRefused(t *testing.T) {
 	}
 }
 
+// TestTakeKeepsTheLastCheckpoint: upstream, taking a lease writes the checkpoint that the
+// taker's FetchCheckpoint read just before (dynamodb-checkpointer.go:133-238). When the old
+// owner checkpoints once more and releases in between — a hand-over after a steal — its last
+// checkpoint was put back (the soak saw shardId-000000000008 move backwards). The take now
+// reads the checkpoint again once the lease is free, and does not take a lease still held.
+func TestTakeKeepsTheLastCheckpoint(t *testing.T) {
+	kc, db := stackClients(t)
+	_, app := createStream(t, kc, db, 1)
+	table := func(worker string) *leaseTable {
+		cfg := testConfig(t, "unused", app, worker)
+		cfg.Region = "us-east-1"
+		cfg = cfg.withDefaults()
+		lt := newLeaseTable(cfg.library(cfg.Logger, testMonitor(t)), db, false, time.Now)
+		lt.timeout = 5 * time.Second
+		return lt
+	}
+	a, b := table("worker-a"), table("worker-b")
+	if err := a.Init(); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	const id = "shardId-000000000000"
+	shardA := &par.ShardStatus{ID: id, Mux: &sync.RWMutex{}}
+	if err := a.GetLease(shardA, "worker-a"); err != nil {
+		t.Fatalf("GetLease: %v", err)
+	}
+	shardA.SetCheckpoint("100")
+	if err := a.CheckpointSequence(shardA); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	// b looks at the lease (its worker loop's FetchCheckpoint) while a still holds it: a take
+	// now is refused, as upstream refuses it.
+	shardB := &par.ShardStatus{ID: id, Mux: &sync.RWMutex{}}
+	if err := b.FetchCheckpoint(shardB); err != nil {
+		t.Fatalf("FetchCheckpoint: %v", err)
+	}
+	if err := b.GetLease(shardB, "worker-b"); !errors.As(err, &chk.ErrLeaseNotAcquired{}) {
+		t.Fatalf("take of a lease another worker holds: %v, want ErrLeaseNotAcquired", err)
+	}
+	// a checkpoints once more and hands the shard over; b, with 100 in memory, takes it.
+	shardA.SetCheckpoint("200")
+	if err := a.CheckpointSequence(shardA); err != nil {
+		t.Fatalf("last checkpoint: %v", err)
+	}
+	if err := a.RemoveLeaseOwner(id); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	shardB.SetCheckpoint("100")
+	if err := b.GetLease(shardB, "worker-b"); err != nil {
+		t.Fatalf("take after the release: %v", err)
+	}
+	if it := leaseTable_(t, db, app)[id]; it.checkpoint != "200" || it.owner != "worker-b" {
+		t.Errorf("lease after the take: %+v, want checkpoint 200 (the old owner's last) owned by worker-b", it)
+	}
+	if cp := shardB.GetCheckpoint(); cp != "200" {
+		t.Errorf("taker's checkpoint in memory %q, want 200", cp)
+	}
+}
+
 // takeOver writes the lease of shard to worker as another worker's GetLease would.
 func takeOver(t *testing.T, db *dynamodb.Client, app, shard, worker string) {
 	t.Helper()

@@ -254,6 +254,11 @@ func (l *leaseTable) GetLease(shard *par.ShardStatus, worker string) error {
 	if w != nil && w.isEnding() {
 		return fmt.Errorf("shard %s: %w: its reader here is handing it over", shard.ID, ErrLeaseLost)
 	}
+	if w == nil { // a take, not a renewal
+		if err := l.freshCheckpoint(shard, worker); err != nil {
+			return err
+		}
+	}
 	if err := l.DynamoCheckpoint.GetLease(shard, worker); err != nil {
 		if w != nil {
 			w.end(fmt.Errorf("lease renewal: %w", err))
@@ -266,6 +271,38 @@ func (l *leaseTable) GetLease(shard *par.ShardStatus, worker string) error {
 			l.watches[shard.ID] = newLeaseWatch(shard)
 		}
 		l.mu.Unlock()
+	}
+	return nil
+}
+
+// freshCheckpoint prepares a take of shard's lease. Upstream, the take is a PutItem of the
+// checkpoint in memory — the one FetchCheckpoint read a moment before — conditioned on the
+// owner and lease timeout only (clientlibrary/checkpoint/dynamodb-checkpointer.go:133-238):
+// the old owner's last checkpoint, landing between that read and its release, was put back
+// (a soak saw a checkpoint move backwards). So the checkpoint is read again here, and only
+// once nobody else can write one: the lease released (no owner: a checkpoint needs the
+// owner's name) or run out (a checkpoint needs margin left). A lease another worker still
+// holds is not taken, as upstream would not either.
+func (l *leaseTable) freshCheckpoint(shard *par.ShardStatus, worker string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	out, err := l.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(l.table),
+		ConsistentRead: aws.Bool(true),
+		Key:            map[string]types.AttributeValue{chk.LeaseKeyKey: &types.AttributeValueMemberS{Value: shard.ID}},
+	})
+	if err != nil {
+		return fmt.Errorf("shard %s: read before take: %w", shard.ID, err)
+	}
+	if owner, ok := out.Item[chk.LeaseOwnerKey].(*types.AttributeValueMemberS); ok && owner.Value != "" && owner.Value != worker {
+		if v, ok := out.Item[chk.LeaseTimeoutKey].(*types.AttributeValueMemberS); ok {
+			if until, err := time.Parse(time.RFC3339Nano, v.Value); err == nil && l.now().Before(until) {
+				return chk.ErrLeaseNotAcquired{} // held by another worker: not an error, as upstream
+			}
+		}
+	}
+	if v, ok := out.Item[chk.SequenceNumberKey].(*types.AttributeValueMemberS); ok {
+		shard.SetCheckpoint(v.Value)
 	}
 	return nil
 }
